@@ -1,0 +1,136 @@
+//! Arrow schemas of the tables nq writes: ticks and bars (`nq-data`), and the
+//! backtest reports (`nq-eval`). Readers accept more variants (SPEC section 3);
+//! these are what the writers produce. Every timestamp is `timestamp[ns, UTC]`.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::Action;
+
+/// `timestamp[ns, UTC]`.
+pub fn timestamp_ns_utc() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// Ticks: `ts`, `price` (points), `size` (contracts), `side` (`B`, `A` or `N`).
+pub fn ticks() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ts", timestamp_ns_utc(), false),
+        Field::new("price", DataType::Float64, false),
+        Field::new("size", DataType::Int64, false),
+        Field::new("side", DataType::Utf8, false),
+    ]))
+}
+
+/// Bars stamped with their start: `ts`, `open`, `high`, `low`, `close`, `volume`.
+pub fn bars() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ts", timestamp_ns_utc(), false),
+        Field::new("open", DataType::Float64, false),
+        Field::new("high", DataType::Float64, false),
+        Field::new("low", DataType::Float64, false),
+        Field::new("close", DataType::Float64, false),
+        Field::new("volume", DataType::Int64, false),
+    ]))
+}
+
+/// `trades.parquet`: one row per round trip. Money in dollars; `pnl_usd` is net
+/// of `commission_usd`; `mae_usd`/`mfe_usd` are the worst and best open P&L
+/// seen during the trade (before costs).
+pub fn trades() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("policy", DataType::Utf8, false),
+        Field::new("entry_time", timestamp_ns_utc(), false),
+        Field::new("exit_time", timestamp_ns_utc(), false),
+        Field::new("side", DataType::Utf8, false),
+        Field::new("contracts", DataType::Int32, false),
+        Field::new("entry_price", DataType::Float64, false),
+        Field::new("exit_price", DataType::Float64, false),
+        Field::new("gross_pnl_usd", DataType::Float64, false),
+        Field::new("commission_usd", DataType::Float64, false),
+        Field::new("pnl_usd", DataType::Float64, false),
+        Field::new("exit_reason", DataType::Utf8, false),
+        Field::new("bars_held", DataType::Int32, false),
+        Field::new("mae_usd", DataType::Float64, false),
+        Field::new("mfe_usd", DataType::Float64, false),
+    ]))
+}
+
+/// Column name of the probability of `action` in `equity.parquet`.
+pub fn probability_column(action: Action) -> String {
+    format!("p_{}", action.name().to_ascii_lowercase())
+}
+
+/// `equity.parquet`: one row per decision bar. Probabilities of actions outside
+/// the checkpoint's action set are null; `mask` has bit `i` set when action
+/// code `i` was allowed.
+pub fn equity() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("policy", DataType::Utf8, false),
+        Field::new("ts", timestamp_ns_utc(), false),
+        Field::new("equity_usd", DataType::Float64, false),
+        Field::new("balance_usd", DataType::Float64, false),
+        Field::new("position", DataType::Int8, false),
+        Field::new("action", DataType::UInt8, false),
+        Field::new("action_name", DataType::Utf8, false),
+    ];
+    for a in Action::ALL {
+        fields.push(Field::new(probability_column(a), DataType::Float32, true));
+    }
+    fields.push(Field::new("mask", DataType::UInt8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// `summary.parquet`: one row per policy or baseline evaluated.
+pub fn summary() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("policy", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("trades", DataType::Int64, false),
+        Field::new("win_rate", DataType::Float64, false),
+        Field::new("net_pnl_usd", DataType::Float64, false),
+        Field::new("gross_pnl_usd", DataType::Float64, false),
+        Field::new("commission_usd", DataType::Float64, false),
+        Field::new("max_drawdown_usd", DataType::Float64, false),
+        Field::new("profit_factor", DataType::Float64, true),
+        Field::new("avg_win_usd", DataType::Float64, true),
+        Field::new("avg_loss_usd", DataType::Float64, true),
+        Field::new("sharpe_daily", DataType::Float64, true),
+        Field::new("sortino_daily", DataType::Float64, true),
+        Field::new("exposure", DataType::Float64, false),
+        Field::new("days", DataType::Int64, false),
+        Field::new("drawdown_breach", DataType::Boolean, false),
+    ];
+    for a in Action::ALL {
+        fields.push(Field::new(
+            format!("n_{}", a.name().to_ascii_lowercase()),
+            DataType::Int64,
+            false,
+        ));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_schemas_use_utc_nanoseconds() {
+        for schema in [ticks(), bars(), trades(), equity()] {
+            let ts: Vec<_> = schema
+                .fields()
+                .iter()
+                .filter(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+                .collect();
+            assert!(!ts.is_empty());
+            for f in ts {
+                assert_eq!(f.data_type(), &timestamp_ns_utc(), "{}", f.name());
+            }
+        }
+        assert_eq!(probability_column(Action::SlToBe), "p_sl_to_be");
+        assert!(equity().field_with_name("p_trail_loosen").is_ok());
+        assert!(summary().field_with_name("n_hold").is_ok());
+    }
+}

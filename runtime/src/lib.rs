@@ -1,0 +1,2 @@
+#![no_std]
+//! nq-runtime: filled by the runtime issue.

@@ -1,0 +1,1 @@
+//! nq-trainer: filled by the trainer issue.
