@@ -174,7 +174,7 @@ pub const fn new_york_to_utc(day: i64, minute_of_day: u32) -> i64 {
 }
 
 /// One trading session: `[start_ns, end_ns)` in UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Session {
     /// The local date on which the session ends, as days since 1970-01-01.
     /// Unique per session and increasing with time.
