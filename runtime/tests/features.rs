@@ -111,7 +111,7 @@ impl Reference<'_> {
 fn rows_match_a_from_scratch_reference_on_real_bars() {
     let bars = real_bars();
     // The first 400 bars cover the warm-up; 900..1000 cover the first RTH open
-    // (VWAP reset at 09:30 ET on 2023-11-20, bar 930 of the file).
+    // (VWAP reset at 09:30 ET on 2023-11-20, bar 929 of the file).
     let bars = &bars[..1000];
     let reference = Reference { bars, cal: SessionCalendar::new(SessionHours::RTH) };
     let mut e = engine(SessionHours::RTH);
