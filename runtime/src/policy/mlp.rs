@@ -1,0 +1,255 @@
+//! The numeric kernels of the policy forward pass.
+//!
+//! Dot products run over contiguous `[out, in]` weight rows (the checkpoint's
+//! PyTorch layout, used in place) with [`LANES`] independent accumulators per
+//! row, which LLVM turns into SIMD code on any target (SSE2 on portable
+//! x86-64, AVX2/AVX-512 with `-C target-cpu=native`). Rows are taken
+//! [`ROWS`] at a time so each input chunk is loaded once per group.
+//!
+//! Every row is summed in the same order whichever kernel runs it (the grouped
+//! one, the single-row one, the byte-decoding fallback), and no fused
+//! multiply-add is used, so the logits are bit-identical across builds, CPU
+//! features and buffer alignment.
+
+/// Independent accumulators per row.
+pub const LANES: usize = 8;
+/// Rows per group in the in-place kernel.
+pub const ROWS: usize = 4;
+
+#[inline(always)]
+fn chunk(s: &[f32]) -> &[f32; LANES] {
+    // Callers pass chunks from `chunks_exact(LANES)`.
+    s.try_into().unwrap_or(&[0.0; LANES])
+}
+
+/// Pairwise reduction in a fixed order.
+#[inline(always)]
+fn reduce(acc: [f32; LANES]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+/// `row . x` with lane accumulators; the tail (`len % LANES`) goes into the
+/// first lanes.
+#[inline(always)]
+pub fn dot(row: &[f32], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let rows = row.chunks_exact(LANES);
+    let xs = x.chunks_exact(LANES);
+    let (row_tail, x_tail) = (rows.remainder(), xs.remainder());
+    for (r, v) in rows.zip(xs) {
+        let (r, v) = (chunk(r), chunk(v));
+        for l in 0..LANES {
+            acc[l] += r[l] * v[l];
+        }
+    }
+    for (l, (r, v)) in row_tail.iter().zip(x_tail).enumerate() {
+        acc[l] += r * v;
+    }
+    reduce(acc)
+}
+
+/// [`ROWS`] dot products sharing the loads of `x`; the same arithmetic per
+/// row as [`dot`].
+#[inline(always)]
+fn dot_rows(rows: &[f32], cols: usize, x: &[f32]) -> [f32; ROWS] {
+    let mut acc = [[0.0f32; LANES]; ROWS];
+    let (r0, rest) = rows.split_at(cols);
+    let (r1, rest) = rest.split_at(cols);
+    let (r2, r3) = rest.split_at(cols);
+    let full = cols - cols % LANES;
+    let mut k = 0;
+    while k < full {
+        let v = chunk(&x[k..k + LANES]);
+        let w = [
+            chunk(&r0[k..k + LANES]),
+            chunk(&r1[k..k + LANES]),
+            chunk(&r2[k..k + LANES]),
+            chunk(&r3[k..k + LANES]),
+        ];
+        for r in 0..ROWS {
+            for l in 0..LANES {
+                acc[r][l] += w[r][l] * v[l];
+            }
+        }
+        k += LANES;
+    }
+    for (r, row) in [r0, r1, r2, r3].into_iter().enumerate() {
+        for (l, (w, v)) in row[full..].iter().zip(&x[full..cols]).enumerate() {
+            acc[r][l] += w * v;
+        }
+    }
+    acc.map(reduce)
+}
+
+/// `y = W x + b` with `W` an in-place `[y.len(), x.len()]` row-major slice.
+pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    let cols = x.len();
+    if cols == 0 {
+        y.copy_from_slice(&b[..y.len()]);
+        return;
+    }
+    let mut groups = w.chunks_exact(cols * ROWS);
+    let mut out = y.chunks_exact_mut(ROWS);
+    let mut bias = b.chunks_exact(ROWS);
+    for ((rows, y4), b4) in (&mut groups).zip(&mut out).zip(&mut bias) {
+        let sums = dot_rows(rows, cols, x);
+        for r in 0..ROWS {
+            y4[r] = sums[r] + b4[r];
+        }
+    }
+    let rest = out.into_remainder();
+    for ((row, y1), b1) in groups
+        .remainder()
+        .chunks_exact(cols)
+        .zip(rest)
+        .zip(bias.remainder())
+    {
+        *y1 = dot(row, x) + b1;
+    }
+}
+
+/// `y = W x + b` with `W` and `b` as little-endian bytes at any alignment:
+/// each row is decoded into `row_buf` first. Slower; same results.
+pub fn matvec_le_bytes(w: &[u8], b: &[u8], x: &[f32], y: &mut [f32], row_buf: &mut [f32]) {
+    let cols = x.len();
+    let row_buf = &mut row_buf[..cols];
+    for (r, y1) in y.iter_mut().enumerate() {
+        let row = w.get(r * cols * 4..(r + 1) * cols * 4).unwrap_or(&[]);
+        for (dst, src) in row_buf.iter_mut().zip(row.chunks_exact(4)) {
+            *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
+        }
+        let bias = b
+            .get(r * 4..r * 4 + 4)
+            .map_or(0.0, |s| f32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+        *y1 = dot(row_buf, x) + bias;
+    }
+}
+
+pub fn relu_in_place(v: &mut [f32]) {
+    for x in v {
+        *x = if *x > 0.0 { *x } else { 0.0 };
+    }
+}
+
+/// `tanh` for every element, via [`tanh_fast`].
+pub fn tanh_in_place(v: &mut [f32]) {
+    for x in v {
+        *x = tanh_fast(*x);
+    }
+}
+
+/// tanh as a [13/6] rational approximation on `[-7.905, 7.905]` (outside it
+/// tanh rounds to +-1 in f32), the one Eigen and XLA use; branch-free, so it
+/// vectorises, where `libm::tanhf` is a scalar call per element and dominated
+/// the forward pass (see the `tanh` group of the policy bench). Its error
+/// against f64 tanh is a few f32 ulps (pinned by a test over a dense grid),
+/// far inside the 1e-6 relative budget on the logits.
+#[inline(always)]
+pub fn tanh_fast(a: f32) -> f32 {
+    const CLAMP: f32 = 7.905_311;
+    const TINY: f32 = 0.0004;
+    const A1: f32 = 4.893_524_5e-3;
+    const A3: f32 = 6.372_619_3e-4;
+    const A5: f32 = 1.485_722_4e-5;
+    const A7: f32 = 5.122_297e-8;
+    const A9: f32 = -8.604_671_5e-11;
+    const A11: f32 = 2.000_187_9e-13;
+    const A13: f32 = -2.760_768_5e-16;
+    const B0: f32 = 4.893_525_2e-3;
+    const B2: f32 = 2.268_434_7e-3;
+    const B4: f32 = 1.185_347_1e-4;
+    const B6: f32 = 1.198_258_4e-6;
+    let x = if a > CLAMP {
+        CLAMP
+    } else if a < -CLAMP {
+        -CLAMP
+    } else {
+        a
+    };
+    let x2 = x * x;
+    let mut p = A13;
+    p = p * x2 + A11;
+    p = p * x2 + A9;
+    p = p * x2 + A7;
+    p = p * x2 + A5;
+    p = p * x2 + A3;
+    p = p * x2 + A1;
+    p *= x;
+    let mut q = B6;
+    q = q * x2 + B4;
+    q = q * x2 + B2;
+    q = q * x2 + B0;
+    let r = p / q;
+    if a.abs() < TINY {
+        a
+    } else {
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn grouped_and_single_row_kernels_agree_bitwise() {
+        for cols in [1usize, 7, 8, 9, 31, 231] {
+            for rows in [1usize, 3, 4, 5, 9] {
+                let w: Vec<f32> = (0..rows * cols)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+                    .collect();
+                let b: Vec<f32> = (0..rows).map(|i| i as f32 * 0.25).collect();
+                let x: Vec<f32> = (0..cols)
+                    .map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0)
+                    .collect();
+                let mut y = std::vec![0.0; rows];
+                matvec(&w, &b, &x, &mut y);
+                let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let bb: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let mut y2 = std::vec![0.0; rows];
+                let mut row_buf = std::vec![0.0; cols];
+                matvec_le_bytes(&wb, &bb, &x, &mut y2, &mut row_buf);
+                for r in 0..rows {
+                    let exact: f64 = (0..cols)
+                        .map(|c| w[r * cols + c] as f64 * x[c] as f64)
+                        .sum::<f64>()
+                        + b[r] as f64;
+                    assert_eq!(y[r].to_bits(), y2[r].to_bits(), "rows {rows} cols {cols}");
+                    assert!((y[r] as f64 - exact).abs() <= 1e-5 * (1.0 + exact.abs()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tanh_fast_is_within_a_few_ulps() {
+        let mut worst = 0.0f64;
+        let mut x = -12.0f32;
+        while x < 12.0 {
+            let exact = (x as f64).tanh();
+            let rel = (tanh_fast(x) as f64 - exact).abs() / exact.abs().max(1e-30);
+            worst = worst.max(rel);
+            x += 1.0e-4;
+        }
+        for x in [
+            0.0f32,
+            1e-30,
+            -1e-7,
+            3.9e-4,
+            4.1e-4,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ] {
+            let exact = (x as f64).tanh();
+            assert!(
+                (tanh_fast(x) as f64 - exact).abs() <= 4e-7 * exact.abs().max(1e-30),
+                "{x}"
+            );
+        }
+        assert!(worst < 4e-7, "worst relative error {worst:e}");
+    }
+}
