@@ -177,6 +177,16 @@ impl BarBuilder {
 
 #[inline]
 fn validate(tick: &Tick) -> Result<(), TickRejected> {
+    // One branch on the hot path; NaN fails every comparison.
+    let (price, size) = (tick.price, tick.size);
+    if price > 0.0 && price < f64::INFINITY && (0.0..f64::INFINITY).contains(&size) {
+        return Ok(());
+    }
+    rejection(tick)
+}
+
+#[cold]
+fn rejection(tick: &Tick) -> Result<(), TickRejected> {
     if !tick.price.is_finite() {
         return Err(TickRejected::NonFinitePrice);
     }
@@ -238,7 +248,10 @@ mod tests {
         assert_eq!(b.flush(2 * m - 1), None);
         assert_eq!(b.flush(2 * m).unwrap().ts_ns, m);
         assert_eq!(b.flush(3 * m), None);
-        assert_eq!(b.push(&tick(2 * m - 1, 100.0, 1.0)), Err(TickRejected::BarAlreadyClosed));
+        assert_eq!(
+            b.push(&tick(2 * m - 1, 100.0, 1.0)),
+            Err(TickRejected::BarAlreadyClosed)
+        );
         assert_eq!(b.push(&tick(2 * m, 100.0, 1.0)), Ok(None));
     }
 
@@ -249,7 +262,10 @@ mod tests {
         let before = b;
         for (t, reason) in [
             (tick(2_000, f64::NAN, 1.0), TickRejected::NonFinitePrice),
-            (tick(2_000, f64::INFINITY, 1.0), TickRejected::NonFinitePrice),
+            (
+                tick(2_000, f64::INFINITY, 1.0),
+                TickRejected::NonFinitePrice,
+            ),
             (tick(2_000, 0.0, 1.0), TickRejected::NonPositivePrice),
             (tick(2_000, -1.0, 1.0), TickRejected::NonPositivePrice),
             (tick(2_000, 100.0, f64::NAN), TickRejected::NonFiniteSize),

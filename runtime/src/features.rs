@@ -83,9 +83,15 @@ pub struct FeatureConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeatureConfigError {
     /// The layout's window is not the compiled-in [`WINDOW`].
-    Window { layout: usize, supported: usize },
+    Window {
+        layout: usize,
+        supported: usize,
+    },
     /// The layout names a different number of bar features.
-    BarFeatures { layout: usize, supported: usize },
+    BarFeatures {
+        layout: usize,
+        supported: usize,
+    },
     ZeroPeriod,
     ZeroBarSeconds,
     /// `clip` or `atr_floor` is not finite and positive.
@@ -96,7 +102,10 @@ impl core::fmt::Display for FeatureConfigError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FeatureConfigError::Window { layout, supported } => {
-                write!(f, "layout window is {layout} bars, the runtime supports {supported}")
+                write!(
+                    f,
+                    "layout window is {layout} bars, the runtime supports {supported}"
+                )
             }
             FeatureConfigError::BarFeatures { layout, supported } => write!(
                 f,
@@ -268,7 +277,11 @@ pub struct BufferTooSmall {
 
 impl core::fmt::Display for BufferTooSmall {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "buffer holds {} floats, {} needed", self.got, self.needed)
+        write!(
+            f,
+            "buffer holds {} floats, {} needed",
+            self.got, self.needed
+        )
     }
 }
 
@@ -548,12 +561,10 @@ impl FeatureEngine {
             got,
         })?;
         let (newer, older) = self.rows.split_at(self.next_slot);
-        for (dst, row) in out
-            .chunks_exact_mut(BAR_FEATURE_COUNT)
-            .zip(older.iter().chain(newer))
-        {
-            dst.copy_from_slice(row);
-        }
+        let (older, newer) = (older.as_flattened(), newer.as_flattened());
+        let (out_older, out_newer) = out.split_at_mut(older.len());
+        out_older.copy_from_slice(older);
+        out_newer.copy_from_slice(newer);
         Ok(())
     }
 
@@ -727,7 +738,10 @@ pub enum SeriesError {
     Config(FeatureConfigError),
     BufferTooSmall(BufferTooSmall),
     /// Bar `index` of the series was refused.
-    Bar { index: usize, reason: BarRejected },
+    Bar {
+        index: usize,
+        reason: BarRejected,
+    },
 }
 
 impl core::fmt::Display for SeriesError {

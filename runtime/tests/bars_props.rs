@@ -159,7 +159,10 @@ proptest! {
 fn real_one_minute_bars_aggregate_to_the_vendor_five_minute_bars() {
     // Each 1-minute bar replayed as four ticks (open, high, low, close) must
     // give the vendor's 5-minute bars: the PROVENANCE cross-check.
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/real/nq_firstrate_2023_11");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/real/nq_firstrate_2023_11"
+    );
     let read = |name: &str| -> Vec<Bar> {
         std::fs::read_to_string(format!("{dir}/{name}"))
             .unwrap()
@@ -183,16 +186,34 @@ fn real_one_minute_bars_aggregate_to_the_vendor_five_minute_bars() {
     let mut b = BarBuilder::new(300);
     let mut out = Vec::new();
     for m in &one {
-        for (k, (price, size)) in [(m.open, m.volume), (m.high, 0.0), (m.low, 0.0), (m.close, 0.0)]
-            .into_iter()
-            .enumerate()
+        for (k, (price, size)) in [
+            (m.open, m.volume),
+            (m.high, 0.0),
+            (m.low, 0.0),
+            (m.close, 0.0),
+        ]
+        .into_iter()
+        .enumerate()
         {
-            let t = Tick { ts_ns: m.ts_ns + k as i64, price, size, ..Tick::default() };
+            let t = Tick {
+                ts_ns: m.ts_ns + k as i64,
+                price,
+                size,
+                ..Tick::default()
+            };
             out.extend(b.push(&t).unwrap());
         }
     }
     out.extend(b.flush(i64::MAX));
     assert_eq!(out.len(), 2943);
     assert_eq!(out, five);
-    assert_eq!(b.push(&Tick { ts_ns: 0, price: 1.0, size: 1.0, ..Tick::default() }), Err(TickRejected::TimeWentBackwards));
+    assert_eq!(
+        b.push(&Tick {
+            ts_ns: 0,
+            price: 1.0,
+            size: 1.0,
+            ..Tick::default()
+        }),
+        Err(TickRejected::TimeWentBackwards)
+    );
 }

@@ -117,7 +117,10 @@ fn rth_sessions_follow_dst() {
     assert_eq!(cal.session_at(mon.end_ns - 1), Some(mon));
     assert_eq!(mon.minute_of(mon.start_ns + 61 * NS_PER_MINUTE), 61);
     // Between sessions the anchor is the one that last started.
-    assert_eq!(cal.anchor_session(mon.start_ns - 1).id, days_from_civil(2024, 3, 10));
+    assert_eq!(
+        cal.anchor_session(mon.start_ns - 1).id,
+        days_from_civil(2024, 3, 10)
+    );
     assert_eq!(cal.anchor_session(mon.end_ns + NS_PER_HOUR), mon);
     assert_eq!(cal.anchor_session(mon.start_ns), mon);
 }
@@ -153,7 +156,9 @@ fn globex_session_across_each_transition_has_the_dst_length() {
     // is an hour shorter in spring and an hour longer in autumn.
     let cal = SessionCalendar::new(SessionHours::GLOBEX);
     for r in rows().filter(|r| r.kind == "transition") {
-        let s = cal.session_at(r.utc_ns).expect("transitions are at 02:00, inside Globex");
+        let s = cal
+            .session_at(r.utc_ns)
+            .expect("transitions are at 02:00, inside Globex");
         let expected = if r.offset_s == -4 * 3600 { 22 } else { 24 };
         assert_eq!(s.duration_ns(), expected * NS_PER_HOUR, "line {}", r.line);
         // Sessions tile time without overlap: the next starts an hour after this ends.
@@ -163,7 +168,11 @@ fn globex_session_across_each_transition_has_the_dst_length() {
 
 #[test]
 fn session_lookup_is_consistent_minute_by_minute_across_transitions() {
-    for hours in [SessionHours::RTH, SessionHours::GLOBEX, SessionHours::parse("22:00-03:00").unwrap()] {
+    for hours in [
+        SessionHours::RTH,
+        SessionHours::GLOBEX,
+        SessionHours::parse("22:00-03:00").unwrap(),
+    ] {
         let cal = SessionCalendar::new(hours);
         for r in rows().filter(|r| r.kind == "transition") {
             let mut t = r.utc_ns - 3 * 24 * NS_PER_HOUR;

@@ -23,7 +23,14 @@ fn real_bars() -> Vec<Bar> {
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             let p = |i: usize| f[i].parse::<f64>().unwrap();
-            Bar { ts_ns: f[0].parse().unwrap(), open: p(1), high: p(2), low: p(3), close: p(4), volume: p(5) }
+            Bar {
+                ts_ns: f[0].parse().unwrap(),
+                open: p(1),
+                high: p(2),
+                low: p(3),
+                close: p(4),
+                volume: p(5),
+            }
         })
         .collect()
 }
@@ -35,7 +42,14 @@ fn engine(session: SessionHours) -> FeatureEngine {
 fn bar(minute: i64, o: f64, h: f64, l: f64, c: f64, v: f64) -> Bar {
     // Minutes after Monday 2024-01-08 00:00 New York (EST).
     let base = new_york_to_utc(days_from_civil(2024, 1, 8), 0);
-    Bar { ts_ns: base + minute * NS_PER_MINUTE, open: o, high: h, low: l, close: c, volume: v }
+    Bar {
+        ts_ns: base + minute * NS_PER_MINUTE,
+        open: o,
+        high: h,
+        low: l,
+        close: c,
+        volume: v,
+    }
 }
 
 /// An independent, non-incremental reference: each indicator recomputed from
@@ -64,13 +78,17 @@ impl Reference<'_> {
         let tr: Vec<f64> = (0..=i)
             .map(|k| {
                 let r = b[k].high - b[k].low;
-                if k == 0 { r } else {
+                if k == 0 {
+                    r
+                } else {
                     let pc = b[k - 1].close;
                     r.max((b[k].high - pc).abs()).max((b[k].low - pc).abs())
                 }
             })
             .collect();
-        let atrs: Vec<f64> = (0..=i).map(|k| seeded(&tr[..=k], 14, 1.0 / 14.0).unwrap()).collect();
+        let atrs: Vec<f64> = (0..=i)
+            .map(|k| seeded(&tr[..=k], 14, 1.0 / 14.0).unwrap())
+            .collect();
         let atr = atrs[i].max(TICK);
         let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
         let vols: Vec<f64> = b.iter().map(|x| x.volume).collect();
@@ -80,22 +98,49 @@ impl Reference<'_> {
         let losses: Vec<f64> = changes.iter().map(|c| (-c).max(0.0)).collect();
         let g = seeded(&gains, 14, 1.0 / 14.0).unwrap_or(0.0);
         let l = seeded(&losses, 14, 1.0 / 14.0).unwrap_or(0.0);
-        let full_atrs = if atrs.len() >= 14 { &atrs[13..] } else { &[][..] };
+        let full_atrs = if atrs.len() >= 14 {
+            &atrs[13..]
+        } else {
+            &[][..]
+        };
         let slow = seeded(full_atrs, 100, 2.0 / 101.0);
         let anchor = self.cal.anchor_session(cur.ts_ns).id;
-        let same: Vec<&Bar> = b.iter().filter(|x| self.cal.anchor_session(x.ts_ns).id == anchor).collect();
-        let pv: f64 = same.iter().map(|x| (x.high + x.low + x.close) / 3.0 * x.volume).sum();
+        let same: Vec<&Bar> = b
+            .iter()
+            .filter(|x| self.cal.anchor_session(x.ts_ns).id == anchor)
+            .collect();
+        let pv: f64 = same
+            .iter()
+            .map(|x| (x.high + x.low + x.close) / 3.0 * x.volume)
+            .sum();
         let vv: f64 = same.iter().map(|x| x.volume).sum();
-        let vwap = if vv > 0.0 { pv / vv } else {
-            same.iter().map(|x| (x.high + x.low + x.close) / 3.0).sum::<f64>() / same.len() as f64
+        let vwap = if vv > 0.0 {
+            pv / vv
+        } else {
+            same.iter()
+                .map(|x| (x.high + x.low + x.close) / 3.0)
+                .sum::<f64>()
+                / same.len() as f64
         };
         let range = cur.high - cur.low;
         [
-            if i == 0 { 0.0 } else { (cur.close - b[i - 1].close) / atr },
+            if i == 0 {
+                0.0
+            } else {
+                (cur.close - b[i - 1].close) / atr
+            },
             range / atr,
             (cur.close - cur.open) / atr,
-            if range > 0.0 { (cur.high - cur.open.max(cur.close)) / range } else { 0.0 },
-            if range > 0.0 { (cur.open.min(cur.close) - cur.low) / range } else { 0.0 },
+            if range > 0.0 {
+                (cur.high - cur.open.max(cur.close)) / range
+            } else {
+                0.0
+            },
+            if range > 0.0 {
+                (cur.open.min(cur.close) - cur.low) / range
+            } else {
+                0.0
+            },
             (cur.volume.max(1.0) / seeded(&vols, 20, 2.0 / 21.0).unwrap().max(1.0)).ln(),
             (cur.close - ema(9)) / atr,
             (cur.close - ema(21)) / atr,
@@ -113,11 +158,14 @@ fn rows_match_a_from_scratch_reference_on_real_bars() {
     // The first 400 bars cover the warm-up; 900..1000 cover the first RTH open
     // (VWAP reset at 09:30 ET on 2023-11-20, bar 929 of the file).
     let bars = &bars[..1000];
-    let reference = Reference { bars, cal: SessionCalendar::new(SessionHours::RTH) };
+    let reference = Reference {
+        bars,
+        cal: SessionCalendar::new(SessionHours::RTH),
+    };
     let mut e = engine(SessionHours::RTH);
     for (i, b) in bars.iter().enumerate() {
         e.on_bar(b).unwrap();
-        if i < 400 || i >= 900 {
+        if !(400..900).contains(&i) {
             let expected = reference.row(i);
             for (k, (got, want)) in e.latest_row().iter().zip(expected).enumerate() {
                 assert!(
@@ -149,7 +197,13 @@ fn batch_equals_incremental_bit_for_bit() {
                 ready += 1;
                 e.write_market(&mut market).unwrap();
                 let batch = market_window(&rows, i).unwrap();
-                assert!(batch.iter().zip(&market).all(|(a, b)| a.to_bits() == b.to_bits()), "bar {i}");
+                assert!(
+                    batch
+                        .iter()
+                        .zip(&market)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "bar {i}"
+                );
             }
         }
         assert_eq!(ready, bars.len() - 131);
@@ -179,29 +233,51 @@ fn degenerate_bars_give_finite_defined_values() {
     // Flat prices with zero range and zero volume: every distance is 0, the ATR
     // sits at its one-tick floor.
     for i in 0..150 {
-        e.on_bar(&bar(570 + i, 100.0, 100.0, 100.0, 100.0, 0.0)).unwrap();
+        e.on_bar(&bar(570 + i, 100.0, 100.0, 100.0, 100.0, 0.0))
+            .unwrap();
         assert_eq!(e.latest_row(), &[0.0; 11], "bar {i}");
         assert_eq!(e.atr(), TICK);
     }
     // A limit move of 1,000 points after a weekend-sized gap, then a one-bar session.
-    e.on_bar(&bar(3 * 1440 + 570, 100.0, 1100.0, 100.0, 1100.0, 5.0)).unwrap();
+    e.on_bar(&bar(3 * 1440 + 570, 100.0, 1100.0, 100.0, 1100.0, 5.0))
+        .unwrap();
     let row = *e.latest_row();
     assert_eq!(row[0], 10.0, "clipped");
     assert_eq!(row[3], 0.0);
     assert_eq!(row[4], 0.0);
-    e.on_bar(&bar(4 * 1440 + 570, 1100.0, 1100.0, 1100.0, 1100.0, 1.0)).unwrap();
+    e.on_bar(&bar(4 * 1440 + 570, 1100.0, 1100.0, 1100.0, 1100.0, 1.0))
+        .unwrap();
     let row = *e.latest_row();
-    assert!(row.iter().all(|x| x.is_finite() && x.abs() <= 10.0), "{row:?}");
+    assert!(
+        row.iter().all(|x| x.is_finite() && x.abs() <= 10.0),
+        "{row:?}"
+    );
     // VWAP reset: the one bar of the new session is its own VWAP.
     assert_eq!(row[8], 0.0);
     // Extreme magnitudes stay finite.
-    for (i, p) in [1e-300, 1e300, 1e-300, f64::MAX, 1.0].into_iter().enumerate() {
-        e.on_bar(&bar(5 * 1440 + i as i64, p, p, p, p, 1e300)).unwrap();
-        assert!(e.latest_row().iter().all(|x| x.is_finite() && x.abs() <= 10.0));
+    for (i, p) in [1e-300, 1e300, 1e-300, f64::MAX, 1.0]
+        .into_iter()
+        .enumerate()
+    {
+        e.on_bar(&bar(5 * 1440 + i as i64, p, p, p, p, 1e300))
+            .unwrap();
+        assert!(e
+            .latest_row()
+            .iter()
+            .all(|x| x.is_finite() && x.abs() <= 10.0));
     }
     let mut out = [f32::NAN; OBS_DIM_PHASE2];
-    let pos = PositionView { side: 1, entry_price: 1.0, stop_price: 0.5, target_price: 2.0, bars_held: 3, best_price: 1.5, worst_price: 0.9 };
-    e.write_observation(&pos, ActionMask::from_bits(0xff), 2, &mut out).unwrap();
+    let pos = PositionView {
+        side: 1,
+        entry_price: 1.0,
+        stop_price: 0.5,
+        target_price: 2.0,
+        bars_held: 3,
+        best_price: 1.5,
+        worst_price: 0.9,
+    };
+    e.write_observation(&pos, ActionMask::from_bits(0xff), 2, &mut out)
+        .unwrap();
     assert!(out.iter().all(|x| x.is_finite()));
 }
 
@@ -211,12 +287,27 @@ fn refused_bars_change_nothing() {
     e.on_bar(&bar(600, 100.0, 101.0, 99.0, 100.0, 1.0)).unwrap();
     let before = format!("{e:?}");
     for (b, reason) in [
-        (bar(601, f64::NAN, 101.0, 99.0, 100.0, 1.0), BarRejected::Inconsistent),
-        (bar(601, 100.0, 99.0, 101.0, 100.0, 1.0), BarRejected::Inconsistent),
-        (bar(601, 100.0, 101.0, 99.0, 100.0, -1.0), BarRejected::Inconsistent),
+        (
+            bar(601, f64::NAN, 101.0, 99.0, 100.0, 1.0),
+            BarRejected::Inconsistent,
+        ),
+        (
+            bar(601, 100.0, 99.0, 101.0, 100.0, 1.0),
+            BarRejected::Inconsistent,
+        ),
+        (
+            bar(601, 100.0, 101.0, 99.0, 100.0, -1.0),
+            BarRejected::Inconsistent,
+        ),
         (bar(601, 0.0, 0.0, 0.0, 0.0, 1.0), BarRejected::Inconsistent),
-        (bar(600, 100.0, 101.0, 99.0, 100.0, 1.0), BarRejected::NotAfterPrevious),
-        (bar(500, 100.0, 101.0, 99.0, 100.0, 1.0), BarRejected::NotAfterPrevious),
+        (
+            bar(600, 100.0, 101.0, 99.0, 100.0, 1.0),
+            BarRejected::NotAfterPrevious,
+        ),
+        (
+            bar(500, 100.0, 101.0, 99.0, 100.0, 1.0),
+            BarRejected::NotAfterPrevious,
+        ),
     ] {
         assert_eq!(e.on_bar(&b), Err(reason));
         assert_eq!(format!("{e:?}"), before);
@@ -233,17 +324,23 @@ fn vwap_resets_at_each_session_start_and_progress_follows_the_session() {
     let pre = *e.last_bar();
     assert!(!pre.in_session);
     assert_eq!((pre.progress.elapsed, pre.progress.remaining), (1.0, 0.0));
-    let open = e.on_bar(&bar(570, 100.0, 103.0, 100.0, 101.0, 10.0)).unwrap();
+    let open = e
+        .on_bar(&bar(570, 100.0, 103.0, 100.0, 101.0, 10.0))
+        .unwrap();
     assert!(open.in_session && !open.is_last_bar);
     assert_eq!(open.session.id, days_from_civil(2024, 1, 8));
     assert_eq!(open.progress.session_bars, 390.0);
     assert!((open.progress.elapsed - 1.0 / 390.0).abs() < 1e-12);
     let vwap = (103.0 + 100.0 + 101.0) / 3.0;
     assert_eq!(e.latest_row()[8], ((101.0 - vwap) / open.atr) as f32);
-    let last = e.on_bar(&bar(959, 100.0, 101.0, 99.0, 100.0, 10.0)).unwrap();
+    let last = e
+        .on_bar(&bar(959, 100.0, 101.0, 99.0, 100.0, 10.0))
+        .unwrap();
     assert!(last.is_last_bar);
     assert_eq!((last.progress.elapsed, last.progress.remaining), (1.0, 0.0));
-    let after = e.on_bar(&bar(960, 100.0, 101.0, 99.0, 100.0, 10.0)).unwrap();
+    let after = e
+        .on_bar(&bar(960, 100.0, 101.0, 99.0, 100.0, 10.0))
+        .unwrap();
     assert!(!after.in_session && !after.is_last_bar);
     assert_eq!(after.session.id, open.session.id);
 }
@@ -252,32 +349,81 @@ fn vwap_resets_at_each_session_start_and_progress_follows_the_session() {
 fn context_and_position_management_features() {
     let mut e = engine(SessionHours::RTH);
     for m in 0..40 {
-        e.on_bar(&bar(570 + m, 100.0, 102.0, 98.0, 100.0, 10.0)).unwrap();
+        e.on_bar(&bar(570 + m, 100.0, 102.0, 98.0, 100.0, 10.0))
+            .unwrap();
     }
     let atr = e.atr();
     assert!((atr - 4.0).abs() < 1e-12, "steady true range 4: {atr}");
     let info = *e.last_bar();
-    let long = PositionView { side: 1, entry_price: 98.0, stop_price: 94.0, target_price: 110.0, bars_held: 39, best_price: 102.0, worst_price: 97.0 };
+    let long = PositionView {
+        side: 1,
+        entry_price: 98.0,
+        stop_price: 94.0,
+        target_price: 110.0,
+        bars_held: 39,
+        best_price: 102.0,
+        worst_price: 97.0,
+    };
     let c = e.context(&long);
-    assert_eq!(c, [1.0, 0.5, (39.0 / 390.0) as f32, info.progress.elapsed as f32, info.progress.remaining as f32]);
+    assert_eq!(
+        c,
+        [
+            1.0,
+            0.5,
+            (39.0 / 390.0) as f32,
+            info.progress.elapsed as f32,
+            info.progress.remaining as f32
+        ]
+    );
     assert!((info.progress.elapsed - 40.0 / 390.0).abs() < 1e-12);
-    let mask = ActionMask::HOLD_ONLY.with(Action::SlToBe).with(Action::TrailLoosen);
-    assert_eq!(e.position_management(&long, mask), [1.0, 0.0, 1.0, 1.5, 2.5, 1.0]);
-    let short = PositionView { side: -1, entry_price: 104.0, stop_price: 108.0, target_price: 92.0, bars_held: 1, best_price: 98.0, worst_price: 102.0 };
+    let mask = ActionMask::HOLD_ONLY
+        .with(Action::SlToBe)
+        .with(Action::TrailLoosen);
+    assert_eq!(
+        e.position_management(&long, mask),
+        [1.0, 0.0, 1.0, 1.5, 2.5, 1.0]
+    );
+    let short = PositionView {
+        side: -1,
+        entry_price: 104.0,
+        stop_price: 108.0,
+        target_price: 92.0,
+        bars_held: 1,
+        best_price: 98.0,
+        worst_price: 102.0,
+    };
     assert_eq!(e.context(&short)[..2], [-1.0, 1.0]);
-    assert_eq!(e.position_management(&short, ActionMask::HOLD_ONLY), [0.0, 0.0, 0.0, 2.0, 2.0, 1.5]);
+    assert_eq!(
+        e.position_management(&short, ActionMask::HOLD_ONLY),
+        [0.0, 0.0, 0.0, 2.0, 2.0, 1.5]
+    );
     let flat = e.context(&PositionView::FLAT);
     assert_eq!(flat[..3], [0.0; 3]);
-    assert_eq!(e.position_management(&PositionView::FLAT, ActionMask::HOLD_ONLY), [0.0; 6]);
+    assert_eq!(
+        e.position_management(&PositionView::FLAT, ActionMask::HOLD_ONLY),
+        [0.0; 6]
+    );
     // Huge distances are clipped.
-    let far = PositionView { target_price: 1e9, ..long };
+    let far = PositionView {
+        target_price: 1e9,
+        ..long
+    };
     assert_eq!(e.position_management(&far, mask)[4], 10.0);
 
     let mut obs = [0f32; OBS_DIM_PHASE2 + 3];
-    assert_eq!(e.write_observation(&long, mask, 1, &mut obs), Ok(OBS_DIM_PHASE1));
+    assert_eq!(
+        e.write_observation(&long, mask, 1, &mut obs),
+        Ok(OBS_DIM_PHASE1)
+    );
     assert_eq!(obs[MARKET_DIM..OBS_DIM_PHASE1], c);
-    assert_eq!(e.write_observation(&long, mask, 2, &mut obs), Ok(OBS_DIM_PHASE2));
-    assert_eq!(obs[OBS_DIM_PHASE1..OBS_DIM_PHASE2], [1.0, 0.0, 1.0, 1.5, 2.5, 1.0]);
+    assert_eq!(
+        e.write_observation(&long, mask, 2, &mut obs),
+        Ok(OBS_DIM_PHASE2)
+    );
+    assert_eq!(
+        obs[OBS_DIM_PHASE1..OBS_DIM_PHASE2],
+        [1.0, 0.0, 1.0, 1.5, 2.5, 1.0]
+    );
     let mut market = [0f32; MARKET_DIM];
     e.write_market(&mut market).unwrap();
     assert_eq!(obs[..MARKET_DIM], market);
@@ -293,7 +439,10 @@ fn bad_configs_and_buffers_are_errors() {
     layout.window = 10;
     assert_eq!(
         FeatureConfig::from_layout(&layout, SessionHours::RTH, TICK),
-        Err(FeatureConfigError::Window { layout: 10, supported: WINDOW })
+        Err(FeatureConfigError::Window {
+            layout: 10,
+            supported: WINDOW
+        })
     );
     assert!(FeatureConfig::from_layout(&OBS_LAYOUT_V1, SessionHours::RTH, 0.0).is_err());
     let mut c = FeatureConfig::from_layout(&OBS_LAYOUT_V1, SessionHours::RTH, TICK).unwrap();
@@ -301,12 +450,18 @@ fn bad_configs_and_buffers_are_errors() {
     c.params.rsi_period = 0;
     assert!(FeatureEngine::new(c).is_err());
     let config = FeatureConfig::nq_obs_v1(SessionHours::RTH, TICK);
-    let bars = [bar(1, 1.0, 1.0, 1.0, 1.0, 1.0), bar(1, 1.0, 1.0, 1.0, 1.0, 1.0)];
+    let bars = [
+        bar(1, 1.0, 1.0, 1.0, 1.0, 1.0),
+        bar(1, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ];
     let mut rows = [0f32; 22];
     let mut info = [BarInfo::default(); 2];
     assert_eq!(
         compute_series(&config, &bars, &mut rows, &mut info),
-        Err(SeriesError::Bar { index: 1, reason: BarRejected::NotAfterPrevious })
+        Err(SeriesError::Bar {
+            index: 1,
+            reason: BarRejected::NotAfterPrevious
+        })
     );
     assert!(matches!(
         compute_series(&config, &bars, &mut rows[..21], &mut info),

@@ -11,7 +11,9 @@
 
 use nq_formats::obs::MARKET_DIM;
 use nq_formats::{Bar, SessionHours};
-use nq_runtime::features::{compute_series, market_window, BarInfo, FeatureConfig, FeatureEngine, BAR_FEATURE_COUNT};
+use nq_runtime::features::{
+    compute_series, market_window, BarInfo, FeatureConfig, FeatureEngine, BAR_FEATURE_COUNT,
+};
 
 const BARS: usize = 1000;
 const GOLDEN: &str = concat!(
@@ -33,7 +35,14 @@ fn bars() -> Vec<Bar> {
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             let p = |i: usize| f[i].parse::<f64>().unwrap();
-            Bar { ts_ns: f[0].parse().unwrap(), open: p(1), high: p(2), low: p(3), close: p(4), volume: p(5) }
+            Bar {
+                ts_ns: f[0].parse().unwrap(),
+                open: p(1),
+                high: p(2),
+                low: p(3),
+                close: p(4),
+                volume: p(5),
+            }
         })
         .collect()
 }
@@ -53,7 +62,10 @@ fn render(rows: &[f32], info: &[BarInfo]) -> String {
     let mut out = String::from(HEADER);
     out.push('\n');
     for (row, i) in rows.chunks_exact(BAR_FEATURE_COUNT).zip(info) {
-        out += &format!("{},{},{:?},{:?},{:?}", i.ts_ns, i.ready as u8, i.atr, i.progress.elapsed, i.progress.remaining);
+        out += &format!(
+            "{},{},{:?},{:?},{:?}",
+            i.ts_ns, i.ready as u8, i.atr, i.progress.elapsed, i.progress.remaining
+        );
         for x in row {
             out += &format!(",{x:?}");
         }
@@ -74,16 +86,39 @@ fn first_thousand_bars_match_the_golden_file() {
         assert_eq!(f.len(), 16, "golden line {}", i + 2);
         let at = |what: &str| format!("bar {i} {what}");
         assert_eq!(info[i].ts_ns, f[0].parse::<i64>().unwrap(), "{}", at("ts"));
-        assert_eq!(info[i].ready as u8, f[1].parse::<u8>().unwrap(), "{}", at("ready"));
-        for (k, (got, want)) in [info[i].atr, info[i].progress.elapsed, info[i].progress.remaining]
+        assert_eq!(
+            info[i].ready as u8,
+            f[1].parse::<u8>().unwrap(),
+            "{}",
+            at("ready")
+        );
+        for (k, (got, want)) in [
+            info[i].atr,
+            info[i].progress.elapsed,
+            info[i].progress.remaining,
+        ]
+        .iter()
+        .zip(&f[2..5])
+        .enumerate()
+        {
+            assert_eq!(
+                got.to_bits(),
+                want.parse::<f64>().unwrap().to_bits(),
+                "{} {k}",
+                at("atr/progress")
+            );
+        }
+        for (k, (got, want)) in rows[i * BAR_FEATURE_COUNT..(i + 1) * BAR_FEATURE_COUNT]
             .iter()
-            .zip(&f[2..5])
+            .zip(&f[5..])
             .enumerate()
         {
-            assert_eq!(got.to_bits(), want.parse::<f64>().unwrap().to_bits(), "{} {k}", at("atr/progress"));
-        }
-        for (k, (got, want)) in rows[i * BAR_FEATURE_COUNT..(i + 1) * BAR_FEATURE_COUNT].iter().zip(&f[5..]).enumerate() {
-            assert_eq!(got.to_bits(), want.parse::<f32>().unwrap().to_bits(), "{}: {got} vs {want}", at(HEADER.split(',').nth(5 + k).unwrap()));
+            assert_eq!(
+                got.to_bits(),
+                want.parse::<f32>().unwrap().to_bits(),
+                "{}: {got} vs {want}",
+                at(HEADER.split(',').nth(5 + k).unwrap())
+            );
         }
         ready += info[i].ready as usize;
     }

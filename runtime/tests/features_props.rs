@@ -20,30 +20,55 @@ fn price() -> impl Strategy<Value = f64> {
 }
 
 fn volume() -> impl Strategy<Value = f64> {
-    prop_oneof![Just(0.0), 0.0f64..5_000.0, Just(f64::MAX), 1e300f64..f64::MAX]
+    prop_oneof![
+        Just(0.0),
+        0.0f64..5_000.0,
+        Just(f64::MAX),
+        1e300f64..f64::MAX
+    ]
 }
 
 /// Consistent bars (sorted prices), time steps from one minute to months.
 fn bars() -> impl Strategy<Value = Vec<Bar>> {
     let step = prop_oneof![8 => Just(1i64), 2 => 2i64..2_000, 1 => 2_000i64..200_000];
-    prop::collection::vec((step, [price(), price(), price(), price()], volume()), 1..400).prop_map(
-        |raw| {
-            let mut minute = 28_000_000i64; // 2023
-            raw.into_iter()
-                .map(|(dt, mut p, volume)| {
-                    minute += dt;
-                    p.sort_by(f64::total_cmp);
-                    Bar { ts_ns: minute * 60_000_000_000, open: p[1], high: p[3], low: p[0], close: p[2], volume }
-                })
-                .collect()
-        },
+    prop::collection::vec(
+        (step, [price(), price(), price(), price()], volume()),
+        1..400,
     )
+    .prop_map(|raw| {
+        let mut minute = 28_000_000i64; // 2023
+        raw.into_iter()
+            .map(|(dt, mut p, volume)| {
+                minute += dt;
+                p.sort_by(f64::total_cmp);
+                Bar {
+                    ts_ns: minute * 60_000_000_000,
+                    open: p[1],
+                    high: p[3],
+                    low: p[0],
+                    close: p[2],
+                    volume,
+                }
+            })
+            .collect()
+    })
 }
 
 fn position() -> impl Strategy<Value = PositionView> {
-    (-1i8..=1, [price(), price(), price(), price(), price()], any::<u32>()).prop_map(|(side, p, bars_held)| {
-        PositionView { side, entry_price: p[0], stop_price: p[1], target_price: p[2], bars_held, best_price: p[3], worst_price: p[4] }
-    })
+    (
+        -1i8..=1,
+        [price(), price(), price(), price(), price()],
+        any::<u32>(),
+    )
+        .prop_map(|(side, p, bars_held)| PositionView {
+            side,
+            entry_price: p[0],
+            stop_price: p[1],
+            target_price: p[2],
+            bars_held,
+            best_price: p[3],
+            worst_price: p[4],
+        })
 }
 
 proptest! {
