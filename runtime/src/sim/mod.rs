@@ -455,7 +455,9 @@ impl Simulator {
 
     fn price_ticks(&self, price: f64) -> Option<i64> {
         let ticks = price / self.spec.tick_size;
-        (price.is_finite() && price > 0.0 && ticks < MAX_TICKS).then(|| self.spec.to_ticks(price))
+        // For positive tick counts this is `InstrumentSpec::to_ticks` (round half
+        // away from zero) without the software `round` on the per-tick path.
+        (price.is_finite() && price > 0.0 && ticks < MAX_TICKS).then_some((ticks + 0.5) as i64)
     }
 
     /// The ATR in ticks, when usable.
@@ -514,6 +516,15 @@ impl Simulator {
         let per_tick = self.spec.tick_value * CONTRACTS as f64;
         let level = libm::floor((floor - self.balance) / per_tick + EPS);
         Some(level.clamp(-MAX_TICKS * 4.0, MAX_TICKS * 4.0) as i64)
+    }
+
+    /// A cheap test that errs towards true: could equity at `favour` ticks be at
+    /// or below the drawdown floor? (`breach_level` gives the exact answer.)
+    fn may_breach_at(&self, favour: i64) -> bool {
+        self.config.drawdown_limit().is_some_and(|limit| {
+            let per_tick = self.spec.tick_value * CONTRACTS as f64;
+            self.balance + favour as f64 * per_tick <= self.high_water - limit + per_tick * 1e-6
+        })
     }
 
     fn drawdown_breached(&self) -> bool {
@@ -613,6 +624,9 @@ impl Simulator {
         let (best, worst) = (a.max(b), a.min(b));
         let stop = pos.favour(pos.stop);
         let target = pos.favour(pos.target);
+        if worst > stop && best <= target && !self.may_breach_at(worst) {
+            return None;
+        }
         // Going against us, the path meets the higher of the two adverse levels first.
         let (adverse, adverse_reason) = match self.breach_level() {
             Some(level) if level > stop => (level, ExitReason::Drawdown),
