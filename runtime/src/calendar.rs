@@ -188,8 +188,8 @@ impl Session {
         ts_ns >= self.start_ns && ts_ns < self.end_ns
     }
 
-    /// Length in nanoseconds (23 or 25 hours' worth of minutes can differ from
-    /// [`SessionHours::minutes`] on a DST day for a session crossing 02:00).
+    /// Length in nanoseconds. A session spanning a DST change at 02:00 local
+    /// is an hour shorter or longer than [`SessionHours::minutes`] says.
     pub const fn duration_ns(&self) -> i64 {
         self.end_ns.saturating_sub(self.start_ns)
     }
