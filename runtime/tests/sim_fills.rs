@@ -2,7 +2,9 @@
 //! expected prices worked out by hand for NQ (tick 0.25 pt, $5 a tick, $20 a point).
 
 use nq_formats::{Action, Bar, Instrument, SimConfig, Tick};
-use nq_runtime::sim::{ExitReason, PendingOrder, Refused, Simulator, Submitted, TradeRecord};
+use nq_runtime::sim::{
+    ExitReason, PendingOrder, PositionSync, Refused, Simulator, Submitted, TradeRecord,
+};
 use nq_runtime::ActionMask;
 
 /// ATR 4 points: stop 6 points (24 ticks), target 12 points (48 ticks), trail
@@ -691,4 +693,99 @@ fn bad_settings_are_named() {
         ..config()
     };
     assert_eq!(Simulator::new(bad).err(), Some("stop_atr"));
+}
+
+fn report(
+    side: i8,
+    entry_price: f64,
+    stop: Option<f64>,
+    target: Option<f64>,
+    atr: f64,
+) -> PositionSync {
+    PositionSync {
+        ts_ns: 500,
+        side,
+        entry_price,
+        stop_price: stop,
+        target_price: target,
+        atr,
+    }
+}
+
+#[test]
+fn sync_on_the_same_side_keeps_the_trade_history_and_takes_the_reported_prices() {
+    let mut s = long_on_bars(); // entry 15000.5, stop 14994.5, target 15012.5, 1 bar held
+    s.on_bar(&bar(120, 15001.0, 15008.0, 14998.0, 15005.0));
+    s.submit(Action::Sell, 15005.0, ATR, 180).unwrap();
+    let balance = s.balance();
+    assert!(s
+        .sync_position(&report(1, 15000.75, Some(14990.0), None, ATR))
+        .is_none());
+    let v = s.position_view();
+    assert_eq!(
+        (v.entry_price, v.stop_price, v.target_price),
+        (15000.75, 14990.0, 15012.5)
+    );
+    assert_eq!(
+        (v.bars_held, v.best_price, v.worst_price),
+        (1, 15008.0, 14998.0)
+    );
+    assert_eq!(s.pending(), None, "the execution system has acted");
+    assert_eq!(s.balance(), balance);
+}
+
+#[test]
+fn sync_to_flat_books_an_external_exit_at_the_last_price() {
+    let mut s = long_on_ticks(); // entry 15000.5
+    s.on_tick(&tick(12, 15003.0));
+    let t = s
+        .sync_position(&report(0, f64::NAN, None, None, f64::NAN))
+        .unwrap();
+    assert_eq!(
+        (t.exit_reason, t.exit_price, t.exit_ts_ns),
+        (ExitReason::External, 15003.0, 500)
+    );
+    assert_eq!(t.gross_pnl, 2.5 * 20.0);
+    assert_eq!(s.balance(), START + t.net_pnl);
+    assert!(s.position_view().is_flat());
+}
+
+#[test]
+fn sync_to_the_other_side_closes_and_opens_with_an_atr_bracket() {
+    let mut s = long_on_ticks();
+    s.on_tick(&tick(12, 15001.0));
+    let t = s
+        .sync_position(&report(-1, 15001.0, None, None, ATR))
+        .unwrap();
+    assert_eq!(t.exit_price, 15001.0);
+    let v = s.position_view();
+    assert_eq!(
+        (v.side, v.entry_price, v.stop_price, v.target_price),
+        (-1, 15001.0, 15007.0, 14989.0)
+    );
+    assert_eq!(
+        s.balance(),
+        START + t.net_pnl - 2.5,
+        "the new entry pays its commission"
+    );
+}
+
+#[test]
+fn sync_without_a_bracket_or_atr_leaves_the_legs_out_of_reach() {
+    let mut s = sim();
+    s.on_tick(&tick(1, 15000.0));
+    assert!(s
+        .sync_position(&report(1, 15000.0, None, None, f64::NAN))
+        .is_none());
+    for (i, p) in [10_000.0, 20_000.0].into_iter().enumerate() {
+        assert!(s.on_tick(&tick(2 + i as i64, p)).exit.is_none() || s.is_breached());
+    }
+    let mut s = Simulator::new(SimConfig {
+        max_drawdown: 0.0,
+        ..config()
+    })
+    .unwrap();
+    s.sync_position(&report(1, 15000.0, None, None, 0.0));
+    assert!(s.on_tick(&tick(2, 10_000.0)).exit.is_none());
+    assert!(s.on_tick(&tick(3, 20_000.0)).exit.is_none());
 }

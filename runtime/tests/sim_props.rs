@@ -4,7 +4,7 @@
 
 use nq_formats::{Action, Bar, Instrument, InstrumentSpec, SimConfig, Tick};
 use nq_runtime::sim::{
-    ExitReason, PendingOrder, Refused, SimEvents, Simulator, Submitted, TradeRecord,
+    ExitReason, PendingOrder, PositionSync, Refused, SimEvents, Simulator, Submitted, TradeRecord,
 };
 use nq_runtime::PositionView;
 use proptest::prelude::*;
@@ -348,7 +348,7 @@ proptest! {
             Just(f64::INFINITY),
             1.0f64..1e6,
         ], 1..100),
-        calls in prop::collection::vec((0u8..8, any::<f64>(), any::<i64>()), 1..100),
+        calls in prop::collection::vec((0u8..9, any::<f64>(), any::<i64>()), 1..100),
     ) {
         let cfg = SimConfig::default();
         let spec = cfg.instrument.spec();
@@ -361,6 +361,17 @@ proptest! {
                 2 => { sim.on_bar_close(); SimEvents::default() }
                 3 => SimEvents { exit: sim.flatten(p, ts, ExitReason::SessionEnd), ..SimEvents::default() },
                 4 => { sim.flatten_on_next_fill(ExitReason::EndOfData); SimEvents::default() }
+                5 => {
+                    let report = PositionSync {
+                        ts_ns: ts,
+                        side: (ts % 3) as i8,
+                        entry_price: p,
+                        stop_price: (ts & 4 == 0).then_some(x),
+                        target_price: (ts & 8 == 0).then_some(p * 1.01),
+                        atr: x,
+                    };
+                    SimEvents { exit: sim.sync_position(&report), ..SimEvents::default() }
+                }
                 _ => {
                     let action = Action::ALL[i % 6];
                     let allowed = sim.mask(p, x, 6).allows(action);

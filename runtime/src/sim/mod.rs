@@ -5,8 +5,10 @@
 //! training, evaluation and live use share.
 
 mod record;
+mod sync;
 
 pub use record::{side_name, EntryFill, ExitReason, Refused, SimEvents, Submitted, TradeRecord};
+pub use sync::PositionSync;
 
 use crate::mask::ActionMask;
 use crate::position::PositionView;

@@ -21,16 +21,19 @@ pub enum ExitReason {
     Drawdown,
     /// The caller flattened because the data ran out.
     EndOfData,
+    /// The execution system reported the position gone (live position sync).
+    External,
 }
 
 impl ExitReason {
-    pub const ALL: [ExitReason; 6] = [
+    pub const ALL: [ExitReason; 7] = [
         ExitReason::Signal,
         ExitReason::Stop,
         ExitReason::Target,
         ExitReason::SessionEnd,
         ExitReason::Drawdown,
         ExitReason::EndOfData,
+        ExitReason::External,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl ExitReason {
             ExitReason::SessionEnd => "SESSION_END",
             ExitReason::Drawdown => "DRAWDOWN",
             ExitReason::EndOfData => "END_OF_DATA",
+            ExitReason::External => "EXTERNAL",
         }
     }
 
