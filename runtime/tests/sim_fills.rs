@@ -290,6 +290,13 @@ fn brackets_round_away_from_entry_to_whole_ticks() {
     let fill = s.on_tick(&tick(1, 15000.0)).entry.unwrap();
     assert_eq!(fill.stop_price, 14999.75 + 5.0);
     assert_eq!(fill.target_price, 14999.75 - 10.0);
+    assert_eq!(
+        s.bracket(-1, 14999.75, 3.3),
+        Some((14999.75 + 5.0, 14999.75 - 10.0))
+    );
+    assert_eq!(s.bracket(0, 14999.75, 3.3), None);
+    assert_eq!(s.bracket(1, 14999.75, f64::NAN), None);
+    assert_eq!(s.market_fill_price(-1, 15000.0), Some(14999.75));
     // A tiny ATR still leaves one tick each side.
     let mut s = sim();
     s.submit(Action::Buy, 15000.0, 0.01, 0).unwrap();

@@ -228,8 +228,23 @@ proptest! {
             price_ticks = (price_ticks + step).max(1);
             let price = spec.from_ticks(price_ticks);
             let before = sim.position_view();
-            let had_pending = sim.pending().is_some();
+            let pending = sim.pending();
+            let had_pending = pending.is_some();
             let ev = sim.on_tick(&Tick { ts_ns: i as i64, price, size: 1.0, ..Tick::default() });
+            if let (Some(fill), Some(PendingOrder::Entry { atr, .. })) = (ev.entry, pending) {
+                // The bracket is at least as wide as asked, and less than a tick wider.
+                let s = fill.side as f64;
+                let slip = cfg.slippage_ticks * spec.tick_size;
+                prop_assert!(close_to(fill.price, price + s * slip));
+                for (leg, asked) in [
+                    (s * (fill.price - fill.stop_price), cfg.stop_atr * atr),
+                    (s * (fill.target_price - fill.price), cfg.target_atr * atr),
+                ] {
+                    let asked = asked.max(spec.tick_size);
+                    prop_assert!(leg >= asked - 1e-9 && leg < asked + spec.tick_size, "{} vs {}", leg, asked);
+                }
+                prop_assert!(spec.is_on_grid(fill.stop_price) && spec.is_on_grid(fill.target_price));
+            }
             if let (Some(t), false, false) = (ev.exit, had_pending, before.is_flat()) {
                 let s = before.side as f64;
                 let slip = cfg.slippage_ticks * spec.tick_size;

@@ -373,6 +373,29 @@ impl Simulator {
         });
     }
 
+    /// The stop and target (points) an entry of `side` filled at `entry_price`
+    /// gets with `atr`, by the bracket rule above; `None` for an unusable price,
+    /// ATR or side. Lets the engine announce the bracket the simulator will use.
+    pub fn bracket(&self, side: i8, entry_price: f64, atr: f64) -> Option<(f64, f64)> {
+        let entry = self.price_ticks(entry_price)?;
+        let atr = self.atr_ticks(atr)?;
+        if side == 0 {
+            return None;
+        }
+        let (stop, target) = self.bracket_ticks(side.signum(), entry, atr);
+        Some((self.spec.from_ticks(stop), self.spec.from_ticks(target)))
+    }
+
+    /// The price a market order of `side` (+1 buy, -1 sell) fills at when the
+    /// market trades at `price`: `slippage_ticks` worse, on the grid.
+    pub fn market_fill_price(&self, side: i8, price: f64) -> Option<f64> {
+        let market = self.price_ticks(price)?;
+        Some(
+            self.spec
+                .from_ticks(market + side.signum() as i64 * self.slippage),
+        )
+    }
+
     /// The position as the features see it.
     pub fn position_view(&self) -> PositionView {
         match &self.position {
@@ -470,6 +493,14 @@ impl Simulator {
 
     fn dollars(&self, favour_ticks: i64) -> f64 {
         favour_ticks as f64 * self.spec.tick_value * CONTRACTS as f64
+    }
+
+    fn bracket_ticks(&self, side: i8, entry: i64, atr: f64) -> (i64, i64) {
+        let sign = side as i64;
+        (
+            entry - sign * Self::ticks_at_least(self.config.stop_atr, atr),
+            entry + sign * Self::ticks_at_least(self.config.target_atr, atr),
+        )
     }
 
     /// `multiple` ATRs (`atr` in ticks) as whole ticks, rounded up, at least one.
@@ -591,8 +622,7 @@ impl Simulator {
         let atr = self.atr_ticks(atr)?;
         let sign = side as i64;
         let entry = market + sign * self.slippage;
-        let stop = entry - sign * Self::ticks_at_least(self.config.stop_atr, atr);
-        let target = entry + sign * Self::ticks_at_least(self.config.target_atr, atr);
+        let (stop, target) = self.bracket_ticks(side, entry, atr);
         let commission = self.config.commission_per_side * CONTRACTS as f64;
         self.balance -= commission;
         self.commissions += commission;

@@ -72,15 +72,12 @@ impl Simulator {
         }
         let entry = self.price_ticks(report.entry_price).or(self.last_price)?;
         let sign = side as i64;
-        let atr = self.atr_ticks(report.atr);
-        let leg = |given: Option<i64>, multiple: f64, away: i64| {
-            given.unwrap_or_else(|| {
-                let distance = atr.map_or(OUT_OF_REACH, |a| Self::ticks_at_least(multiple, a));
-                entry + away * distance
-            })
+        let (atr_stop, atr_target) = match self.atr_ticks(report.atr) {
+            Some(atr) => self.bracket_ticks(side, entry, atr),
+            None => (entry - sign * OUT_OF_REACH, entry + sign * OUT_OF_REACH),
         };
-        let stop = leg(stop_given, self.config.stop_atr, -sign);
-        let target = leg(target_given, self.config.target_atr, sign);
+        let stop = stop_given.unwrap_or(atr_stop);
+        let target = target_given.unwrap_or(atr_target);
         let commission = self.config.commission_per_side * CONTRACTS as f64;
         self.balance -= commission;
         self.commissions += commission;
