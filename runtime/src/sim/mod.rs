@@ -166,10 +166,19 @@ impl Simulator {
         if slippage > MAX_TICKS {
             return Err("slippage_ticks");
         }
-        Ok(Simulator {
+        Ok(Simulator::fresh(config, slippage as i64))
+    }
+
+    /// Back to the starting state with the same settings (a new episode).
+    pub fn reset(&mut self) {
+        *self = Simulator::fresh(self.config, self.slippage);
+    }
+
+    fn fresh(config: SimConfig, slippage: i64) -> Simulator {
+        Simulator {
             config,
             spec: config.instrument.spec(),
-            slippage: slippage as i64,
+            slippage,
             position: None,
             pending: None,
             balance: config.starting_balance,
@@ -179,25 +188,7 @@ impl Simulator {
             breached: false,
             last_price: None,
             trades: 0,
-        })
-    }
-
-    /// Back to the starting state with the same settings (a new episode).
-    pub fn reset(&mut self) {
-        *self = Simulator {
-            config: self.config,
-            spec: self.spec,
-            slippage: self.slippage,
-            position: None,
-            pending: None,
-            balance: self.config.starting_balance,
-            realized_gross: 0.0,
-            commissions: 0.0,
-            high_water: self.config.starting_balance,
-            breached: false,
-            last_price: None,
-            trades: 0,
-        };
+        }
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -300,9 +291,10 @@ impl Simulator {
     }
 
     /// Acts on a decision made at bar close (`price` and `atr` as given to
-    /// [`mask`](Self::mask), `decision_ts_ns` the decision time): queues an entry
-    /// or exit order, or moves the stop at once. A masked action is refused and
-    /// changes nothing.
+    /// [`mask`](Self::mask)): queues an entry or exit order, or moves the stop
+    /// at once. A masked action is refused and changes nothing. The order fills
+    /// on the first tick or bar stamped at or after `decision_ts_ns`: pass the
+    /// decision bar's end time (the next bar's start stamp).
     pub fn submit(
         &mut self,
         action: Action,
