@@ -1,0 +1,363 @@
+//! PPO's algorithm proper (Schulman et al. 2017; the CleanRL `ppo.py` details):
+//! masked categorical sampling for rollouts, and the clipped-objective update
+//! over shuffled minibatches.
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{activation::log_softmax, Tensor, TensorData};
+
+use crate::net::{tensor_to_vec, Adam, HostMlp, Mlp};
+use crate::rng::Rng;
+
+/// Added to the logit of every masked action: exp of it is exactly 0 in f32,
+/// and it is far from the f32 range limit so sums stay finite.
+pub const MASKED_LOGIT: f32 = -1e9;
+
+/// Actor and critic, separate MLPs, on a non-autodiff backend.
+#[derive(Debug, Clone)]
+pub struct Agent<B: Backend> {
+    pub actor: Mlp<B>,
+    pub critic: Mlp<B>,
+}
+
+/// Agent weights on the host (checkpoint form).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostAgent {
+    pub actor: HostMlp,
+    pub critic: HostMlp,
+}
+
+impl HostAgent {
+    /// Fresh orthogonal weights: sqrt(2) hidden, 0.01 actor head, 1.0 critic head.
+    pub fn init(obs_dim: usize, hidden: &[u32], num_actions: usize, rng: &mut Rng) -> HostAgent {
+        let mut sizes = vec![obs_dim];
+        sizes.extend(hidden.iter().map(|&h| h as usize));
+        let mut actor_sizes = sizes.clone();
+        actor_sizes.push(num_actions);
+        let mut critic_sizes = sizes;
+        critic_sizes.push(1);
+        HostAgent {
+            actor: HostMlp::orthogonal(&actor_sizes, 0.01, rng),
+            critic: HostMlp::orthogonal(&critic_sizes, 1.0, rng),
+        }
+    }
+
+    pub fn to_backend<B: Backend>(&self, device: &B::Device) -> Agent<B> {
+        Agent {
+            actor: self.actor.to_backend(device),
+            critic: self.critic.to_backend(device),
+        }
+    }
+}
+
+impl<B: Backend> Agent<B> {
+    pub fn to_host(&self) -> HostAgent {
+        HostAgent {
+            actor: self.actor.to_host(),
+            critic: self.critic.to_host(),
+        }
+    }
+
+    /// All parameters, actor first.
+    pub fn params(&self) -> Vec<Tensor<B, 2>> {
+        self.actor
+            .params
+            .iter()
+            .chain(&self.critic.params)
+            .cloned()
+            .collect()
+    }
+
+    pub fn set_params(&mut self, params: Vec<Tensor<B, 2>>) {
+        let n = self.actor.params.len();
+        let mut it = params.into_iter();
+        self.actor.params = it.by_ref().take(n).collect();
+        self.critic.params = it.collect();
+    }
+
+    /// Logits `[rows * actions]` and values `[rows]` of normalised observations.
+    pub fn evaluate(
+        &self,
+        obs: &[f32],
+        rows: usize,
+        device: &B::Device,
+        logits: &mut [f32],
+        values: &mut [f32],
+    ) {
+        let dim = obs.len() / rows;
+        let x: Tensor<B, 2> = Tensor::from_data(TensorData::new(obs.to_vec(), [rows, dim]), device);
+        let l = tensor_to_vec(&self.actor.forward(x.clone()));
+        logits.copy_from_slice(&l);
+        let v = tensor_to_vec(&self.critic.forward(x));
+        values.copy_from_slice(&v);
+    }
+
+    pub fn values(&self, obs: &[f32], rows: usize, device: &B::Device, values: &mut [f32]) {
+        let dim = obs.len() / rows;
+        let x: Tensor<B, 2> = Tensor::from_data(TensorData::new(obs.to_vec(), [rows, dim]), device);
+        values.copy_from_slice(&tensor_to_vec(&self.critic.forward(x)));
+    }
+}
+
+/// Masked log-softmax of one row of logits, written into `logp` (masked = -inf).
+pub fn masked_log_softmax(logits: &[f32], mask: u8, logp: &mut [f32]) {
+    let mut max = f32::NEG_INFINITY;
+    for (a, &l) in logits.iter().enumerate() {
+        if mask & (1 << a) != 0 {
+            max = max.max(l);
+        }
+    }
+    let mut sum = 0.0f32;
+    for (a, &l) in logits.iter().enumerate() {
+        if mask & (1 << a) != 0 {
+            sum += (l - max).exp();
+        }
+    }
+    let lse = max + sum.ln();
+    for (a, (&l, lp)) in logits.iter().zip(logp.iter_mut()).enumerate() {
+        *lp = if mask & (1 << a) != 0 {
+            l - lse
+        } else {
+            f32::NEG_INFINITY
+        };
+    }
+}
+
+/// Samples an action from the masked policy, mixed with a floor: every valid
+/// action gets probability at least `floor` (phase-1 exploration). Returns the
+/// action and its log-probability under the policy itself (the floor is
+/// exploration noise; PPO's clipping bounds its off-policy effect, and it
+/// decays to zero early in training).
+pub fn sample_action(logits: &[f32], mask: u8, floor: f32, rng: &mut Rng, logp: &mut [f32]) -> (u8, f32) {
+    masked_log_softmax(logits, mask, logp);
+    let valid = mask.count_ones() as f32;
+    let floor = floor.min(1.0 / valid);
+    let u = rng.uniform() as f32;
+    let mut acc = 0.0f32;
+    let mut chosen = 0usize;
+    for (a, &lp) in logp.iter().enumerate() {
+        if mask & (1 << a) == 0 {
+            continue;
+        }
+        chosen = a;
+        acc += (1.0 - floor * valid) * lp.exp() + floor;
+        if u < acc {
+            break;
+        }
+    }
+    (chosen as u8, logp[chosen])
+}
+
+/// Rollout data, time-major, flattened to `[batch]` / `[batch, dim]`.
+pub struct Batch<'a> {
+    pub obs: &'a [f32],
+    pub obs_dim: usize,
+    pub num_actions: usize,
+    pub actions: &'a [u8],
+    pub masks: &'a [u8],
+    pub logp: &'a [f32],
+    pub values: &'a [f32],
+    pub advantages: &'a [f32],
+    pub returns: &'a [f32],
+}
+
+/// Hyperparameters of one update.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateParams {
+    pub epochs: usize,
+    pub minibatch_size: usize,
+    pub lr: f64,
+    pub clip_coef: f32,
+    pub clip_vloss: bool,
+    pub ent_coef: f32,
+    pub vf_coef: f32,
+    pub max_grad_norm: f32,
+    pub norm_adv: bool,
+}
+
+/// Averages over the minibatches of an update.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UpdateStats {
+    pub loss: f32,
+    pub policy_loss: f32,
+    pub value_loss: f32,
+    pub entropy: f32,
+    pub approx_kl: f32,
+    pub clip_fraction: f32,
+    pub grad_norm: f32,
+}
+
+/// Minibatch host buffers, reused across minibatches.
+#[derive(Default)]
+pub struct MinibatchScratch {
+    idx: Vec<usize>,
+    obs: Vec<f32>,
+    onehot: Vec<f32>,
+    penalty: Vec<f32>,
+    logp: Vec<f32>,
+    values: Vec<f32>,
+    adv: Vec<f32>,
+    returns: Vec<f32>,
+}
+
+/// PPO epochs over `batch`; updates `agent` and `adam` in place.
+pub fn update<B: AutodiffBackend>(
+    agent: &mut Agent<B::InnerBackend>,
+    adam: &mut Adam<B::InnerBackend>,
+    batch: &Batch<'_>,
+    p: &UpdateParams,
+    rng: &mut Rng,
+    scratch: &mut MinibatchScratch,
+    device: &B::Device,
+) -> UpdateStats {
+    let n = batch.actions.len();
+    let (d, a_n, mb) = (batch.obs_dim, batch.num_actions, p.minibatch_size);
+    scratch.idx.clear();
+    scratch.idx.extend(0..n);
+    let mut totals = UpdateStats::default();
+    let mut count = 0.0f32;
+    for _ in 0..p.epochs {
+        rng.shuffle(&mut scratch.idx);
+        for chunk in 0..n / mb {
+            let s = &mut *scratch;
+            let ids = &s.idx[chunk * mb..(chunk + 1) * mb];
+            s.obs.clear();
+            s.onehot.clear();
+            s.onehot.resize(mb * a_n, 0.0);
+            s.penalty.clear();
+            s.penalty.resize(mb * a_n, 0.0);
+            s.logp.clear();
+            s.values.clear();
+            s.adv.clear();
+            s.returns.clear();
+            for (r, &i) in ids.iter().enumerate() {
+                s.obs.extend_from_slice(&batch.obs[i * d..(i + 1) * d]);
+                s.onehot[r * a_n + batch.actions[i] as usize] = 1.0;
+                for a in 0..a_n {
+                    if batch.masks[i] & (1 << a) == 0 {
+                        s.penalty[r * a_n + a] = MASKED_LOGIT;
+                    }
+                }
+                s.logp.push(batch.logp[i]);
+                s.values.push(batch.values[i]);
+                s.adv.push(batch.advantages[i]);
+                s.returns.push(batch.returns[i]);
+            }
+            if p.norm_adv {
+                let mean = s.adv.iter().sum::<f32>() / mb as f32;
+                let var = s.adv.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>()
+                    / (mb as f32 - 1.0).max(1.0);
+                let std = var.sqrt() + 1e-8;
+                s.adv.iter_mut().for_each(|x| *x = (*x - mean) / std);
+            }
+            let stats = minibatch_step::<B>(agent, adam, s, mb, d, a_n, p, device);
+            totals.loss += stats.loss;
+            totals.policy_loss += stats.policy_loss;
+            totals.value_loss += stats.value_loss;
+            totals.entropy += stats.entropy;
+            totals.approx_kl += stats.approx_kl;
+            totals.clip_fraction += stats.clip_fraction;
+            totals.grad_norm += stats.grad_norm;
+            count += 1.0;
+        }
+    }
+    let c = count.max(1.0);
+    UpdateStats {
+        loss: totals.loss / c,
+        policy_loss: totals.policy_loss / c,
+        value_loss: totals.value_loss / c,
+        entropy: totals.entropy / c,
+        approx_kl: totals.approx_kl / c,
+        clip_fraction: totals.clip_fraction / c,
+        grad_norm: totals.grad_norm / c,
+    }
+}
+
+fn column<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len(), 1]), device)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn minibatch_step<B: AutodiffBackend>(
+    agent: &mut Agent<B::InnerBackend>,
+    adam: &mut Adam<B::InnerBackend>,
+    s: &MinibatchScratch,
+    mb: usize,
+    d: usize,
+    a_n: usize,
+    p: &UpdateParams,
+    device: &B::Device,
+) -> UpdateStats {
+    let params: Vec<Tensor<B, 2>> = agent
+        .params()
+        .into_iter()
+        .map(|t| Tensor::from_inner(t).require_grad())
+        .collect();
+    let n_actor = agent.actor.params.len();
+    let actor = Mlp::<B> {
+        params: params[..n_actor].to_vec(),
+    };
+    let critic = Mlp::<B> {
+        params: params[n_actor..].to_vec(),
+    };
+    let obs: Tensor<B, 2> = Tensor::from_data(TensorData::new(s.obs.clone(), [mb, d]), device);
+    let onehot: Tensor<B, 2> =
+        Tensor::from_data(TensorData::new(s.onehot.clone(), [mb, a_n]), device);
+    let penalty: Tensor<B, 2> =
+        Tensor::from_data(TensorData::new(s.penalty.clone(), [mb, a_n]), device);
+    let old_logp = column::<B>(&s.logp, device);
+    let old_values = column::<B>(&s.values, device);
+    let adv = column::<B>(&s.adv, device);
+    let returns = column::<B>(&s.returns, device);
+
+    // ALGO LOGIC: the PPO loss (CleanRL ppo.py, lines "Policy loss" .. "loss =").
+    let logp_all = log_softmax(actor.forward(obs.clone()) + penalty, 1);
+    let new_logp = (logp_all.clone() * onehot).sum_dim(1);
+    let entropy = (logp_all.clone().exp() * logp_all).sum_dim(1).neg().mean();
+    let logratio = new_logp - old_logp;
+    let ratio = logratio.clone().exp();
+    let pg1 = adv.clone().neg() * ratio.clone();
+    let pg2 = adv.neg() * ratio.clone().clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
+    let policy_loss = pg1.max_pair(pg2).mean();
+    let new_values = critic.forward(obs);
+    let v_unclipped = (new_values.clone() - returns.clone()).powi_scalar(2);
+    let value_loss = if p.clip_vloss {
+        let v_clipped = old_values.clone()
+            + (new_values - old_values).clamp(-p.clip_coef, p.clip_coef);
+        let v_clipped = (v_clipped - returns).powi_scalar(2);
+        v_unclipped.max_pair(v_clipped).mean().mul_scalar(0.5)
+    } else {
+        v_unclipped.mean().mul_scalar(0.5)
+    };
+    let loss = policy_loss.clone() - entropy.clone().mul_scalar(p.ent_coef)
+        + value_loss.clone().mul_scalar(p.vf_coef);
+
+    let grads = loss.backward();
+    let grad_list: Vec<Tensor<B::InnerBackend, 2>> = params
+        .iter()
+        .map(|t| t.grad(&grads).unwrap_or_else(|| t.clone().inner().zeros_like()))
+        .collect();
+    let mut inner = agent.params();
+    let grad_norm = adam.step(&mut inner, grad_list, p.lr, p.max_grad_norm);
+    agent.set_params(inner);
+
+    // Diagnostics (CleanRL: approx_kl is the low-variance estimator of http://joschu.net/blog/kl-approx.html).
+    let logratio = logratio.inner();
+    let ratio = ratio.inner();
+    let approx_kl = ((ratio.clone() - 1.0) - logratio).mean().into_scalar();
+    let clip_fraction = (ratio - 1.0)
+        .abs()
+        .greater_elem(p.clip_coef)
+        .float()
+        .mean()
+        .into_scalar();
+    use burn::tensor::ElementConversion;
+    UpdateStats {
+        loss: loss.inner().into_scalar().elem(),
+        policy_loss: policy_loss.inner().into_scalar().elem(),
+        value_loss: value_loss.inner().into_scalar().elem(),
+        entropy: entropy.inner().into_scalar().elem(),
+        approx_kl: approx_kl.elem(),
+        clip_fraction: clip_fraction.elem(),
+        grad_norm,
+    }
+}
