@@ -11,6 +11,7 @@
 
 pub mod bars;
 pub mod calendar;
+pub mod engine;
 pub mod features;
 pub mod mask;
 pub mod policy;

@@ -1,0 +1,526 @@
+//! The engine: ticks (or bars) in, decisions out. It is the one loop that
+//! evaluation and live execution share: bars from the [`BarBuilder`], features
+//! from the [`FeatureEngine`], the position and the mask from the
+//! [`Simulator`], the action from the [`Policy`].
+//!
+//! # Sequence
+//! - **Ticks** ([`Engine::on_tick`]): a tick that reaches the open bar's end
+//!   closes it; the closed bar is turned into features and, when the
+//!   observation is ready and the bar lies in the session, into a decision
+//!   made at the bar's end. The order that decision queues fills on the next
+//!   tick, which is this very tick (it is the first one at or after the bar's
+//!   end); then the tick runs through the simulator's bracket and drawdown
+//!   checks. A quiet market closes bars with [`Engine::flush`] (a clock).
+//! - **Bars** ([`Engine::on_bar`]): the bar first runs through the simulator
+//!   (a pending order fills at its open, brackets are checked over its range
+//!   with the conservative rule), then closes as above.
+//! - **Session end**: the last bar of the session yields a
+//!   [`DecisionKind::SessionEnd`] decision with target position 0; with bars
+//!   the position closes at that bar's close, with ticks at the next tick.
+//! - **Live fills** ([`Engine::on_fill`]): the simulator is a shadow of the
+//!   real account; a fill report or position correction from the execution
+//!   system overrides its position, so the next observation describes the
+//!   position that really exists.
+//!
+//! Nothing here allocates; an `Engine` is a plain struct of fixed size
+//! (about 30 KiB) that can live on the stack, in a static or in a box.
+
+use core::fmt;
+
+use nq_formats::obs::{OBS_DIM_PHASE2, OBS_LAYOUT_V1};
+use nq_formats::{Action, ActionSet, Bar, Instrument, SimConfig, Tick};
+
+use crate::bars::{BarBuilder, TickRejected};
+use crate::features::{FeatureConfig, FeatureConfigError, FeatureEngine};
+use crate::policy::{Checkpoint, Policy, PolicyError, PolicyScratch, Rng, MAX_ACTIONS};
+use crate::sim::{ExitReason, PositionSync, SimEvents, Simulator};
+use crate::ActionMask;
+
+/// How the engine picks among the allowed actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// The most probable allowed action (evaluation and live default).
+    Greedy,
+    /// A draw from the masked softmax with a seeded generator.
+    Sample { seed: u64 },
+}
+
+/// What the caller expects of the checkpoint, and how to simulate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    /// Simulator settings; their instrument and bar length must match the checkpoint's.
+    pub sim: SimConfig,
+    pub sampling: Sampling,
+    /// The action set the caller is prepared to execute; `None` accepts the
+    /// checkpoint's.
+    pub actions: Option<ActionSet>,
+}
+
+impl EngineConfig {
+    /// The settings the checkpoint was trained with, greedy decisions.
+    pub fn from_policy(policy: &Policy<'_>) -> EngineConfig {
+        EngineConfig {
+            sim: policy.metadata().sim,
+            sampling: Sampling::Greedy,
+            actions: None,
+        }
+    }
+}
+
+/// Why an engine cannot be built. Each mismatch names both sides.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EngineError {
+    /// The checkpoint is malformed or does not match this runtime's layout.
+    Policy(PolicyError),
+    InstrumentMismatch {
+        checkpoint: Instrument,
+        engine: Instrument,
+    },
+    BarSecondsMismatch {
+        checkpoint: u32,
+        engine: u32,
+    },
+    ActionSetMismatch {
+        checkpoint: ActionSet,
+        engine: ActionSet,
+    },
+    /// A simulator setting is unusable (named).
+    Sim(&'static str),
+    Features(FeatureConfigError),
+}
+
+impl From<PolicyError> for EngineError {
+    fn from(e: PolicyError) -> Self {
+        EngineError::Policy(e)
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Policy(e) => write!(f, "{e}"),
+            EngineError::InstrumentMismatch { checkpoint, engine } => write!(
+                f,
+                "instrument mismatch: the checkpoint was trained on {checkpoint}, the engine is set up for {engine}"
+            ),
+            EngineError::BarSecondsMismatch { checkpoint, engine } => write!(
+                f,
+                "bar length mismatch: the checkpoint uses {checkpoint} s bars, the engine {engine} s"
+            ),
+            EngineError::ActionSetMismatch { checkpoint, engine } => write!(
+                f,
+                "action set mismatch: the checkpoint outputs {} ({}), the engine expects {} ({})",
+                checkpoint.metadata_value(),
+                checkpoint.len(),
+                engine.metadata_value(),
+                engine.len()
+            ),
+            EngineError::Sim(field) => write!(f, "simulator setting `{field}` is invalid"),
+            EngineError::Features(e) => write!(f, "feature settings: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for EngineError {}
+
+/// Why a decision was emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionKind {
+    /// The policy chose `action` among the allowed ones.
+    Policy,
+    /// The session's last bar: go flat, no policy involved.
+    SessionEnd,
+    /// The trailing drawdown was breached: flat, and only HOLD from now on.
+    DrawdownBreached,
+}
+
+impl DecisionKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            DecisionKind::Policy => "policy",
+            DecisionKind::SessionEnd => "session_end",
+            DecisionKind::DrawdownBreached => "drawdown_breached",
+        }
+    }
+}
+
+/// One decision, made at a bar's close.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    pub kind: DecisionKind,
+    /// Start of the bar that closed (UTC ns).
+    pub bar_ts_ns: i64,
+    /// The decision instant: the bar's end (UTC ns).
+    pub ts_ns: i64,
+    pub action: Action,
+    /// The position before the decision: -1, 0, +1.
+    pub position: i8,
+    /// The position the execution system should hold after it: -1, 0, +1.
+    pub target_position: i8,
+    /// The protective stop to hold (for an entry: indicative, placed from the
+    /// bar's close; the fill price sets the exact one). `None` when flat.
+    pub stop_price: Option<f64>,
+    pub target_price: Option<f64>,
+    /// Masked softmax over the checkpoint's actions (`probs[..n_actions]`).
+    pub probs: [f32; MAX_ACTIONS],
+    pub n_actions: u8,
+    pub mask: ActionMask,
+    /// Close of the bar and ATR at the decision (points).
+    pub close: f64,
+    pub atr: f64,
+    /// Account equity marked at the close (dollars).
+    pub equity: f64,
+}
+
+impl Decision {
+    pub fn probs(&self) -> &[f32] {
+        &self.probs[..self.n_actions as usize]
+    }
+}
+
+/// A fill or position report from the execution system.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FillReport {
+    pub ts_ns: i64,
+    /// The position after the fill: -1, 0 or +1.
+    pub position: i8,
+    /// Average entry price of the position (ignored when flat).
+    pub entry_price: f64,
+    /// Working stop and target of the position, if the system holds them;
+    /// `None` keeps the engine's own bracket.
+    pub stop_price: Option<f64>,
+    pub target_price: Option<f64>,
+}
+
+/// Why a fill report was refused; the engine's state is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillRejected {
+    /// `position` is not -1, 0 or +1 (the engine trades one contract).
+    Position,
+    /// A price is NaN, infinite or not positive.
+    Price,
+    /// The stop or target lies on the wrong side of the entry.
+    Bracket,
+}
+
+impl fmt::Display for FillRejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FillRejected::Position => "position must be -1, 0 or +1 (one contract)",
+            FillRejected::Price => "fill prices must be finite and positive",
+            FillRejected::Bracket => "stop or target on the wrong side of the entry",
+        })
+    }
+}
+
+impl core::error::Error for FillRejected {}
+
+/// Whether the data arrives as ticks or as bars: it decides how an order
+/// fills (next tick, or next bar's open) and how the session end closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Unknown,
+    Ticks,
+    Bars,
+}
+
+/// The runtime engine over one checkpoint.
+pub struct Engine<'a> {
+    policy: Policy<'a>,
+    bars: BarBuilder,
+    features: FeatureEngine,
+    sim: Simulator,
+    scratch: PolicyScratch,
+    obs: [f32; OBS_DIM_PHASE2],
+    rng: Rng,
+    sampling: Sampling,
+    phase: u8,
+    feed: Feed,
+    events: SimEvents,
+    decisions: u64,
+}
+
+impl<'a> Engine<'a> {
+    /// Parses and validates `checkpoint` (a safetensors file in a buffer the
+    /// caller keeps alive; 8-byte aligned for the fast path) and builds an
+    /// engine with the settings it was trained with.
+    // The error carries the offending tensor's name inline: without an
+    // allocator there is nothing to box it into.
+    #[allow(clippy::result_large_err)]
+    pub fn from_checkpoint_bytes(checkpoint: &'a [u8]) -> Result<Engine<'a>, EngineError> {
+        let policy =
+            Policy::from_checkpoint(&Checkpoint::parse(checkpoint).map_err(PolicyError::from)?)?;
+        let config = EngineConfig::from_policy(&policy);
+        Engine::new(policy, config)
+    }
+
+    /// An engine over `policy` with `config`, refusing any mismatch between
+    /// what the checkpoint was trained for and what the caller asks.
+    #[allow(clippy::result_large_err)]
+    pub fn new(policy: Policy<'a>, config: EngineConfig) -> Result<Engine<'a>, EngineError> {
+        let meta = *policy.metadata();
+        if meta.instrument != config.sim.instrument {
+            return Err(EngineError::InstrumentMismatch {
+                checkpoint: meta.instrument,
+                engine: config.sim.instrument,
+            });
+        }
+        if meta.bar_seconds != config.sim.bar_seconds {
+            return Err(EngineError::BarSecondsMismatch {
+                checkpoint: meta.bar_seconds,
+                engine: config.sim.bar_seconds,
+            });
+        }
+        if let Some(expected) = config.actions {
+            if expected != meta.actions {
+                return Err(EngineError::ActionSetMismatch {
+                    checkpoint: meta.actions,
+                    engine: expected,
+                });
+            }
+        }
+        let sim = Simulator::new(config.sim).map_err(EngineError::Sim)?;
+        let layout = OBS_LAYOUT_V1.with_bar_seconds(config.sim.bar_seconds);
+        let feature_config = FeatureConfig::from_layout(
+            &layout,
+            config.sim.session,
+            config.sim.instrument.spec().tick_size,
+        )
+        .map_err(EngineError::Features)?;
+        let features = FeatureEngine::new(feature_config).map_err(EngineError::Features)?;
+        let seed = match config.sampling {
+            Sampling::Greedy => 0,
+            Sampling::Sample { seed } => seed,
+        };
+        Ok(Engine {
+            policy,
+            bars: BarBuilder::new(config.sim.bar_seconds),
+            features,
+            sim,
+            scratch: PolicyScratch::new(),
+            obs: [0.0; OBS_DIM_PHASE2],
+            rng: Rng::new(seed),
+            sampling: config.sampling,
+            phase: meta.phase,
+            feed: Feed::Unknown,
+            events: SimEvents::default(),
+            decisions: 0,
+        })
+    }
+
+    /// One trade print. Returns the decision made if it closed a bar. A bad
+    /// tick (NaN or non-positive price, negative size, time going backwards)
+    /// is refused with its reason and changes nothing.
+    #[inline]
+    pub fn on_tick(&mut self, tick: &Tick) -> Result<Option<Decision>, TickRejected> {
+        self.events = SimEvents::default();
+        let closed = self.bars.push(tick)?;
+        self.feed = Feed::Ticks;
+        let decision = match closed {
+            Some(bar) => self.close_bar(&bar),
+            None => None,
+        };
+        let events = self.sim.on_tick(tick);
+        self.merge_events(events);
+        Ok(decision)
+    }
+
+    /// A clock tick for a quiet market: closes the open bar if `now_ns` is at
+    /// or after its end, and decides on it.
+    pub fn flush(&mut self, now_ns: i64) -> Option<Decision> {
+        self.events = SimEvents::default();
+        let bar = self.bars.flush(now_ns)?;
+        self.close_bar(&bar)
+    }
+
+    /// One closed bar, for users who have bars rather than ticks. Refused
+    /// (`None`) if inconsistent or not later than the previous bar.
+    pub fn on_bar(&mut self, bar: &Bar) -> Option<Decision> {
+        self.events = SimEvents::default();
+        if !bar.is_consistent()
+            || (self.features.bars_seen() > 0 && bar.ts_ns <= self.features.last_bar().ts_ns)
+        {
+            return None;
+        }
+        self.feed = Feed::Bars;
+        let events = self.sim.on_bar(bar);
+        self.merge_events(events);
+        self.close_bar(bar)
+    }
+
+    /// The execution system's view of the position wins over the simulated
+    /// one: the next observation, mask and decision start from it.
+    pub fn on_fill(&mut self, fill: &FillReport) -> Result<(), FillRejected> {
+        if !(-1..=1).contains(&fill.position) {
+            return Err(FillRejected::Position);
+        }
+        let ok = |p: f64| p.is_finite() && p > 0.0;
+        if fill.position != 0 {
+            if !ok(fill.entry_price)
+                || fill.stop_price.is_some_and(|p| !ok(p))
+                || fill.target_price.is_some_and(|p| !ok(p))
+            {
+                return Err(FillRejected::Price);
+            }
+            let side = fill.position as f64;
+            let wrong_stop = fill
+                .stop_price
+                .is_some_and(|s| (fill.entry_price - s) * side < 0.0);
+            let wrong_target = fill
+                .target_price
+                .is_some_and(|t| (t - fill.entry_price) * side < 0.0);
+            if wrong_stop || wrong_target {
+                return Err(FillRejected::Bracket);
+            }
+        }
+        self.sim.sync_position(&PositionSync {
+            ts_ns: fill.ts_ns,
+            side: fill.position,
+            entry_price: fill.entry_price,
+            stop_price: fill.stop_price,
+            target_price: fill.target_price,
+            atr: self.features.atr(),
+        });
+        Ok(())
+    }
+
+    fn merge_events(&mut self, events: SimEvents) {
+        if events.entry.is_some() {
+            self.events.entry = events.entry;
+        }
+        if events.exit.is_some() {
+            self.events.exit = events.exit;
+        }
+        self.events.breached |= events.breached;
+    }
+
+    fn close_bar(&mut self, bar: &Bar) -> Option<Decision> {
+        let info = self.features.on_bar(bar).ok()?;
+        self.sim.on_bar_close();
+        let bar_ns = self.features.config().bar_ns();
+        let ts_ns = bar.ts_ns.saturating_add(bar_ns);
+        let holding = self.sim.position_side() != 0 || self.sim.pending().is_some();
+        // A session whose last bar never came (no trades in its last minute)
+        // still ends flat: the first bar after it closes what is open.
+        let session_over = info.is_last_bar || (!info.in_session && holding);
+        let decides = info.ready && info.in_session;
+        if !(decides || (session_over && holding)) {
+            return None;
+        }
+        let (price, atr) = (info.close, info.atr);
+        let position = self.sim.position_side();
+        let n_actions = self.policy.n_actions();
+        let mut decision = Decision {
+            kind: DecisionKind::Policy,
+            bar_ts_ns: bar.ts_ns,
+            ts_ns,
+            action: Action::Hold,
+            position,
+            target_position: 0,
+            stop_price: None,
+            target_price: None,
+            probs: [0.0; MAX_ACTIONS],
+            n_actions: n_actions as u8,
+            mask: ActionMask::HOLD_ONLY,
+            close: price,
+            atr,
+            equity: self.sim.equity(price),
+        };
+        if self.sim.is_breached() {
+            decision.kind = DecisionKind::DrawdownBreached;
+            decision.probs[0] = 1.0;
+            return Some(decision);
+        }
+        if session_over {
+            decision.kind = DecisionKind::SessionEnd;
+            decision.probs[0] = 1.0;
+            if self.feed == Feed::Bars {
+                if let Some(trade) = self.sim.flatten(price, ts_ns, ExitReason::SessionEnd) {
+                    self.events.exit = Some(trade);
+                }
+                decision.equity = self.sim.equity(price);
+            } else {
+                self.sim.flatten_on_next_fill(ExitReason::SessionEnd);
+            }
+            return Some(decision);
+        }
+
+        let mask = self.sim.mask(price, atr, n_actions);
+        let view = self.sim.position_view();
+        let dim = self.policy.obs_dim();
+        // The buffer holds a phase-2 observation, and `dim` was checked against the layout.
+        self.features
+            .write_observation(&view, mask, self.phase, &mut self.obs)
+            .ok()?;
+        let out = self
+            .policy
+            .forward(&self.obs[..dim], mask, &mut self.scratch)
+            .ok()?;
+        let action = match self.sampling {
+            Sampling::Greedy => out.argmax(),
+            Sampling::Sample { .. } => out.sample(&mut self.rng),
+        };
+        decision.action = action;
+        decision.mask = out.mask();
+        decision.probs[..n_actions].copy_from_slice(out.probs());
+        // The mask came from this simulator state, so the action is accepted.
+        let _ = self.sim.submit(action, price, atr, ts_ns);
+        decision.target_position = match (position, action) {
+            (0, Action::Buy) => 1,
+            (0, Action::Sell) => -1,
+            (1, Action::Sell) | (-1, Action::Buy) => 0,
+            (p, _) => p,
+        };
+        if decision.target_position != 0 {
+            if position == 0 {
+                // Indicative: the bracket the simulator would place for a fill at
+                // this close; the real fill price sets the exact one.
+                let side = decision.target_position;
+                if let Some((stop, target)) = self
+                    .sim
+                    .market_fill_price(side, price)
+                    .and_then(|fill| self.sim.bracket(side, fill, atr))
+                {
+                    decision.stop_price = Some(stop);
+                    decision.target_price = Some(target);
+                }
+            } else {
+                let view = self.sim.position_view();
+                decision.stop_price = Some(view.stop_price);
+                decision.target_price = Some(view.target_price);
+            }
+        }
+        self.decisions += 1;
+        Some(decision)
+    }
+
+    /// Fills, exits and a breach caused by the last `on_tick`, `on_bar` or
+    /// `flush` call (trade records for reports).
+    pub fn events(&self) -> &SimEvents {
+        &self.events
+    }
+
+    /// The observation of the last policy decision (phase 1: 225 floats,
+    /// phase 2: 231), for checking that the live observation matches the
+    /// trained one.
+    pub fn observation(&self) -> &[f32] {
+        &self.obs[..self.policy.obs_dim()]
+    }
+
+    pub fn policy(&self) -> &Policy<'a> {
+        &self.policy
+    }
+
+    pub fn simulator(&self) -> &Simulator {
+        &self.sim
+    }
+
+    pub fn features(&self) -> &FeatureEngine {
+        &self.features
+    }
+
+    /// Policy decisions made so far.
+    pub fn decision_count(&self) -> u64 {
+        self.decisions
+    }
+}
