@@ -5,12 +5,25 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod curriculum;
+pub mod data;
+pub mod env;
 pub mod error;
+pub mod eval;
 pub mod gae;
+pub mod monitor;
 pub mod net;
 pub mod norm;
 pub mod ppo;
 pub mod rng;
+pub mod train;
 
 pub use config::TrainConfig;
 pub use error::UserError;
+
+/// The CPU training backend: burn-ndarray with autodiff.
+pub type CpuBackend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+
+/// The CUDA training backend.
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Autodiff<burn::backend::Cuda<f32>>;

@@ -1,1 +1,277 @@
-fn main() {}
+//! `nq-train`: PPO training of the nq policies (SPEC section 7).
+//!
+//! With no arguments it runs the sample job: a short phase-1 run on `data/`
+//! (config `trainer/configs/sample.toml`, built in), then an out-of-sample
+//! evaluation of the final checkpoint on the held-out last sessions.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+use nq_trainer::env::MarketData;
+use nq_trainer::train::{train, RunOptions, TrainError};
+use nq_trainer::{eval, TrainConfig, UserError};
+
+const SAMPLE_CONFIG: &str = include_str!("../configs/sample.toml");
+
+#[derive(Parser, Debug)]
+#[command(name = "nq-train", about = "Train PPO trading policies (burn)", version)]
+struct Cli {
+    /// TOML or JSON file with any TrainConfig fields (defaults: the previous system's).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Curriculum phase: 1 or 2.
+    #[arg(long)]
+    phase: Option<u8>,
+    /// Number of PPO updates.
+    #[arg(long, conflicts_with = "timesteps")]
+    updates: Option<u64>,
+    /// Total environment steps (rounded up to whole updates).
+    #[arg(long)]
+    timesteps: Option<u64>,
+    #[arg(long)]
+    num_envs: Option<usize>,
+    #[arg(long)]
+    num_steps: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Parquet ticks or bars: files or folders (repeatable). Default: data/.
+    #[arg(long)]
+    data: Vec<PathBuf>,
+    /// Run folder. Default: runs/<phase>-seed<seed>-<unix time>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Initialise from this checkpoint (phase 2 from phase 1: transfer).
+    #[arg(long, conflicts_with = "resume")]
+    init: Option<PathBuf>,
+    /// Continue the run in this folder from its latest checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// cpu (burn-ndarray) or cuda (burn-cuda; build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Skip the held-out evaluation at the end.
+    #[arg(long)]
+    no_eval: bool,
+    /// No per-update log lines.
+    #[arg(long)]
+    quiet: bool,
+    /// Benchmark mode: time rollout and update at these settings, write nothing
+    /// but a report (prints JSON).
+    #[arg(long)]
+    bench: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(TrainError::User(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(TrainError::Io(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn build_config(cli: &Cli, no_args: bool) -> Result<TrainConfig, UserError> {
+    let mut cfg = if let Some(path) = &cli.config {
+        TrainConfig::from_file(path)?
+    } else if let Some(dir) = &cli.resume {
+        // A resumed run keeps the configuration it started with.
+        let text = std::fs::read_to_string(dir.join("metadata.json"))
+            .map_err(|e| UserError::new(format!("--resume {}: metadata.json: {e}", dir.display())))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| UserError::new(format!("--resume {}: metadata.json: {e}", dir.display())))?;
+        serde_json::from_value(v["config"].clone())
+            .map_err(|e| UserError::new(format!("--resume {}: metadata.json config: {e}", dir.display())))?
+    } else if no_args {
+        toml::from_str(SAMPLE_CONFIG).map_err(|e| UserError::new(format!("built-in sample config: {e}")))?
+    } else {
+        TrainConfig::default()
+    };
+    if let Some(p) = cli.phase {
+        cfg.phase = p;
+    }
+    if let Some(u) = cli.updates {
+        cfg.updates = u;
+    }
+    if let Some(t) = cli.timesteps {
+        cfg.total_timesteps = t;
+        cfg.updates = 0;
+    }
+    if let Some(n) = cli.num_envs {
+        cfg.num_envs = n;
+    }
+    if let Some(n) = cli.num_steps {
+        cfg.num_steps = n;
+    }
+    if let Some(s) = cli.seed {
+        cfg.seed = s;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn run(cli: Cli) -> Result<(), TrainError> {
+    let no_args = std::env::args().len() == 1;
+    let cfg = build_config(&cli, no_args)?;
+    let sim = cfg.sim.to_sim_config()?;
+    let data_paths = if cli.data.is_empty() {
+        vec![nq_trainer::data::default_data_dir()]
+    } else {
+        cli.data.clone()
+    };
+    if no_args {
+        println!(
+            "nq-train: no arguments, so the sample job: phase 1 on {} (config trainer/configs/sample.toml), then evaluation on the held-out sessions",
+            data_paths[0].display()
+        );
+    }
+    let loaded = nq_trainer::data::load_bars(&data_paths, &sim)?;
+    let market = MarketData::from_bars(loaded.bars, &sim)?;
+    let (train_data, test_data) = if cfg.holdout_sessions > 0 {
+        let (a, b) = market.split_last(cfg.holdout_sessions)?;
+        (a, Some(b))
+    } else {
+        (Arc::new(market), None)
+    };
+    println!(
+        "data: {} sessions for training{}",
+        train_data.sessions.len(),
+        test_data
+            .as_ref()
+            .map(|t| format!(", {} held out (the last)", t.sessions.len()))
+            .unwrap_or_default()
+    );
+
+    let out = match (&cli.resume, &cli.out) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            PathBuf::from(format!("runs/p{}-seed{}-{now}", cfg.phase, cfg.seed))
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                // Second Ctrl-C: leave at once.
+                std::process::exit(130);
+            }
+            eprintln!("\nCtrl-C: finishing this update, saving a checkpoint, then exiting (Ctrl-C again to abort)");
+        });
+    }
+    let opts = RunOptions {
+        out: out.clone(),
+        init: cli.init.clone(),
+        resume: cli.resume.is_some(),
+        data_files: loaded.files,
+        verbose: !cli.quiet,
+        stop_after: None,
+        stop: Some(stop),
+    };
+    if cli.bench {
+        return bench(&cli, &cfg, train_data, &opts);
+    }
+    let summary = match cli.device.as_str() {
+        "cpu" => train::<nq_trainer::CpuBackend>(&cfg, train_data, &opts, &Default::default())?,
+        "cuda" => train_cuda(&cfg, train_data, &opts)?,
+        other => {
+            return Err(UserError::new(format!("--device {other}: expected cpu or cuda")).into())
+        }
+    };
+    println!(
+        "{} after {}/{} updates ({} steps, {:.0} SPS). Checkpoint: {}",
+        if summary.interrupted { "Stopped" } else { "Done" },
+        summary.updates_done,
+        summary.num_updates,
+        summary.global_step,
+        summary.sps,
+        summary.checkpoint.display()
+    );
+    if let (Some(test), false) = (test_data, cli.no_eval) {
+        let bytes = std::fs::read(&summary.checkpoint)?;
+        let policy = eval::evaluate_checkpoint(&bytes, test.clone(), sim, cfg.phase)?;
+        let random = eval::evaluate_random(test.clone(), sim, cfg.phase, cfg.seed)?;
+        println!("Held-out evaluation ({} sessions, runtime policy forward + simulator, greedy, ${:.2}/side):", policy.sessions, sim.commission_per_side);
+        for (name, s) in [("policy", policy), ("random valid", random)] {
+            println!(
+                "  {name:>12}: net P&L ${:>10.2} | trades {:>4} | win {:>5.1}% | worst session DD ${:.2} | HOLD/BUY/SELL {}/{}/{}",
+                s.net_pnl,
+                s.trades,
+                s.win_rate * 100.0,
+                s.worst_session_drawdown,
+                s.actions[0],
+                s.actions[1],
+                s.actions[2]
+            );
+        }
+        let paths: Vec<String> = data_paths.iter().map(|p| p.display().to_string()).collect();
+        println!(
+            "Full report once nq-eval lands: nq-eval {} {}  (held-out = the last {} sessions)",
+            summary.checkpoint.display(),
+            paths.join(" "),
+            cfg.holdout_sessions
+        );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn train_cuda(
+    cfg: &TrainConfig,
+    data: Arc<MarketData>,
+    opts: &RunOptions,
+) -> Result<nq_trainer::train::RunSummary, TrainError> {
+    train::<nq_trainer::CudaBackend>(cfg, data, opts, &Default::default())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn train_cuda(
+    _: &TrainConfig,
+    _: Arc<MarketData>,
+    _: &RunOptions,
+) -> Result<nq_trainer::train::RunSummary, TrainError> {
+    Err(UserError::new("--device cuda: this nq-train was built without CUDA; rebuild with `--features cuda`").into())
+}
+
+fn bench(cli: &Cli, cfg: &TrainConfig, data: Arc<MarketData>, opts: &RunOptions) -> Result<(), TrainError> {
+    let dir = std::env::temp_dir().join(format!("nq-train-bench-{}", std::process::id()));
+    let mut cfg = cfg.clone();
+    cfg.checkpoint_every = u64::MAX / 2;
+    let opts = RunOptions {
+        out: dir.clone(),
+        verbose: !cli.quiet,
+        ..opts.clone()
+    };
+    let summary = match cli.device.as_str() {
+        "cuda" => train_cuda(&cfg, data, &opts)?,
+        _ => train::<nq_trainer::CpuBackend>(&cfg, data, &opts, &Default::default())?,
+    };
+    let t = summary.timing;
+    let report = serde_json::json!({
+        "device": cli.device,
+        "phase": cfg.phase,
+        "num_envs": cfg.num_envs,
+        "num_steps": cfg.num_steps,
+        "epochs": cfg.update_epochs,
+        "minibatches": cfg.num_minibatches,
+        "updates": summary.updates_done,
+        "steps": summary.global_step,
+        "sps": summary.sps,
+        "seconds": t,
+    });
+    println!("{report}");
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}

@@ -1,0 +1,633 @@
+//! Vectorised trading environments over the runtime: bars and features are
+//! computed once ([`nq_runtime::features::compute_series`]); every step runs
+//! the runtime's [`Simulator`] (fills, brackets, P&L, drawdown) and its one
+//! action mask. Nothing here re-implements market logic: the environment only
+//! decides *which* bar comes next, pays curriculum bonuses (rewards only,
+//! never P&L) and keeps statistics.
+//!
+//! Episodes are sessions. A decision is made at the close of bar `i` of the
+//! session and the next bar `i + 1` is replayed through the simulator (an order
+//! fills at its open; SPEC section 6, bar data). The episode terminates when
+//! the replayed bar is the session's last (the position is flattened at its
+//! close) or the account breaches its drawdown; it is truncated (and
+//! bootstrapped) after `max_episode_steps` decisions, when configured.
+
+use std::sync::Arc;
+
+use nq_formats::obs::MARKET_DIM;
+use nq_formats::{Action, Bar, SimConfig};
+use nq_runtime::features::{
+    compute_series, context_features, market_window, position_management_features, BarInfo,
+    FeatureConfig, CONTEXT_COUNT, POSITION_MANAGEMENT_COUNT,
+};
+use nq_runtime::sim::{ExitReason, Simulator};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::UserError;
+use crate::rng::Rng;
+
+/// Bars with their features, split into sessions.
+#[derive(Debug)]
+pub struct MarketData {
+    pub bars: Vec<Bar>,
+    /// 11 features per bar, bar-major ([`compute_series`]).
+    pub rows: Vec<f32>,
+    pub info: Vec<BarInfo>,
+    pub sessions: Vec<SessionSpan>,
+    pub clip: f64,
+}
+
+/// The bars of one session that can carry a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSpan {
+    /// Session id (local end date, days since 1970-01-01).
+    pub id: i64,
+    /// First bar whose observation is ready.
+    pub first_decision: usize,
+    /// The session's last bar: it is only replayed, never decided on.
+    pub last_bar: usize,
+}
+
+impl SessionSpan {
+    pub fn decisions(&self) -> usize {
+        self.last_bar - self.first_decision
+    }
+}
+
+impl MarketData {
+    /// Runs the runtime's feature engine over `bars` once and finds the sessions.
+    pub fn from_bars(bars: Vec<Bar>, sim: &SimConfig) -> Result<MarketData, UserError> {
+        let config = FeatureConfig::nq_obs_v1(sim.session, sim.instrument.spec().tick_size);
+        let mut config = config;
+        config.bar_seconds = sim.bar_seconds;
+        let mut rows = vec![0.0f32; bars.len() * nq_runtime::features::BAR_FEATURE_COUNT];
+        let mut info = vec![BarInfo::default(); bars.len()];
+        compute_series(&config, &bars, &mut rows, &mut info)
+            .map_err(|e| UserError::new(format!("market data: {e}")))?;
+        let mut sessions = Vec::new();
+        let mut i = 0;
+        while i < bars.len() {
+            if !info[i].in_session {
+                i += 1;
+                continue;
+            }
+            let id = info[i].session.id;
+            let start = i;
+            while i + 1 < bars.len() && info[i + 1].in_session && info[i + 1].session.id == id {
+                i += 1;
+            }
+            let last = i;
+            i += 1;
+            if let Some(first) = (start..last).find(|&k| info[k].ready) {
+                if last > first {
+                    sessions.push(SessionSpan {
+                        id,
+                        first_decision: first,
+                        last_bar: last,
+                    });
+                }
+            }
+        }
+        Ok(MarketData {
+            bars,
+            rows,
+            info,
+            sessions,
+            clip: config.clip,
+        })
+    }
+
+    /// Splits by date: the last `holdout` sessions (evaluation) apart from the
+    /// earlier ones (training). Features stay those of the whole series, as a
+    /// live engine warmed up on the earlier days would compute them.
+    pub fn split_last(self, holdout: usize) -> Result<(Arc<MarketData>, Arc<MarketData>), UserError> {
+        let total = self.sessions.len();
+        if holdout >= total {
+            return Err(UserError::new(format!(
+                "market data: {total} usable sessions, need more than the {holdout} held out for evaluation"
+            )));
+        }
+        let mut train = self;
+        let test_sessions = train.sessions.split_off(total - holdout);
+        let test = MarketData {
+            bars: train.bars.clone(),
+            rows: train.rows.clone(),
+            info: train.info.clone(),
+            sessions: test_sessions,
+            clip: train.clip,
+        };
+        Ok((Arc::new(train), Arc::new(test)))
+    }
+
+    /// Writes the observation of decision bar `i` for the simulator's state.
+    pub fn observation(&self, i: usize, sim: &Simulator, phase: u8, out: &mut [f32]) -> u8 {
+        let info = &self.info[i];
+        let n_actions = nq_formats::ActionSet::from_phase(phase).map_or(3, |s| s.len());
+        let mask = sim.mask(info.close, info.atr, n_actions);
+        let window = market_window(&self.rows, i).expect("decision bars have a full window");
+        out[..MARKET_DIM].copy_from_slice(window);
+        let pos = sim.position_view();
+        let ctx = context_features(&pos, info.close, info.atr, &info.progress, self.clip);
+        out[MARKET_DIM..MARKET_DIM + CONTEXT_COUNT].copy_from_slice(&ctx);
+        if phase >= 2 {
+            let pm = position_management_features(&pos, info.close, info.atr, mask, self.clip);
+            out[MARKET_DIM + CONTEXT_COUNT..MARKET_DIM + CONTEXT_COUNT + POSITION_MANAGEMENT_COUNT]
+                .copy_from_slice(&pm);
+        }
+        mask.bits()
+    }
+}
+
+/// Curriculum values the environments need, set once per update.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EnvSchedule {
+    /// Dollars of reward per entry fill.
+    pub entry_bonus: f64,
+    /// Dollars of reward for the first position-management action of a trade.
+    pub pm_bonus: f64,
+    /// Probability that an episode starts in a forced position.
+    pub forced_ratio: f64,
+    /// Commission per side for episodes starting now.
+    pub commission: f64,
+}
+
+/// Statistics accumulated between two `take_stats` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct EnvStats {
+    pub steps: u64,
+    pub episodes: u64,
+    pub forced_episodes: u64,
+    pub breaches: u64,
+    pub trades: u64,
+    pub wins: u64,
+    /// Net P&L of closed trades (dollars, commissions included, bonuses never).
+    pub trade_pnl: f64,
+    /// Sum over finished episodes of final equity - starting balance.
+    pub episode_pnl: f64,
+    /// Largest peak-to-trough equity drop within any finished episode.
+    pub max_drawdown: f64,
+    pub entry_bonus_paid: f64,
+    pub pm_bonus_paid: f64,
+    pub actions: [u64; 6],
+}
+
+impl EnvStats {
+    pub fn merge(&mut self, o: &EnvStats) {
+        self.steps += o.steps;
+        self.episodes += o.episodes;
+        self.forced_episodes += o.forced_episodes;
+        self.breaches += o.breaches;
+        self.trades += o.trades;
+        self.wins += o.wins;
+        self.trade_pnl += o.trade_pnl;
+        self.episode_pnl += o.episode_pnl;
+        self.max_drawdown = self.max_drawdown.max(o.max_drawdown);
+        self.entry_bonus_paid += o.entry_bonus_paid;
+        self.pm_bonus_paid += o.pm_bonus_paid;
+        for (a, b) in self.actions.iter_mut().zip(o.actions) {
+            *a += b;
+        }
+    }
+}
+
+/// What an episode needs to be rebuilt exactly on resume: its start and every
+/// action since (the simulator is replayed, never serialised).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeLog {
+    pub session: usize,
+    pub start: usize,
+    /// +1/-1: the episode started with a forced entry of that side.
+    pub forced_side: i8,
+    pub commission: f64,
+    pub actions: Vec<u8>,
+}
+
+/// Saved state of one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvState {
+    pub rng: u64,
+    pub episode: EpisodeLog,
+}
+
+/// Per-step outputs of all environments, owned by the caller and reused.
+#[derive(Debug, Clone)]
+pub struct StepBuffers {
+    pub obs: Vec<f32>,
+    pub masks: Vec<u8>,
+    /// Reward in dollars, bonuses included (scaled later).
+    pub rewards: Vec<f32>,
+    pub terminated: Vec<u8>,
+    pub truncated: Vec<u8>,
+    /// The final observation of a truncated episode (for the bootstrap value).
+    pub final_obs: Vec<f32>,
+}
+
+impl StepBuffers {
+    pub fn new(num_envs: usize, obs_dim: usize) -> StepBuffers {
+        StepBuffers {
+            obs: vec![0.0; num_envs * obs_dim],
+            masks: vec![1; num_envs],
+            rewards: vec![0.0; num_envs],
+            terminated: vec![0; num_envs],
+            truncated: vec![0; num_envs],
+            final_obs: vec![0.0; num_envs * obs_dim],
+        }
+    }
+}
+
+/// One environment.
+#[derive(Debug, Clone)]
+pub struct MarketEnv {
+    data: Arc<MarketData>,
+    base_sim: SimConfig,
+    phase: u8,
+    random_start: bool,
+    max_steps: usize,
+    sim: Simulator,
+    rng: Rng,
+    /// Current decision bar.
+    cursor: usize,
+    log: EpisodeLog,
+    equity: f64,
+    peak_equity: f64,
+    episode_drawdown: f64,
+    pm_paid_this_trade: bool,
+    stats: EnvStats,
+    schedule: EnvSchedule,
+}
+
+impl MarketEnv {
+    pub fn new(
+        data: Arc<MarketData>,
+        base_sim: SimConfig,
+        phase: u8,
+        random_start: bool,
+        max_steps: usize,
+        rng: Rng,
+    ) -> Result<MarketEnv, UserError> {
+        if data.sessions.is_empty() {
+            return Err(UserError::new(
+                "market data: no session has a decision bar after the 132-bar feature warm-up",
+            ));
+        }
+        let sim = Simulator::new(base_sim)
+            .map_err(|f| UserError::new(format!("sim.{f} is invalid")))?;
+        Ok(MarketEnv {
+            data,
+            base_sim,
+            phase,
+            random_start,
+            max_steps,
+            sim,
+            rng,
+            cursor: 0,
+            log: EpisodeLog {
+                session: 0,
+                start: 0,
+                forced_side: 0,
+                commission: base_sim.commission_per_side,
+                actions: Vec::new(),
+            },
+            equity: 0.0,
+            peak_equity: 0.0,
+            episode_drawdown: 0.0,
+            pm_paid_this_trade: false,
+            stats: EnvStats::default(),
+            schedule: EnvSchedule {
+                commission: base_sim.commission_per_side,
+                ..EnvSchedule::default()
+            },
+        })
+    }
+
+    fn session(&self) -> SessionSpan {
+        self.data.sessions[self.log.session]
+    }
+
+    /// Starts a new episode (random session, start and forced position).
+    pub fn reset(&mut self, obs: &mut [f32]) -> u8 {
+        let session = self.rng.below(self.data.sessions.len());
+        let span = self.data.sessions[session];
+        // Leave at least a few decisions in a randomly started episode.
+        let start = if self.random_start && span.decisions() > 1 {
+            span.first_decision + self.rng.below(span.decisions().div_ceil(2))
+        } else {
+            span.first_decision
+        };
+        let forced_side = if self.schedule.forced_ratio > 0.0
+            && self.rng.uniform() < self.schedule.forced_ratio
+            && start + 1 < span.last_bar
+        {
+            if self.rng.uniform() < 0.5 {
+                1
+            } else {
+                -1
+            }
+        } else {
+            0
+        };
+        let mut actions = std::mem::take(&mut self.log.actions);
+        actions.clear();
+        self.log = EpisodeLog {
+            session,
+            start,
+            forced_side,
+            commission: self.schedule.commission,
+            actions,
+        };
+        self.begin_episode();
+        self.data
+            .observation(self.cursor, &self.sim, self.phase, obs)
+    }
+
+    /// Starts an episode at the first decision of `session`, without a forced
+    /// position (evaluation).
+    pub fn start_session(&mut self, session: usize, obs: &mut [f32]) -> u8 {
+        let mut actions = std::mem::take(&mut self.log.actions);
+        actions.clear();
+        self.log = EpisodeLog {
+            session,
+            start: self.data.sessions[session].first_decision,
+            forced_side: 0,
+            commission: self.schedule.commission,
+            actions,
+        };
+        self.begin_episode();
+        self.data.observation(self.cursor, &self.sim, self.phase, obs)
+    }
+
+    /// Sets up the simulator for `self.log` (new episode or replay).
+    fn begin_episode(&mut self) {
+        let mut cfg = self.base_sim;
+        cfg.commission_per_side = self.log.commission;
+        self.sim = Simulator::new(cfg).unwrap_or_else(|_| self.sim.clone());
+        self.sim.reset();
+        self.cursor = self.log.start;
+        self.pm_paid_this_trade = false;
+        if self.log.forced_side != 0 {
+            // A forced position (phase 2 boot camp): the entry is part of the
+            // reset, not a decision of the policy.
+            let action = if self.log.forced_side > 0 {
+                Action::Buy
+            } else {
+                Action::Sell
+            };
+            let info = self.data.info[self.cursor];
+            let decided = info.ts_ns + self.base_sim.bar_seconds as i64 * 1_000_000_000;
+            let _ = self.sim.submit(action, info.close, info.atr, decided);
+            self.cursor += 1;
+            let _ = self.sim.on_bar(&self.data.bars[self.cursor]);
+            self.sim.on_bar_close();
+        }
+        self.equity = self.sim.equity_at_last();
+        self.peak_equity = self.equity.max(self.base_sim.starting_balance);
+        self.episode_drawdown = self.peak_equity - self.equity;
+    }
+
+    /// Applies `action` at the current decision bar and replays the next bar.
+    /// Returns (reward dollars, terminated, truncated). Masked actions are
+    /// refused by the simulator and count as HOLD.
+    fn advance(&mut self, action: u8) -> (f64, bool, bool) {
+        let info = self.data.info[self.cursor];
+        let decided = info.ts_ns + self.base_sim.bar_seconds as i64 * 1_000_000_000;
+        let action = Action::from_code(action).unwrap_or(Action::Hold);
+        let mut bonus = 0.0;
+        let accepted = self.sim.submit(action, info.close, info.atr, decided).is_ok();
+        if accepted && action.is_position_management() && !self.pm_paid_this_trade {
+            self.pm_paid_this_trade = true;
+            bonus += self.schedule.pm_bonus;
+            self.stats.pm_bonus_paid += self.schedule.pm_bonus;
+        }
+        self.stats.actions[action as usize] += 1;
+        self.stats.steps += 1;
+        self.cursor += 1;
+        let span = self.session();
+        let events = self.sim.on_bar(&self.data.bars[self.cursor]);
+        self.sim.on_bar_close();
+        let mut trades = [events.exit, None];
+        if events.entry.is_some() {
+            bonus += self.schedule.entry_bonus;
+            self.stats.entry_bonus_paid += self.schedule.entry_bonus;
+            self.pm_paid_this_trade = false;
+        }
+        let mut terminated = events.breached || self.sim.is_breached();
+        if self.cursor >= span.last_bar {
+            let bar = &self.data.bars[self.cursor];
+            trades[1] = self.sim.flatten(bar.close, bar.ts_ns, ExitReason::SessionEnd);
+            terminated = true;
+        }
+        for t in trades.into_iter().flatten() {
+            self.stats.trades += 1;
+            self.stats.wins += (t.net_pnl > 0.0) as u64;
+            self.stats.trade_pnl += t.net_pnl;
+        }
+        let equity = self.sim.equity_at_last();
+        let pnl = equity - self.equity;
+        self.equity = equity;
+        self.peak_equity = self.peak_equity.max(equity);
+        self.episode_drawdown = self.episode_drawdown.max(self.peak_equity - equity);
+        let truncated = !terminated && self.max_steps > 0 && self.log.actions.len() + 1 >= self.max_steps;
+        (pnl + bonus, terminated, truncated)
+    }
+
+    /// One step: act, then either observe the next bar or finish the episode
+    /// and start another (auto-reset). Returns (reward, terminated, truncated, mask).
+    pub fn step(&mut self, action: u8, obs: &mut [f32], final_obs: &mut [f32]) -> (f64, bool, bool, u8) {
+        let (reward, terminated, truncated) = self.advance(action);
+        self.log.actions.push(action);
+        if terminated || truncated {
+            if truncated {
+                self.data
+                    .observation(self.cursor, &self.sim, self.phase, final_obs);
+            }
+            self.stats.episodes += 1;
+            self.stats.forced_episodes += (self.log.forced_side != 0) as u64;
+            self.stats.breaches += self.sim.is_breached() as u64;
+            self.stats.episode_pnl += self.sim.equity_at_last() - self.base_sim.starting_balance;
+            self.stats.max_drawdown = self.stats.max_drawdown.max(self.episode_drawdown);
+            let mask = self.reset(obs);
+            (reward, terminated, truncated, mask)
+        } else {
+            let mask = self
+                .data
+                .observation(self.cursor, &self.sim, self.phase, obs);
+            (reward, false, false, mask)
+        }
+    }
+
+    pub fn set_schedule(&mut self, s: EnvSchedule) {
+        self.schedule = s;
+    }
+
+    pub fn take_stats(&mut self) -> EnvStats {
+        std::mem::take(&mut self.stats)
+    }
+
+    pub fn save(&self) -> EnvState {
+        EnvState {
+            rng: self.rng.state(),
+            episode: self.log.clone(),
+        }
+    }
+
+    /// Rebuilds the exact simulator state by replaying the saved episode.
+    pub fn restore(&mut self, state: &EnvState, obs: &mut [f32]) -> Result<u8, UserError> {
+        let e = &state.episode;
+        let bad = || UserError::new("resume: environment state does not fit the data (different data set?)");
+        let span = *self.data.sessions.get(e.session).ok_or_else(bad)?;
+        if e.start < span.first_decision || e.start + e.actions.len() + (e.forced_side != 0) as usize >= span.last_bar {
+            return Err(bad());
+        }
+        self.rng = Rng::from_state(state.rng);
+        self.log = EpisodeLog {
+            actions: Vec::with_capacity(span.decisions() + 1),
+            ..e.clone()
+        };
+        self.begin_episode();
+        let saved_stats = self.stats;
+        for &a in &e.actions {
+            self.advance(a);
+            self.log.actions.push(a);
+        }
+        self.stats = saved_stats;
+        Ok(self.data.observation(self.cursor, &self.sim, self.phase, obs))
+    }
+}
+
+/// N environments stepped in parallel on a rayon pool.
+pub struct VecEnv {
+    pub envs: Vec<MarketEnv>,
+    pub obs_dim: usize,
+    pub num_actions: usize,
+    pool: rayon::ThreadPool,
+    /// Work per task: at least this many environments, so 2 cores do not pay
+    /// a synchronisation per environment.
+    chunk: usize,
+}
+
+impl VecEnv {
+    pub fn new(
+        data: Arc<MarketData>,
+        sim: SimConfig,
+        phase: u8,
+        num_envs: usize,
+        random_start: bool,
+        max_steps: usize,
+        seed: u64,
+        threads: usize,
+    ) -> Result<VecEnv, UserError> {
+        let envs = (0..num_envs)
+            .map(|e| {
+                MarketEnv::new(
+                    data.clone(),
+                    sim,
+                    phase,
+                    random_start,
+                    max_steps,
+                    Rng::new(seed, 1000 + e as u64),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| UserError::new(format!("thread pool: {e}")))?;
+        Ok(VecEnv {
+            envs,
+            obs_dim: nq_runtime::features::observation_len(phase),
+            num_actions: nq_formats::ActionSet::from_phase(phase).map_or(3, |s| s.len()),
+            chunk: num_envs.div_ceil(threads).max(1),
+            pool,
+        })
+    }
+
+    pub fn num_envs(&self) -> usize {
+        self.envs.len()
+    }
+
+    pub fn set_schedule(&mut self, s: EnvSchedule) {
+        self.envs.iter_mut().for_each(|e| e.set_schedule(s));
+    }
+
+    pub fn reset(&mut self, buf: &mut StepBuffers) {
+        let d = self.obs_dim;
+        for (e, (obs, mask)) in self
+            .envs
+            .iter_mut()
+            .zip(buf.obs.chunks_exact_mut(d).zip(buf.masks.iter_mut()))
+        {
+            *mask = e.reset(obs);
+        }
+    }
+
+    /// Steps every environment with its action; fills `buf`. No allocation.
+    pub fn step(&mut self, actions: &[u8], buf: &mut StepBuffers) {
+        let d = self.obs_dim;
+        let c = self.chunk;
+        let envs = &mut self.envs;
+        let StepBuffers {
+            obs,
+            masks,
+            rewards,
+            terminated,
+            truncated,
+            final_obs,
+        } = buf;
+        self.pool.install(|| {
+            envs.par_chunks_mut(c)
+                .zip(actions.par_chunks(c))
+                .zip(obs.par_chunks_mut(c * d))
+                .zip(final_obs.par_chunks_mut(c * d))
+                .zip(masks.par_chunks_mut(c))
+                .zip(rewards.par_chunks_mut(c))
+                .zip(terminated.par_chunks_mut(c))
+                .zip(truncated.par_chunks_mut(c))
+                .for_each(|(((((((es, acts), obs), fin), masks), rews), terms), truncs)| {
+                    for (k, env) in es.iter_mut().enumerate() {
+                        let (r, te, tr, m) = env.step(
+                            acts[k],
+                            &mut obs[k * d..(k + 1) * d],
+                            &mut fin[k * d..(k + 1) * d],
+                        );
+                        rews[k] = r as f32;
+                        terms[k] = te as u8;
+                        truncs[k] = tr as u8;
+                        masks[k] = m;
+                    }
+                });
+        });
+    }
+
+    pub fn take_stats(&mut self) -> EnvStats {
+        let mut s = EnvStats::default();
+        for e in &mut self.envs {
+            s.merge(&e.take_stats());
+        }
+        s
+    }
+
+    pub fn save(&self) -> Vec<EnvState> {
+        self.envs.iter().map(MarketEnv::save).collect()
+    }
+
+    pub fn restore(&mut self, states: &[EnvState], buf: &mut StepBuffers) -> Result<(), UserError> {
+        if states.len() != self.envs.len() {
+            return Err(UserError::new(format!(
+                "resume: the run had {} environments, this one {}",
+                states.len(),
+                self.envs.len()
+            )));
+        }
+        let d = self.obs_dim;
+        for (k, (e, s)) in self.envs.iter_mut().zip(states).enumerate() {
+            buf.masks[k] = e.restore(s, &mut buf.obs[k * d..(k + 1) * d])?;
+        }
+        Ok(())
+    }
+}

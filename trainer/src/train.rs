@@ -1,0 +1,748 @@
+//! The training run, top to bottom (CleanRL `ppo.py` shape): set-up, then per
+//! update a rollout, GAE, PPO epochs, logging, the quality monitor and
+//! checkpoints. Resume restores every piece of state that the next update
+//! reads, so on CPU a resumed run ends bit-identical to an uninterrupted one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use nq_formats::checkpoint::{Activation, PolicyMetadata, FORMAT_VERSION, MAX_LAYERS};
+use nq_formats::{ActionSet, OBS_LAYOUT_V1};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, Checkpoint, OptimState};
+use crate::config::{Derived, TrainConfig};
+use crate::curriculum::{stage, Stage};
+use crate::env::{EnvState, EnvStats, MarketData, StepBuffers, VecEnv};
+use crate::error::UserError;
+use crate::gae::{gae, GaeInput};
+use crate::monitor::{judge, Adjustment, Window};
+use crate::net::{tensor_to_vec, Adam};
+use crate::norm::{normalize_rows, RewardScaler, RmsState, RunningMeanStd};
+use crate::ppo::{sample_action, update, Agent, Batch, HostAgent, MinibatchScratch, UpdateParams, UpdateStats};
+use crate::rng::Rng;
+
+/// Why a run stopped early or failed.
+#[derive(Debug)]
+pub enum TrainError {
+    /// Bad input: exit code 2.
+    User(UserError),
+    /// I/O failure while writing outputs: exit code 1.
+    Io(std::io::Error),
+}
+
+impl From<UserError> for TrainError {
+    fn from(e: UserError) -> Self {
+        TrainError::User(e)
+    }
+}
+
+impl From<std::io::Error> for TrainError {
+    fn from(e: std::io::Error) -> Self {
+        TrainError::Io(e)
+    }
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::User(e) => write!(f, "{e}"),
+            TrainError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+/// Where a run writes and what it starts from.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub out: PathBuf,
+    /// Start from these weights (phase 2 from phase 1: transfer).
+    pub init: Option<PathBuf>,
+    /// Continue the run in `out` from its latest checkpoint.
+    pub resume: bool,
+    /// (path, fnv1a64 hash) of each data file, for metadata.json.
+    pub data_files: Vec<(String, String)>,
+    /// Print a log line per update.
+    pub verbose: bool,
+    /// Stop (with a checkpoint) after this many updates in this call (tests).
+    pub stop_after: Option<u64>,
+    /// Set from outside (Ctrl-C): save a checkpoint and stop after the current update.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub checkpoint: PathBuf,
+    pub updates_done: u64,
+    pub num_updates: u64,
+    pub global_step: u64,
+    pub sps: f64,
+    pub interrupted: bool,
+    pub last: Option<serde_json::Value>,
+    pub timing: Timing,
+}
+
+/// Seconds spent in each part of the run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timing {
+    pub rollout_forward: f64,
+    pub rollout_env: f64,
+    pub rollout_other: f64,
+    pub update: f64,
+    pub total: f64,
+}
+
+/// Everything besides the tensors that the next update reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainerState {
+    update: u64,
+    global_step: u64,
+    ent_coef_bits: u32,
+    adam_step: u64,
+    sample_rng: u64,
+    shuffle_rng: u64,
+    obs_rms: RmsState,
+    ret_rms: RmsState,
+    ret_returns: Vec<u64>,
+    envs: Vec<EnvState>,
+    window: WindowState,
+    checkpoint: String,
+    config: TrainConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct WindowState {
+    updates: u64,
+    entropy: u64,
+    value_loss: u64,
+    actions: [u64; 6],
+    trades: u64,
+    episodes: u64,
+}
+
+impl WindowState {
+    fn from(w: &Window) -> Self {
+        WindowState {
+            updates: w.updates,
+            entropy: w.entropy.to_bits(),
+            value_loss: w.value_loss.to_bits(),
+            actions: w.actions,
+            trades: w.trades,
+            episodes: w.episodes,
+        }
+    }
+    fn to(&self) -> Window {
+        Window {
+            updates: self.updates,
+            entropy: f64::from_bits(self.entropy),
+            value_loss: f64::from_bits(self.value_loss),
+            actions: self.actions,
+            trades: self.trades,
+            episodes: self.episodes,
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a fingerprint of each data file for `metadata.json`.
+pub fn fnv1a64(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn checkpoint_name(update: u64) -> String {
+    format!("checkpoint_{update:06}.safetensors")
+}
+
+/// The latest checkpoint of a run folder that has its trainer state.
+pub fn latest_checkpoint(out: &Path) -> Option<(u64, PathBuf)> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(out.join("checkpoints")).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(num) = name
+            .strip_prefix("checkpoint_")
+            .and_then(|s| s.strip_suffix(".safetensors"))
+        else {
+            continue;
+        };
+        let Ok(u) = num.parse::<u64>() else { continue };
+        if !out.join("checkpoints").join(format!("trainer_state_{u:06}.json")).exists() {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(b, _)| u > *b) {
+            best = Some((u, entry.path()));
+        }
+    }
+    best
+}
+
+pub fn policy_metadata(cfg: &TrainConfig, d: &Derived, update: u64, global_step: u64) -> Result<PolicyMetadata, UserError> {
+    let sim = cfg.sim.to_sim_config()?;
+    let mut hidden = [0u32; MAX_LAYERS];
+    hidden[..cfg.hidden.len()].copy_from_slice(&cfg.hidden);
+    Ok(PolicyMetadata {
+        format_version: FORMAT_VERSION,
+        obs_layout_hash: OBS_LAYOUT_V1.with_bar_seconds(sim.bar_seconds).hash(),
+        obs_dim: d.obs_dim,
+        actions: ActionSet::from_phase(cfg.phase).unwrap_or(ActionSet::Phase1),
+        hidden,
+        hidden_len: cfg.hidden.len(),
+        activation: Activation::Tanh,
+        phase: cfg.phase,
+        instrument: sim.instrument,
+        bar_seconds: sim.bar_seconds,
+        timesteps: global_step,
+        update,
+        seed: cfg.seed,
+        norm_clip: cfg.obs_clip,
+        norm_eps: cfg.obs_eps,
+        sim,
+    })
+}
+
+fn fmt_int(x: f64) -> String {
+    let neg = x < 0.0;
+    let s = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if neg {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// Runs (or resumes) training on `data`; returns where the final checkpoint is.
+pub fn train<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    data: Arc<MarketData>,
+    opts: &RunOptions,
+    device: &B::Device,
+) -> Result<RunSummary, TrainError> {
+    // ---- Set-up ---------------------------------------------------------------
+    let d = cfg.validate()?;
+    let sim = cfg.sim.to_sim_config()?;
+    let (n, t, dim, a_n) = (cfg.num_envs, cfg.num_steps, d.obs_dim, d.num_actions);
+    let ckpt_dir = opts.out.join("checkpoints");
+    std::fs::create_dir_all(&ckpt_dir)?;
+
+    let mut env = VecEnv::new(
+        data,
+        sim,
+        cfg.phase,
+        n,
+        cfg.random_start,
+        cfg.max_episode_steps,
+        cfg.seed,
+        cfg.env_threads,
+    )?;
+    let mut buf = StepBuffers::new(n, dim);
+    let mut init_rng = Rng::new(cfg.seed, 0);
+    let mut sample_rng = Rng::new(cfg.seed, 1);
+    let mut shuffle_rng = Rng::new(cfg.seed, 2);
+    let fresh = HostAgent::init(dim, &cfg.hidden, a_n, &mut init_rng);
+    let mut obs_rms = RunningMeanStd::new(dim);
+    let mut ret_scaler = RewardScaler::new(n, cfg.gamma as f64);
+    let mut ent_coef = cfg.ent_coef;
+    let mut window = Window::default();
+    let mut adjustments: Vec<Adjustment> = Vec::new();
+    let mut start_update = 0u64;
+    let mut global_step = 0u64;
+
+    let agent: Agent<B::InnerBackend>;
+    let mut adam: Adam<B::InnerBackend>;
+    if opts.resume {
+        let (u, path) = latest_checkpoint(&opts.out).ok_or_else(|| {
+            UserError::new(format!(
+                "--resume {}: no checkpoint with its trainer state under {}",
+                opts.out.display(),
+                ckpt_dir.display()
+            ))
+        })?;
+        let state_path = ckpt_dir.join(format!("trainer_state_{u:06}.json"));
+        let text = std::fs::read_to_string(&state_path)?;
+        let st: TrainerState = serde_json::from_str(&text)
+            .map_err(|e| UserError::new(format!("{}: {e}", state_path.display())))?;
+        if st.config != *cfg {
+            return Err(UserError::new(format!(
+                "--resume {}: the run was started with a different configuration (see {}); resume with the same one",
+                opts.out.display(),
+                opts.out.join("metadata.json").display()
+            ))
+            .into());
+        }
+        let ck = checkpoint::load(&path)?;
+        agent = ck.agent.to_backend(device);
+        adam = Adam::new(&agent.params(), cfg.adam_eps);
+        let optim = ck.optim.ok_or_else(|| {
+            UserError::new(format!("{}: no optimizer state (optim.*) to resume from", path.display()))
+        })?;
+        let to_tensors = |list: &[(Vec<usize>, Vec<f32>)]| -> Vec<Tensor<B::InnerBackend, 2>> {
+            list.iter()
+                .map(|(s, v)| Tensor::from_data(TensorData::new(v.clone(), [s[0], s[1]]), device))
+                .collect()
+        };
+        adam.m = to_tensors(&optim.m);
+        adam.v = to_tensors(&optim.v);
+        adam.step = st.adam_step;
+        start_update = st.update;
+        global_step = st.global_step;
+        ent_coef = f32::from_bits(st.ent_coef_bits);
+        sample_rng = Rng::from_state(st.sample_rng);
+        shuffle_rng = Rng::from_state(st.shuffle_rng);
+        obs_rms = RunningMeanStd::from_state(&st.obs_rms);
+        ret_scaler.rms = RunningMeanStd::from_state(&st.ret_rms);
+        ret_scaler.returns = st.ret_returns.iter().map(|&b| f64::from_bits(b)).collect();
+        window = st.window.to();
+        env.restore(&st.envs, &mut buf)?;
+        if let Ok(text) = std::fs::read_to_string(opts.out.join("adjustment_history.json")) {
+            adjustments = serde_json::from_str(&text).unwrap_or_default();
+        }
+        // Metrics after the checkpoint are re-run: drop them.
+        truncate_metrics(&opts.out.join("metrics.jsonl"), start_update)?;
+    } else {
+        let host = match &opts.init {
+            Some(path) => {
+                let old = checkpoint::load(path)?;
+                let (agent, mean, var) = checkpoint::transfer(&old, &fresh, path)?;
+                // The old statistics count as a long history; new inputs start neutral.
+                obs_rms.mean = mean.iter().map(|&x| x as f64).collect();
+                obs_rms.var = var.iter().map(|&x| x as f64).collect();
+                obs_rms.count = 1e6;
+                agent
+            }
+            None => fresh,
+        };
+        agent = host.to_backend(device);
+        adam = Adam::new(&agent.params(), cfg.adam_eps);
+        env.reset(&mut buf);
+        write_metadata(cfg, &d, opts)?;
+        std::fs::File::create(opts.out.join("metrics.jsonl"))?;
+        write_adjustments(&opts.out, &adjustments)?;
+    }
+    let mut agent = agent;
+
+    // Rollout storage, time-major [t * n + e].
+    let mut r_obs = vec![0.0f32; t * n * dim];
+    let mut r_actions = vec![0u8; t * n];
+    let mut r_masks = vec![0u8; t * n];
+    let mut r_logp = vec![0.0f32; t * n];
+    let mut r_values = vec![0.0f32; t * n];
+    let mut r_rewards = vec![0.0f32; t * n];
+    let mut r_term = vec![0u8; t * n];
+    let mut r_trunc = vec![0u8; t * n];
+    let mut r_trunc_values = vec![0.0f32; t * n];
+    let mut advantages = vec![0.0f32; t * n];
+    let mut returns = vec![0.0f32; t * n];
+    let mut logits = vec![0.0f32; n * a_n];
+    let mut values = vec![0.0f32; n];
+    let mut bootstrap = vec![0.0f32; n];
+    let mut logp_row = vec![0.0f32; a_n];
+    let mut done = vec![0u8; n];
+    let mut rms_scratch = vec![0.0f64; 2 * dim];
+    let mut final_norm = vec![0.0f32; dim];
+    let mut mb_scratch = MinibatchScratch::default();
+    let mut timing = Timing::default();
+
+    let progress = (opts.verbose && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let pb = indicatif::ProgressBar::new(d.num_updates);
+        pb.set_position(start_update);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} updates  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let say = |line: &str| match &progress {
+        Some(pb) => pb.println(line),
+        None => println!("{line}"),
+    };
+
+    let run_start = Instant::now();
+    let steps_at_start = global_step;
+    let mut last_metrics = None;
+    let mut interrupted = false;
+    let mut update_index = start_update;
+    let mut latest = ckpt_dir.join(checkpoint_name(start_update));
+
+    while update_index < d.num_updates {
+        let update_start = Instant::now();
+        let st: Stage = stage(cfg, global_step, update_index, d.num_updates);
+        env.set_schedule(st.env);
+        let lr = if cfg.anneal_lr {
+            cfg.learning_rate * (1.0 - update_index as f64 / d.num_updates as f64)
+        } else {
+            cfg.learning_rate
+        };
+
+        // ---- ALGO LOGIC: rollout ---------------------------------------------
+        for step in 0..t {
+            let t0 = Instant::now();
+            obs_rms.update(&buf.obs, n, &mut rms_scratch);
+            let (mean, var) = (obs_rms.mean_f32(), obs_rms.var_f32());
+            let slot = &mut r_obs[step * n * dim..(step + 1) * n * dim];
+            slot.copy_from_slice(&buf.obs);
+            normalize_rows(slot, &mean, &var, cfg.obs_eps, cfg.obs_clip);
+            let t1 = Instant::now();
+            agent.evaluate(slot, n, device, &mut logits, &mut values);
+            let t2 = Instant::now();
+            let row = step * n..(step + 1) * n;
+            for e in 0..n {
+                let (a, lp) = sample_action(
+                    &logits[e * a_n..(e + 1) * a_n],
+                    buf.masks[e],
+                    st.action_floor as f32,
+                    &mut sample_rng,
+                    &mut logp_row,
+                );
+                r_actions[row.start + e] = a;
+                r_logp[row.start + e] = lp;
+            }
+            r_masks[row.clone()].copy_from_slice(&buf.masks);
+            r_values[row.clone()].copy_from_slice(&values);
+            let t3 = Instant::now();
+            env.step(&r_actions[row.clone()], &mut buf);
+            let t4 = Instant::now();
+            for e in 0..n {
+                buf.rewards[e] /= cfg.reward_unit_dollars as f32;
+                done[e] = buf.terminated[e] | buf.truncated[e];
+            }
+            if cfg.reward_scaling {
+                ret_scaler.scale(&mut buf.rewards, &done, 1e-8, cfg.reward_clip);
+            }
+            r_rewards[row.clone()].copy_from_slice(&buf.rewards);
+            r_term[row.clone()].copy_from_slice(&buf.terminated);
+            r_trunc[row.clone()].copy_from_slice(&buf.truncated);
+            for e in 0..n {
+                r_trunc_values[row.start + e] = 0.0;
+                if buf.truncated[e] != 0 {
+                    final_norm.copy_from_slice(&buf.final_obs[e * dim..(e + 1) * dim]);
+                    normalize_rows(&mut final_norm, &mean, &var, cfg.obs_eps, cfg.obs_clip);
+                    let mut v = [0.0f32];
+                    agent.values(&final_norm, 1, device, &mut v);
+                    r_trunc_values[row.start + e] = v[0];
+                }
+            }
+            global_step += n as u64;
+            let t5 = Instant::now();
+            timing.rollout_forward += (t2 - t1).as_secs_f64();
+            timing.rollout_env += (t4 - t3).as_secs_f64();
+            timing.rollout_other += ((t1 - t0) + (t3 - t2) + (t5 - t4)).as_secs_f64();
+        }
+        let t_rollout_end = Instant::now();
+        {
+            let (mean, var) = (obs_rms.mean_f32(), obs_rms.var_f32());
+            let mut next = buf.obs.clone();
+            normalize_rows(&mut next, &mean, &var, cfg.obs_eps, cfg.obs_clip);
+            agent.values(&next, n, device, &mut bootstrap);
+        }
+        gae(
+            &GaeInput {
+                num_envs: n,
+                rewards: &r_rewards,
+                values: &r_values,
+                terminated: &r_term,
+                truncated: &r_trunc,
+                truncation_values: &r_trunc_values,
+                bootstrap_values: &bootstrap,
+                gamma: cfg.gamma,
+                lambda: cfg.gae_lambda,
+            },
+            &mut advantages,
+            &mut returns,
+        );
+
+        // ---- ALGO LOGIC: PPO epochs ------------------------------------------
+        let stats: UpdateStats = update::<B>(
+            &mut agent,
+            &mut adam,
+            &Batch {
+                obs: &r_obs,
+                obs_dim: dim,
+                num_actions: a_n,
+                actions: &r_actions,
+                masks: &r_masks,
+                logp: &r_logp,
+                values: &r_values,
+                advantages: &advantages,
+                returns: &returns,
+            },
+            &UpdateParams {
+                epochs: cfg.update_epochs,
+                minibatch_size: d.minibatch_size,
+                lr,
+                clip_coef: cfg.clip_coef,
+                clip_vloss: cfg.clip_vloss,
+                ent_coef,
+                vf_coef: cfg.vf_coef,
+                max_grad_norm: cfg.max_grad_norm,
+                norm_adv: cfg.norm_adv,
+            },
+            &mut shuffle_rng,
+            &mut mb_scratch,
+            device,
+        );
+        let update_end = Instant::now();
+        timing.update += (update_end - t_rollout_end).as_secs_f64();
+        update_index += 1;
+
+        // ---- Logging (TRY NOT TO MODIFY) ---------------------------------------
+        let es: EnvStats = env.take_stats();
+        let sps = (n * t) as f64 / (update_end - update_start).as_secs_f64();
+        let episodes = es.episodes.max(1) as f64;
+        let mean_return = (es.episode_pnl + es.entry_bonus_paid + es.pm_bonus_paid) / episodes;
+        let total_actions: u64 = es.actions.iter().sum::<u64>().max(1);
+        let share = |a: usize| 100.0 * es.actions[a] as f64 / total_actions as f64;
+        let win_rate = 100.0 * es.wins as f64 / es.trades.max(1) as f64;
+        let explained_var = explained_variance(&r_values, &returns);
+        let mut line = format!(
+            "[{}] Update {}/{} | SPS {} | Return {:.2} | Loss {:.4} (pi {:.4} v {:.4} ent {:.3}) | ",
+            st.tag,
+            update_index,
+            d.num_updates,
+            fmt_int(sps),
+            mean_return,
+            stats.loss,
+            stats.policy_loss,
+            stats.value_loss,
+            stats.entropy
+        );
+        if cfg.phase == 2 {
+            line += &format!(
+                "Forced {:.0}% | Entry ${:.0} PM ${:.0} | ",
+                st.env.forced_ratio * 100.0,
+                st.env.entry_bonus,
+                st.env.pm_bonus
+            );
+        } else {
+            line += &format!("Entry bonus ${:.0} | Floor {:.3} | ", st.env.entry_bonus, st.action_floor);
+        }
+        line += &format!("Comm ${:.2}", st.env.commission);
+        let names = ActionSet::from_phase(cfg.phase).unwrap_or(ActionSet::Phase1).actions();
+        let dist: Vec<String> = names.iter().map(|a| format!("{} {:.1}%", a.name(), share(*a as usize))).collect();
+        let line2 = format!(
+            "      actions {} | trades {} | win {:.1}% | P&L ${} ({} episodes, mean ${:.2}) | max DD ${} | breaches {}",
+            dist.join(" "),
+            es.trades,
+            win_rate,
+            fmt_int(es.trade_pnl),
+            es.episodes,
+            es.episode_pnl / episodes,
+            fmt_int(es.max_drawdown),
+            es.breaches
+        );
+        if opts.verbose {
+            say(&line);
+            say(&line2);
+        }
+        if let Some(pb) = &progress {
+            pb.set_position(update_index);
+        }
+        let metrics = serde_json::json!({
+            "update": update_index,
+            "global_step": global_step,
+            "stage": st.tag,
+            "sps": sps,
+            "lr": lr,
+            "ent_coef": ent_coef,
+            "loss": stats.loss,
+            "policy_loss": stats.policy_loss,
+            "value_loss": stats.value_loss,
+            "entropy": stats.entropy,
+            "approx_kl": stats.approx_kl,
+            "clip_fraction": stats.clip_fraction,
+            "grad_norm": stats.grad_norm,
+            "explained_variance": explained_var,
+            "mean_return": mean_return,
+            "entry_bonus": st.env.entry_bonus,
+            "pm_bonus": st.env.pm_bonus,
+            "forced_ratio": st.env.forced_ratio,
+            "commission": st.env.commission,
+            "action_floor": st.action_floor,
+            "env": es,
+        });
+        append_line(&opts.out.join("metrics.jsonl"), &metrics)?;
+        last_metrics = Some(metrics);
+
+        // ---- Quality monitor ---------------------------------------------------
+        window.add(stats.entropy, stats.value_loss, &es.actions, es.trades, es.episodes);
+        if update_index % cfg.monitor_every == 0 {
+            let verdict = judge(&window, a_n, ent_coef, &cfg.monitor);
+            if let Some((new, reason)) = verdict.adjustment {
+                let adj = Adjustment {
+                    update: update_index,
+                    global_step,
+                    parameter: "ent_coef".into(),
+                    old: ent_coef,
+                    new,
+                    reason,
+                    score: verdict.score,
+                };
+                if opts.verbose {
+                    say(&format!("      monitor: ent_coef {} -> {} because {}", adj.old, adj.new, adj.reason));
+                }
+                ent_coef = new;
+                adjustments.push(adj);
+                write_adjustments(&opts.out, &adjustments)?;
+            }
+            window = Window::default();
+        }
+
+        let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+            || opts.stop_after.is_some_and(|k| update_index - start_update >= k);
+        if update_index % cfg.checkpoint_every == 0 || update_index == d.num_updates || stop_now {
+            let state = TrainerState {
+                update: update_index,
+                global_step,
+                ent_coef_bits: ent_coef.to_bits(),
+                adam_step: adam.step,
+                sample_rng: sample_rng.state(),
+                shuffle_rng: shuffle_rng.state(),
+                obs_rms: obs_rms.to_state(),
+                ret_rms: ret_scaler.rms.to_state(),
+                ret_returns: ret_scaler.returns.iter().map(|x| x.to_bits()).collect(),
+                envs: env.save(),
+                window: WindowState::from(&window),
+                checkpoint: checkpoint_name(update_index),
+                config: cfg.clone(),
+            };
+            latest = save_checkpoint(&opts.out, cfg, &d, &agent, &adam, &obs_rms, &state)?;
+        }
+        if stop_now {
+            interrupted = update_index < d.num_updates;
+            break;
+        }
+    }
+    if let Some(pb) = &progress {
+        pb.finish_and_clear();
+    }
+    let elapsed = run_start.elapsed().as_secs_f64();
+    timing.total = elapsed;
+    let final_path = opts.out.join("final.safetensors");
+    if update_index == d.num_updates && latest.exists() {
+        std::fs::copy(&latest, &final_path)?;
+    }
+    Ok(RunSummary {
+        checkpoint: if final_path.exists() && !interrupted { final_path } else { latest },
+        updates_done: update_index,
+        num_updates: d.num_updates,
+        global_step,
+        sps: (global_step - steps_at_start) as f64 / elapsed.max(1e-9),
+        interrupted,
+        last: last_metrics,
+        timing,
+    })
+}
+
+fn explained_variance(pred: &[f32], target: &[f32]) -> f64 {
+    let n = target.len() as f64;
+    let mean = target.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = target.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    let diff: Vec<f64> = pred.iter().zip(target).map(|(&p, &y)| y as f64 - p as f64).collect();
+    let dmean = diff.iter().sum::<f64>() / n;
+    let dvar = diff.iter().map(|x| (x - dmean).powi(2)).sum::<f64>() / n;
+    if var == 0.0 {
+        f64::NAN
+    } else {
+        1.0 - dvar / var
+    }
+}
+
+fn append_line(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    writeln!(f, "{value}")
+}
+
+fn truncate_metrics(path: &Path, keep_through: u64) -> std::io::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["update"].as_u64())
+                .is_some_and(|u| u <= keep_through)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    checkpoint::write_atomic(path, kept.as_bytes())
+}
+
+fn write_adjustments(out: &Path, adjustments: &[Adjustment]) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(adjustments).map_err(std::io::Error::other)?;
+    checkpoint::write_atomic(&out.join("adjustment_history.json"), text.as_bytes())
+}
+
+fn write_metadata(cfg: &TrainConfig, d: &Derived, opts: &RunOptions) -> std::io::Result<()> {
+    let meta = serde_json::json!({
+        "config": cfg,
+        "seed": cfg.seed,
+        "derived": {
+            "batch_size": d.batch_size,
+            "minibatch_size": d.minibatch_size,
+            "num_updates": d.num_updates,
+            "obs_dim": d.obs_dim,
+            "num_actions": d.num_actions,
+        },
+        "data_files": opts.data_files.iter().map(|(p, h)| serde_json::json!({"path": p, "fnv1a64": h})).collect::<Vec<_>>(),
+        "init": opts.init.as_ref().map(|p| p.display().to_string()),
+        "obs_layout": OBS_LAYOUT_V1.name,
+        "obs_layout_hash": OBS_LAYOUT_V1.hash_hex().as_str(),
+        "versions": {
+            "nq-trainer": env!("CARGO_PKG_VERSION"),
+            "burn": "0.21.0",
+            "checkpoint_format_version": FORMAT_VERSION,
+        },
+    });
+    let text = serde_json::to_string_pretty(&meta).map_err(std::io::Error::other)?;
+    checkpoint::write_atomic(&opts.out.join("metadata.json"), text.as_bytes())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn save_checkpoint<B: burn::tensor::backend::Backend>(
+    out: &Path,
+    cfg: &TrainConfig,
+    d: &Derived,
+    agent: &Agent<B>,
+    adam: &Adam<B>,
+    obs_rms: &RunningMeanStd,
+    state: &TrainerState,
+) -> Result<PathBuf, TrainError> {
+    let host = |ts: &[Tensor<B, 2>]| -> Vec<(Vec<usize>, Vec<f32>)> {
+        ts.iter().map(|t| (t.dims().to_vec(), tensor_to_vec(t))).collect()
+    };
+    let ck = Checkpoint {
+        agent: agent.to_host(),
+        obs_mean: obs_rms.mean_f32(),
+        obs_var: obs_rms.var_f32(),
+        metadata: policy_metadata(cfg, d, state.update, state.global_step)?,
+        optim: Some(OptimState {
+            m: host(&adam.m),
+            v: host(&adam.v),
+        }),
+    };
+    let dir = out.join("checkpoints");
+    // The state goes first: a checkpoint counts for resume only once both exist.
+    let state_text = serde_json::to_string(state).map_err(std::io::Error::other)?;
+    checkpoint::write_atomic(
+        &dir.join(format!("trainer_state_{:06}.json", state.update)),
+        state_text.as_bytes(),
+    )?;
+    let path = dir.join(checkpoint_name(state.update));
+    checkpoint::save(&path, &ck)?;
+    Ok(path)
+}
