@@ -27,7 +27,11 @@ fn exercise(bytes: &[u8]) {
     if let Ok(policy) = Policy::from_checkpoint(&ck) {
         let obs = [0.5f32; 231];
         let out = policy
-            .forward(&obs[..policy.obs_dim()], ActionMask::from_bits(0xff), &mut PolicyScratch::new())
+            .forward(
+                &obs[..policy.obs_dim()],
+                ActionMask::from_bits(0xff),
+                &mut PolicyScratch::new(),
+            )
             .expect("a loaded policy accepts a finite observation of its size");
         assert!(out.probs().iter().all(|p| p.is_finite()));
         let _ = out.argmax();

@@ -76,7 +76,7 @@ fn checkpoint_bytes(activation: Activation) -> Vec<u64> {
     push("obs_norm.mean".into(), &[231], 0.5, 0.0, &mut entries);
     push("obs_norm.var".into(), &[231], 0.5, 1.0, &mut entries);
     let mut header = format!("{{{}}}", entries.join(","));
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(' ');
     }
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
@@ -122,7 +122,51 @@ fn bench_policy(c: &mut Criterion) {
         );
     }
 
+    // The baseline the speed target is stated against: the same network as
+    // plain loops (one accumulator per row, libm tanh), on the same machine.
     let words = checkpoint_bytes(Activation::Tanh);
+    let ck = Checkpoint::parse(as_bytes(&words)).unwrap();
+    let t = |name: &str| ck.tensor(name).unwrap().as_f32_in_place().unwrap();
+    let layers: Vec<(&[f32], &[f32])> = (0..3)
+        .map(|i| {
+            (
+                t(&format!("actor.{i}.weight")),
+                t(&format!("actor.{i}.bias")),
+            )
+        })
+        .collect();
+    let (mean, var) = (t("obs_norm.mean"), t("obs_norm.var"));
+    let mut h = vec![0.0f32; 256];
+    let mut h2 = vec![0.0f32; 256];
+    c.bench_function("decision_plain_loops_baseline_tanh", |b| {
+        b.iter(|| {
+            let obs = black_box(&obs);
+            h.truncate(0);
+            h.extend(
+                obs.iter()
+                    .zip(mean)
+                    .zip(var)
+                    .map(|((x, m), v)| ((x - m) / libm::sqrtf(v + 1e-8)).clamp(-5.0, 5.0)),
+            );
+            for (i, (w, bias)) in layers.iter().enumerate() {
+                let cols = h.len();
+                h2.truncate(0);
+                h2.extend(w.chunks_exact(cols).zip(*bias).map(|(row, b)| {
+                    let y = row.iter().zip(&h).map(|(a, x)| a * x).sum::<f32>() + b;
+                    if i < 2 {
+                        libm::tanhf(y)
+                    } else {
+                        y
+                    }
+                }));
+                std::mem::swap(&mut h, &mut h2);
+            }
+            let max = h.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = h.iter().map(|l| libm::expf(l - max)).sum();
+            black_box(sum)
+        })
+    });
+
     c.bench_function("parse_and_load_checkpoint", |b| {
         b.iter(|| {
             let ck = Checkpoint::parse(black_box(as_bytes(&words))).unwrap();
@@ -138,6 +182,20 @@ fn bench_policy(c: &mut Criterion) {
     let mut y = vec![0.0f32; 256];
     c.bench_function("matvec_256x256", |b| {
         b.iter(|| mlp::matvec(black_box(&w), &bias, black_box(&x), &mut y))
+    });
+
+    // Small enough for L1: the kernel's compute rate without cache traffic.
+    let (w_small, x_small, b_small) = (&w[..64 * 64], &x[..64], &bias[..64]);
+    let mut y_small = vec![0.0f32; 64];
+    c.bench_function("matvec_64x64_in_l1", |b| {
+        b.iter(|| {
+            mlp::matvec(
+                black_box(w_small),
+                b_small,
+                black_box(x_small),
+                &mut y_small,
+            )
+        })
     });
 
     let mut v: Vec<f32> = (0..512).map(|i| (i as f32 - 256.0) / 64.0).collect();

@@ -2,12 +2,15 @@
 //!
 //! Dot products run over contiguous `[out, in]` weight rows (the checkpoint's
 //! PyTorch layout, used in place) with [`LANES`] independent accumulators per
-//! row, which LLVM turns into SIMD code on any target (SSE2 on portable
-//! x86-64, AVX2/AVX-512 with `-C target-cpu=native`). Rows are taken
-//! [`ROWS`] at a time so each input chunk is loaded once per group.
+//! row, [`ROWS`] rows at a time so each input chunk is loaded once per group.
+//! On x86-64 the lanes are explicit SIMD: SSE2 (two 4-wide registers per row,
+//! part of the base ISA, so the portable build has it) or AVX when the build
+//! enables it (`-C target-cpu=native`). LLVM's auto-vectoriser turned the
+//! same loops written as plain arrays into shuffles and spills, about 4x slower.
+//! Other targets run the same lanes as plain code.
 //!
-//! Every row is summed in the same order whichever kernel runs it (the grouped
-//! one, the single-row one, the byte-decoding fallback), and no fused
+//! Every row is summed in the same order whichever path runs it (SSE2, AVX,
+//! plain, grouped or single row, the byte-decoding fallback), and no fused
 //! multiply-add is used, so the logits are bit-identical across builds, CPU
 //! features and buffer alignment.
 
@@ -16,83 +19,156 @@ pub const LANES: usize = 8;
 /// Rows per group in the in-place kernel.
 pub const ROWS: usize = 4;
 
-#[inline(always)]
-fn chunk(s: &[f32]) -> &[f32; LANES] {
-    // Callers pass chunks from `chunks_exact(LANES)`.
-    s.try_into().unwrap_or(&[0.0; LANES])
-}
-
 /// Pairwise reduction in a fixed order.
 #[inline(always)]
 fn reduce(acc: [f32; LANES]) -> f32 {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
-/// `row . x` with lane accumulators; the tail (`len % LANES`) goes into the
-/// first lanes.
+/// Per-lane partial sums of `R` rows against `x` over the first
+/// `full = cols - cols % LANES` columns: `acc[r][l] = sum_k w_r[k*LANES+l] *
+/// x[k*LANES+l]`, accumulated in increasing `k`. Every implementation below
+/// computes exactly this, lane by lane, in the same order.
 #[inline(always)]
-pub fn dot(row: &[f32], x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let rows = row.chunks_exact(LANES);
-    let xs = x.chunks_exact(LANES);
-    let (row_tail, x_tail) = (rows.remainder(), xs.remainder());
-    for (r, v) in rows.zip(xs) {
-        let (r, v) = (chunk(r), chunk(v));
-        for l in 0..LANES {
-            acc[l] += r[l] * v[l];
-        }
+fn lane_sums<const R: usize>(rows: [&[f32]; R], x: &[f32], full: usize) -> [[f32; LANES]; R] {
+    if full > x.len() || rows.iter().any(|r| r.len() < full) {
+        // Callers never get here; stay in bounds regardless.
+        return [[0.0; LANES]; R];
     }
-    for (l, (r, v)) in row_tail.iter().zip(x_tail).enumerate() {
-        acc[l] += r * v;
-    }
-    reduce(acc)
+    lane_sums_checked(rows, x, full)
 }
 
-/// [`ROWS`] dot products sharing the loads of `x`; the same arithmetic per
-/// row as [`dot`].
+/// x86-64 with AVX (e.g. `-C target-cpu=native`): one 8-wide register per row.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
 #[inline(always)]
-fn dot_rows(rows: &[f32], cols: usize, x: &[f32]) -> [f32; ROWS] {
-    let mut acc = [[0.0f32; LANES]; ROWS];
-    let (r0, rest) = rows.split_at(cols);
-    let (r1, rest) = rest.split_at(cols);
-    let (r2, r3) = rest.split_at(cols);
-    let full = cols - cols % LANES;
-    let mut k = 0;
-    while k < full {
-        let v = chunk(&x[k..k + LANES]);
-        let w = [
-            chunk(&r0[k..k + LANES]),
-            chunk(&r1[k..k + LANES]),
-            chunk(&r2[k..k + LANES]),
-            chunk(&r3[k..k + LANES]),
-        ];
-        for r in 0..ROWS {
+fn lane_sums_checked<const R: usize>(
+    rows: [&[f32]; R],
+    x: &[f32],
+    full: usize,
+) -> [[f32; LANES]; R] {
+    use core::arch::x86_64::*;
+    let mut out = [[0.0f32; LANES]; R];
+    // SAFETY: `lane_sums` checked that `x` and every row hold at least
+    // `full` elements, and `k + LANES <= full` in the loop, so every load
+    // reads inside its slice; the stores write whole `[f32; 8]` arrays.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut k = 0;
+        while k < full {
+            let v = _mm256_loadu_ps(x.as_ptr().add(k));
+            for r in 0..R {
+                let w = _mm256_loadu_ps(rows[r].as_ptr().add(k));
+                acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(w, v));
+            }
+            k += LANES;
+        }
+        for r in 0..R {
+            _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r]);
+        }
+    }
+    out
+}
+
+/// Portable x86-64 (SSE2 is part of the base ISA): two 4-wide registers per row.
+#[cfg(all(target_arch = "x86_64", not(target_feature = "avx")))]
+#[inline(always)]
+fn lane_sums_checked<const R: usize>(
+    rows: [&[f32]; R],
+    x: &[f32],
+    full: usize,
+) -> [[f32; LANES]; R] {
+    use core::arch::x86_64::*;
+    let mut out = [[0.0f32; LANES]; R];
+    // SAFETY: as in the AVX version: `k + LANES <= full <= len` for every
+    // slice read, and each store writes 4 floats into an 8-float array at 0 or 4.
+    unsafe {
+        let mut lo = [_mm_setzero_ps(); R];
+        let mut hi = [_mm_setzero_ps(); R];
+        let mut k = 0;
+        while k < full {
+            let v_lo = _mm_loadu_ps(x.as_ptr().add(k));
+            let v_hi = _mm_loadu_ps(x.as_ptr().add(k + 4));
+            for r in 0..R {
+                let p = rows[r].as_ptr().add(k);
+                lo[r] = _mm_add_ps(lo[r], _mm_mul_ps(_mm_loadu_ps(p), v_lo));
+                hi[r] = _mm_add_ps(hi[r], _mm_mul_ps(_mm_loadu_ps(p.add(4)), v_hi));
+            }
+            k += LANES;
+        }
+        for r in 0..R {
+            _mm_storeu_ps(out[r].as_mut_ptr(), lo[r]);
+            _mm_storeu_ps(out[r].as_mut_ptr().add(4), hi[r]);
+        }
+    }
+    out
+}
+
+/// Other targets: the same lanes in plain code.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn lane_sums_checked<const R: usize>(
+    rows: [&[f32]; R],
+    x: &[f32],
+    full: usize,
+) -> [[f32; LANES]; R] {
+    let mut acc = [[0.0f32; LANES]; R];
+    for (r, row) in rows.iter().enumerate() {
+        for (w, v) in row[..full]
+            .chunks_exact(LANES)
+            .zip(x[..full].chunks_exact(LANES))
+        {
             for l in 0..LANES {
-                acc[r][l] += w[r][l] * v[l];
+                acc[r][l] += w[l] * v[l];
             }
         }
-        k += LANES;
     }
-    for (r, row) in [r0, r1, r2, r3].into_iter().enumerate() {
-        for (l, (w, v)) in row[full..].iter().zip(&x[full..cols]).enumerate() {
-            acc[r][l] += w * v;
+    acc
+}
+
+/// `R` dot products sharing the loads of `x`: lane sums, then the tail
+/// (`cols % LANES` columns) into the first lanes, then [`reduce`].
+#[inline(always)]
+fn dot_rows<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [f32; R] {
+    let cols = x.len();
+    let full = cols - cols % LANES;
+    let mut acc = lane_sums(rows, x, full);
+    for (a, row) in acc.iter_mut().zip(rows) {
+        for (l, (w, v)) in row
+            .get(full..cols)
+            .unwrap_or(&[])
+            .iter()
+            .zip(&x[full..])
+            .enumerate()
+        {
+            a[l] += w * v;
         }
     }
     acc.map(reduce)
+}
+
+/// `row . x`, summed exactly as [`matvec`] sums each row.
+#[inline(always)]
+pub fn dot(row: &[f32], x: &[f32]) -> f32 {
+    dot_rows([row], x)[0]
 }
 
 /// `y = W x + b` with `W` an in-place `[y.len(), x.len()]` row-major slice.
 pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     let cols = x.len();
     if cols == 0 {
-        y.copy_from_slice(&b[..y.len()]);
+        for (y, b) in y.iter_mut().zip(b) {
+            *y = *b;
+        }
         return;
     }
     let mut groups = w.chunks_exact(cols * ROWS);
     let mut out = y.chunks_exact_mut(ROWS);
     let mut bias = b.chunks_exact(ROWS);
     for ((rows, y4), b4) in (&mut groups).zip(&mut out).zip(&mut bias) {
-        let sums = dot_rows(rows, cols, x);
+        let (r0, rest) = rows.split_at(cols);
+        let (r1, rest) = rest.split_at(cols);
+        let (r2, r3) = rest.split_at(cols);
+        let sums = dot_rows([r0, r1, r2, r3], x);
         for r in 0..ROWS {
             y4[r] = sums[r] + b4[r];
         }
@@ -145,6 +221,8 @@ pub fn tanh_in_place(v: &mut [f32]) {
 /// against f64 tanh is a few f32 ulps (pinned by a test over a dense grid),
 /// far inside the 1e-6 relative budget on the logits.
 #[inline(always)]
+// The coefficients are quoted as published, digits beyond f32 included.
+#[allow(clippy::excessive_precision)]
 pub fn tanh_fast(a: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
     const TINY: f32 = 0.0004;
@@ -159,13 +237,7 @@ pub fn tanh_fast(a: f32) -> f32 {
     const B2: f32 = 2.268_434_7e-3;
     const B4: f32 = 1.185_347_1e-4;
     const B6: f32 = 1.198_258_4e-6;
-    let x = if a > CLAMP {
-        CLAMP
-    } else if a < -CLAMP {
-        -CLAMP
-    } else {
-        a
-    };
+    let x = a.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
     let mut p = A13;
     p = p * x2 + A11;

@@ -516,14 +516,9 @@ impl<'a> Policy<'a> {
             .zip(&self.norm_mean[..n])
             .zip(&self.norm_std[..n])
         {
-            let z = (x - m) / s;
-            *dst = if z > clip {
-                clip
-            } else if z < -clip {
-                -clip
-            } else {
-                z
-            };
+            // max/min rather than branches so the loop vectorises; `z` is
+            // never NaN here (NaN input was refused, mean finite, std > 0).
+            *dst = ((x - m) / s).max(-clip).min(clip);
         }
         let (mut input, mut output) = (a, b);
         for (i, layer) in self.layers[..self.n_layers].iter().enumerate() {

@@ -28,7 +28,7 @@ use nom::error::{ErrorKind, ParseError};
 use nom::{IResult, Parser};
 
 /// Most dimensions a tensor may have.
-pub const MAX_RANK: usize = 8;
+pub const MAX_RANK: usize = 4;
 /// Most tensor entries a header may hold; bounds the pairwise overlap check.
 pub const MAX_TENSORS: usize = 4096;
 /// The only dtype the runtime reads.
@@ -46,7 +46,7 @@ pub struct ShortName {
 }
 
 impl ShortName {
-    const CAP: usize = 48;
+    const CAP: usize = 32;
 
     pub fn new(s: &str) -> ShortName {
         let mut len = s.len().min(Self::CAP);
@@ -424,8 +424,17 @@ fn expect<'a, T>(
     mut p: impl Parser<&'a [u8], Output = T, Error = JsonError<'a>>,
 ) -> impl FnMut(&'a [u8]) -> Res<'a, T> {
     move |i| {
-        p.parse(i)
-            .map_err(|e| e.map(|_| JsonError { at: i, expected }))
+        p.parse(i).map_err(|e| {
+            e.map(|inner| {
+                // Keep an error from past the start: it is more precise
+                // ("a closing quote" inside a string).
+                if inner.at.len() < i.len() {
+                    inner
+                } else {
+                    JsonError { at: i, expected }
+                }
+            })
+        })
     }
 }
 
@@ -544,7 +553,11 @@ fn object<'a>(
 #[derive(Debug, Clone, Copy)]
 enum ObjErr<'a> {
     Json(JsonError<'a>),
-    Entry(SafetensorsError),
+    /// A [`SafetensorsError::BadTensorEntry`], kept small until reported.
+    Entry {
+        tensor: JsonStr<'a>,
+        problem: &'static str,
+    },
 }
 
 impl<'a> From<nom::Err<JsonError<'a>>> for ObjErr<'a> {
@@ -579,11 +592,9 @@ fn tensor_entry<'a>(
     let mut shape = [0u64; MAX_RANK];
     let mut rank = None;
     let mut offsets = None;
-    let bad = |problem| {
-        ObjErr::Entry(SafetensorsError::BadTensorEntry {
-            tensor: name.short(),
-            problem,
-        })
+    let bad = |problem| ObjErr::Entry {
+        tensor: name,
+        problem,
     };
     let rest = object(i, |field, v| {
         if field.eq_str("dtype") {
@@ -741,7 +752,10 @@ impl<'a> Iterator for Entries<'a> {
                 self.pos = Pos::Done;
                 Some(Err(match e {
                     ObjErr::Json(j) => self.json_error(j),
-                    ObjErr::Entry(s) => s,
+                    ObjErr::Entry { tensor, problem } => SafetensorsError::BadTensorEntry {
+                        tensor: tensor.short(),
+                        problem,
+                    },
                 }))
             }
         }
@@ -1140,7 +1154,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, SafetensorsError::BadTensorEntry { .. }));
         let err = parse_with(
-            r#"{"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}}"#,
+            r#"{"w":{"dtype":"F32","shape":[1,1,1,1,1],"data_offsets":[0,4]}}"#,
             &[0; 4],
         )
         .unwrap_err();

@@ -52,7 +52,7 @@ pub fn header_and_data(tensors: &[TensorSpec], metadata: &[(String, String)]) ->
 /// A whole file from a header and data section, padding the header to 8 bytes.
 pub fn file_from(header: &str, data: &[u8]) -> Vec<u8> {
     let mut header = header.to_string();
-    while (8 + header.len()) % 8 != 0 {
+    while !(8 + header.len()).is_multiple_of(8) {
         header.push(' ');
     }
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
