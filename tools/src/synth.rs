@@ -162,10 +162,11 @@ fn new_york_to_utc_ns(date: NaiveDate, time: NaiveTime) -> i64 {
 /// nanoseconds: 18:00 New York on the day before to 17:00 on `day`.
 pub fn globex_session_utc_ns(day: NaiveDate) -> (i64, i64) {
     let hhmm = |minute: usize| {
-        NaiveTime::from_hms_opt((minute / 60) as u32, (minute % 60) as u32, 0)
-            .expect("valid time")
+        NaiveTime::from_hms_opt((minute / 60) as u32, (minute % 60) as u32, 0).expect("valid time")
     };
-    let eve = day.pred_opt().expect("trading days stay inside chrono's range");
+    let eve = day
+        .pred_opt()
+        .expect("trading days stay inside chrono's range");
     (
         new_york_to_utc_ns(eve, hhmm(GLOBEX_OPEN)),
         new_york_to_utc_ns(day, hhmm(GLOBEX_CLOSE)),
@@ -258,9 +259,8 @@ impl SynthGenerator {
         let mut rng = Xoshiro256StarStar::seed_from_u64(cfg.seed);
         let start_ticks = spec.to_ticks(cfg.start_price);
         let mid = start_ticks as f64 + 0.5;
-        let base_sigma = cfg.rth_minute_volatility * cfg.start_price
-            / spec.tick_size
-            / libm::sqrt(MINUTE_SECS);
+        let base_sigma =
+            cfg.rth_minute_volatility * cfg.start_price / spec.tick_size / libm::sqrt(MINUTE_SECS);
         let regime = random_regime(&mut rng, mid);
         Ok(SynthGenerator {
             next_day: first_weekday_from(cfg.start_date),
@@ -334,10 +334,8 @@ impl SynthGenerator {
             // away from the last close, by more after a weekend than after the break.
             let closed_secs = (open_ns - previous_close) as f64 / NS_PER_SEC as f64;
             let night_sigma = self.base_sigma * self.profile.volatility[0];
-            self.mid += CLOSED_VOLATILITY_SHARE
-                * night_sigma
-                * libm::sqrt(closed_secs)
-                * self.rng.normal();
+            self.mid +=
+                CLOSED_VOLATILITY_SHARE * night_sigma * libm::sqrt(closed_secs) * self.rng.normal();
         }
         self.previous_close_ns = Some(close_ns);
         let minutes = ((close_ns - open_ns) / MINUTE_NS) as u32;
@@ -373,11 +371,11 @@ impl SynthGenerator {
     fn finish_minute(&mut self, minute: Minute) {
         self.evolve_mid(&minute, MINUTE_SECS - minute.elapsed);
         if minute.profile_sigma > 0.0 {
-            let z = (self.mid - minute.mid_at_start)
-                / (minute.profile_sigma * libm::sqrt(MINUTE_SECS));
-            self.garch_variance = (GARCH_OMEGA + GARCH_ALPHA * z * z
-                + GARCH_BETA * self.garch_variance)
-                .clamp(GARCH_FLOOR, GARCH_CAP);
+            let z =
+                (self.mid - minute.mid_at_start) / (minute.profile_sigma * libm::sqrt(MINUTE_SECS));
+            self.garch_variance =
+                (GARCH_OMEGA + GARCH_ALPHA * z * z + GARCH_BETA * self.garch_variance)
+                    .clamp(GARCH_FLOOR, GARCH_CAP);
         }
         if self.rng.chance(REGIME_SWITCH_PER_MINUTE) {
             self.regime = random_regime(&mut self.rng, self.mid);

@@ -74,7 +74,9 @@ fn check_invariants(cfg: &SynthConfig, ticks: &[Tick]) -> Result<(), String> {
             return Err(format!("tick {i} at {local} New York, a weekend session"));
         }
         if !expected_days.contains(&day) {
-            return Err(format!("tick {i} at {local}: trading day {day} not asked for"));
+            return Err(format!(
+                "tick {i} at {local}: trading day {day} not asked for"
+            ));
         }
         if cfg.rth_only && !(9 * 60 + 30..16 * 60).contains(&m) {
             return Err(format!("tick {i} at {local}: outside RTH in rth_only mode"));
@@ -89,10 +91,7 @@ fn same_seed_same_ticks_other_seed_other_ticks() {
     let b = generate(days(2));
     assert!(a.len() > 10_000);
     assert_eq!(a, b);
-    let c = generate(SynthConfig {
-        seed: 2,
-        ..days(2)
-    });
+    let c = generate(SynthConfig { seed: 2, ..days(2) });
     assert_ne!(a, c);
     // Streams are prefixes of longer runs: day 1 does not depend on `days`.
     let longer = generate(days(3));
@@ -105,8 +104,10 @@ fn twenty_days_keep_every_invariant() {
     let ticks = generate(cfg.clone());
     check_invariants(&cfg, &ticks).unwrap();
     // Every requested day traded, and the level stays NQ-like.
-    let traded: std::collections::BTreeSet<NaiveDate> =
-        ticks.iter().map(|t| trading_day_of(new_york(t.ts_ns))).collect();
+    let traded: std::collections::BTreeSet<NaiveDate> = ticks
+        .iter()
+        .map(|t| trading_day_of(new_york(t.ts_ns)))
+        .collect();
     assert_eq!(traded.len(), 20);
     let (lo, hi) = ticks.iter().fold((f64::MAX, f64::MIN), |(lo, hi), t| {
         (lo.min(t.price), hi.max(t.price))
@@ -175,7 +176,12 @@ fn minute_stats(ticks: &[Tick]) -> Vec<(f64, f64, f64)> {
     stats
 }
 
-fn mean_over(stats: &[(f64, f64, f64)], from: u32, to: u32, pick: fn(&(f64, f64, f64)) -> f64) -> f64 {
+fn mean_over(
+    stats: &[(f64, f64, f64)],
+    from: u32,
+    to: u32,
+    pick: fn(&(f64, f64, f64)) -> f64,
+) -> f64 {
     let r = from as usize..to as usize;
     let n: f64 = stats[r.clone()].iter().map(|s| s.0).sum();
     stats[r].iter().map(pick).sum::<f64>() / n
@@ -208,7 +214,10 @@ fn rth_volume_is_u_shaped_and_rth_is_more_volatile_than_the_night() {
     assert!((2.0..15.0).contains(&rth_move), "RTH 1-min move {rth_move}");
     let open_move = mean_over(&stats, 570, 600, moves);
     let midday_move = mean_over(&stats, 720, 840, moves);
-    assert!(open_move > 1.3 * midday_move, "open {open_move} midday {midday_move}");
+    assert!(
+        open_move > 1.3 * midday_move,
+        "open {open_move} midday {midday_move}"
+    );
 }
 
 #[test]
@@ -277,7 +286,10 @@ fn aggressors_push_the_price_and_sizes_have_a_heavy_tail() {
             down_sells += (w[1].side == Side::Sell) as usize;
         }
     }
-    assert!(up_buys as f64 > 0.7 * ups as f64, "{up_buys} of {ups} upticks are buys");
+    assert!(
+        up_buys as f64 > 0.7 * ups as f64,
+        "{up_buys} of {ups} upticks are buys"
+    );
     assert!(down_sells as f64 > 0.7 * downs as f64);
 
     let n = ticks.len() as f64;
@@ -308,8 +320,14 @@ fn weekend_start_moves_to_monday() {
     let ticks = generate(cfg);
     let first = new_york(ticks[0].ts_ns);
     let last = new_york(ticks.last().unwrap().ts_ns);
-    assert_eq!(trading_day_of(first), NaiveDate::from_ymd_opt(2024, 3, 11).unwrap());
-    assert_eq!(trading_day_of(last), NaiveDate::from_ymd_opt(2024, 3, 11).unwrap());
+    assert_eq!(
+        trading_day_of(first),
+        NaiveDate::from_ymd_opt(2024, 3, 11).unwrap()
+    );
+    assert_eq!(
+        trading_day_of(last),
+        NaiveDate::from_ymd_opt(2024, 3, 11).unwrap()
+    );
     assert_eq!(first.date(), NaiveDate::from_ymd_opt(2024, 3, 10).unwrap());
     assert!(minute_of_day(first) >= 18 * 60);
 }
@@ -333,20 +351,32 @@ fn bad_settings_are_refused_with_a_reason() {
     let err = |cfg: SynthConfig| SynthGenerator::new(cfg).err().unwrap();
     assert_eq!(err(days(0)), SynthConfigError::Days(0));
     assert!(matches!(
-        err(SynthConfig { start_price: f64::NAN, ..days(1) }),
+        err(SynthConfig {
+            start_price: f64::NAN,
+            ..days(1)
+        }),
         SynthConfigError::StartPrice(_)
     ));
     assert_eq!(
-        err(SynthConfig { start_price: -5.0, ..days(1) }),
+        err(SynthConfig {
+            start_price: -5.0,
+            ..days(1)
+        }),
         SynthConfigError::StartPrice(-5.0)
     );
     assert_eq!(
-        err(SynthConfig { ticks_per_rth_minute: 0.0, ..days(1) }),
+        err(SynthConfig {
+            ticks_per_rth_minute: 0.0,
+            ..days(1)
+        }),
         SynthConfigError::TickRate(0.0)
     );
-    assert!(err(SynthConfig { rth_minute_volatility: -0.1, ..days(1) })
-        .to_string()
-        .contains("volatility"));
+    assert!(err(SynthConfig {
+        rth_minute_volatility: -0.1,
+        ..days(1)
+    })
+    .to_string()
+    .contains("volatility"));
 }
 
 proptest! {
@@ -381,7 +411,12 @@ proptest! {
 fn digest(ticks: &[Tick]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for t in ticks {
-        let fields = [t.ts_ns as u64, t.price.to_bits(), t.size.to_bits(), t.side as u64];
+        let fields = [
+            t.ts_ns as u64,
+            t.price.to_bits(),
+            t.size.to_bits(),
+            t.side as u64,
+        ];
         for byte in fields.iter().flat_map(|f| f.to_le_bytes()) {
             h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }

@@ -51,14 +51,20 @@ fn twenty_days_seed_one_twice_gives_identical_bytes() {
     let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
     for out in [&a, &b] {
         let run = synth(&["synth", "--days", "20", "--seed", "1"], out);
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
     }
     let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert!(bytes_a.len() > 1_000_000);
     assert!(bytes_a == bytes_b, "two runs with the same seed differ");
 
     let other = dir.path().join("c.parquet");
-    assert!(synth(&["synth", "--days", "20", "--seed", "2"], &other).status.success());
+    assert!(synth(&["synth", "--days", "20", "--seed", "2"], &other)
+        .status
+        .success());
     assert!(std::fs::read(&other).unwrap() != bytes_a);
 }
 
@@ -77,7 +83,11 @@ fn the_file_holds_exactly_the_generated_ticks() {
         "--rth-only",
     ];
     let run = synth(&args, &out);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let expected: Vec<Tick> = SynthGenerator::new(SynthConfig {
         seed: 5,
         days: 2,
@@ -93,16 +103,24 @@ fn the_file_holds_exactly_the_generated_ticks() {
 
 #[test]
 fn committed_sample_is_what_the_readme_command_makes() {
-    let committed = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../data")).join(SAMPLE_FILE);
+    let committed =
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../data")).join(SAMPLE_FILE);
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/README.md")).unwrap();
     let command = format!("nq-data {} --out data/{SAMPLE_FILE}", SAMPLE_ARGS.join(" "));
-    assert!(readme.contains(&command), "data/README.md does not show `{command}`");
+    assert!(
+        readme.contains(&command),
+        "data/README.md does not show `{command}`"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join(SAMPLE_FILE);
     let run = synth(&SAMPLE_ARGS, &fresh);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let committed_bytes = std::fs::read(&committed).unwrap();
     assert!(committed_bytes.len() < 5_000_000, "sample grew past 5 MB");
     assert!(

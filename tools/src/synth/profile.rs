@@ -38,9 +38,9 @@ fn off_hours_activity(minute_of_day: usize) -> f64 {
         m if (RTH_CLOSE..GLOBEX_CLOSE).contains(&m) => 0.14,
         m if (8 * 60 + 30..8 * 60 + 40).contains(&m) => 0.45, // 08:30 data releases
         _ if (18..20).contains(&hour) => 0.10,
-        _ if hour >= 20 || hour < 3 => 0.05, // Asia
-        _ if (3..8).contains(&hour) => 0.09, // Europe
-        _ => 0.18,                           // US pre-market
+        _ if !(3..20).contains(&hour) => 0.05, // Asia, 20:00-03:00
+        _ if (3..8).contains(&hour) => 0.09,   // Europe
+        _ => 0.18,                             // US pre-market
     }
 }
 
@@ -79,6 +79,12 @@ impl IntradayProfile {
             activity,
             volatility,
         }
+    }
+}
+
+impl Default for IntradayProfile {
+    fn default() -> Self {
+        IntradayProfile::new()
     }
 }
 
