@@ -443,6 +443,59 @@ impl PolicyMetadata {
     }
 }
 
+/// One F32 tensor to write.
+#[cfg(feature = "std")]
+pub struct TensorData<'a> {
+    pub name: &'a str,
+    pub shape: &'a [usize],
+    pub values: &'a [f32],
+}
+
+/// A safetensors file as Python's writer lays it out: the header JSON (with
+/// `__metadata__` from `metadata`) padded with spaces to a multiple of 8
+/// bytes, then the tensors' little-endian bytes in the order given. Tensor
+/// names and metadata are written as they are: they must not need JSON
+/// escapes (none of the contract's do).
+#[cfg(feature = "std")]
+pub fn safetensors_bytes(tensors: &[TensorData<'_>], metadata: &PolicyMetadata) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut header = String::from("{\"__metadata__\":{");
+    let mut first = true;
+    metadata.for_each_entry(|key, value| {
+        if !first {
+            header.push(',');
+        }
+        first = false;
+        let _ = write!(header, "\"{key}\":\"{value}\"");
+    });
+    header.push('}');
+    let mut offset = 0usize;
+    for t in tensors {
+        let end = offset + 4 * t.values.len();
+        let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+        let _ = write!(
+            header,
+            ",\"{}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+            t.name,
+            dims.join(",")
+        );
+        offset = end;
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for t in tensors {
+        for v in t.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;

@@ -38,7 +38,11 @@ impl ActionMask {
 
     /// Restricts the mask to the first `n_actions` codes (a phase's action set).
     pub const fn limited_to(self, n_actions: usize) -> ActionMask {
-        let keep = if n_actions >= 8 { 0xff } else { (1u8 << n_actions) - 1 };
+        let keep = if n_actions >= 8 {
+            0xff
+        } else {
+            (1u8 << n_actions) - 1
+        };
         ActionMask::from_bits(self.0 & keep)
     }
 
@@ -54,7 +58,9 @@ mod tests {
     #[test]
     fn hold_is_never_removed() {
         assert!(ActionMask::from_bits(0).allows(Action::Hold));
-        assert!(ActionMask::HOLD_ONLY.without(Action::Hold).allows(Action::Hold));
+        assert!(ActionMask::HOLD_ONLY
+            .without(Action::Hold)
+            .allows(Action::Hold));
         let m = ActionMask::HOLD_ONLY.with(Action::Buy).with(Action::SlToBe);
         assert!(m.allows(Action::Buy) && m.allows(Action::SlToBe) && !m.allows(Action::Sell));
         assert_eq!(m.limited_to(3), ActionMask::HOLD_ONLY.with(Action::Buy));

@@ -41,6 +41,7 @@
 //! (0-based Parquet row), line (1-based text line) and column at fault, and
 //! [`Error::exit_code`] gives 2 for user errors and 1 for bugs (SPEC section 11).
 
+pub mod checkpoint_file;
 pub mod error;
 pub mod inspect;
 pub mod market_data;
