@@ -39,7 +39,10 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// Writes `ckpt` to `path` atomically (temporary file in the same folder, then rename).
 pub fn save(path: &Path, ckpt: &Checkpoint) -> std::io::Result<()> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (net, mlp) in [(Network::Actor, &ckpt.agent.actor), (Network::Critic, &ckpt.agent.critic)] {
+    for (net, mlp) in [
+        (Network::Actor, &ckpt.agent.actor),
+        (Network::Critic, &ckpt.agent.critic),
+    ] {
         for (i, l) in mlp.layers.iter().enumerate() {
             let mut buf = [0u8; 32];
             let w = layer_tensor_name(net, i, LayerParam::Weight, &mut buf).to_string();
@@ -48,12 +51,24 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> std::io::Result<()> {
             owned.push((b, vec![l.outputs], f32_bytes(&l.bias)));
         }
     }
-    owned.push((OBS_NORM_MEAN.into(), vec![ckpt.obs_mean.len()], f32_bytes(&ckpt.obs_mean)));
-    owned.push((OBS_NORM_VAR.into(), vec![ckpt.obs_var.len()], f32_bytes(&ckpt.obs_var)));
+    owned.push((
+        OBS_NORM_MEAN.into(),
+        vec![ckpt.obs_mean.len()],
+        f32_bytes(&ckpt.obs_mean),
+    ));
+    owned.push((
+        OBS_NORM_VAR.into(),
+        vec![ckpt.obs_var.len()],
+        f32_bytes(&ckpt.obs_var),
+    ));
     if let Some(o) = &ckpt.optim {
         for (kind, list) in [("m", &o.m), ("v", &o.v)] {
             for (i, (shape, data)) in list.iter().enumerate() {
-                owned.push((format!("optim.adam.{kind}.{i}"), shape.clone(), f32_bytes(data)));
+                owned.push((
+                    format!("optim.adam.{kind}.{i}"),
+                    shape.clone(),
+                    f32_bytes(data),
+                ));
             }
         }
     }
@@ -85,9 +100,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn read_f32(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<(Vec<usize>, Vec<f32>), UserError> {
+fn read_f32(
+    st: &SafeTensors<'_>,
+    name: &str,
+    path: &Path,
+) -> Result<(Vec<usize>, Vec<f32>), UserError> {
     let view = st.tensor(name).map_err(|_| {
-        UserError::new(format!("checkpoint {}: tensor `{name}` is missing", path.display()))
+        UserError::new(format!(
+            "checkpoint {}: tensor `{name}` is missing",
+            path.display()
+        ))
     })?;
     if view.dtype() != Dtype::F32 {
         return Err(UserError::new(format!(
@@ -118,7 +140,9 @@ fn read_mlp(st: &SafeTensors<'_>, net: Network, path: &Path) -> Result<HostMlp, 
         let (bshape, bias) = read_f32(st, &bname, path)?;
         let bad_shape = shape.len() != 2
             || bshape != [shape[0]]
-            || layers.last().is_some_and(|l: &HostLayer| l.outputs != shape[1]);
+            || layers
+                .last()
+                .is_some_and(|l: &HostLayer| l.outputs != shape[1]);
         if bad_shape {
             return Err(UserError::new(format!(
                 "checkpoint {}: tensor `{wname}` has shape {shape:?} (bias {bshape:?}), which does not chain with the previous layer",
@@ -147,7 +171,10 @@ pub fn load(path: &Path) -> Result<Checkpoint, UserError> {
     let bytes = std::fs::read(path)
         .map_err(|e| UserError::new(format!("checkpoint {}: {e}", path.display())))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-        UserError::new(format!("checkpoint {}: not a safetensors file ({e})", path.display()))
+        UserError::new(format!(
+            "checkpoint {}: not a safetensors file ({e})",
+            path.display()
+        ))
     })?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| UserError::new(format!("checkpoint {}: {e}", path.display())))?;
@@ -159,7 +186,11 @@ pub fn load(path: &Path) -> Result<Checkpoint, UserError> {
     let (_, obs_mean) = read_f32(&st, OBS_NORM_MEAN, path)?;
     let (_, obs_var) = read_f32(&st, OBS_NORM_VAR, path)?;
     let dim = metadata.obs_dim;
-    if actor.layers[0].inputs != dim || critic.layers[0].inputs != dim || obs_mean.len() != dim || obs_var.len() != dim {
+    if actor.layers[0].inputs != dim
+        || critic.layers[0].inputs != dim
+        || obs_mean.len() != dim
+        || obs_var.len() != dim
+    {
         return Err(UserError::new(format!(
             "checkpoint {}: obs_dim is {dim} but the input tensors disagree (actor.0.weight takes {}, obs_norm.mean has {})",
             path.display(),
@@ -215,7 +246,9 @@ pub fn transfer(
     let new_sizes = fresh.actor.sizes();
     let (old_in, new_in) = (old_sizes[0], new_sizes[0]);
     let (old_out, new_out) = (*old_sizes.last().unwrap(), *new_sizes.last().unwrap());
-    if old_sizes.len() != new_sizes.len() || old_sizes[1..old_sizes.len() - 1] != new_sizes[1..new_sizes.len() - 1] {
+    if old_sizes.len() != new_sizes.len()
+        || old_sizes[1..old_sizes.len() - 1] != new_sizes[1..new_sizes.len() - 1]
+    {
         return mismatch(format!(
             "the checkpoint's actor layers are {old_sizes:?} but this run builds {new_sizes:?}"
         ));

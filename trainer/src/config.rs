@@ -382,8 +382,7 @@ impl TrainConfig {
             minibatch_size: batch_size / self.num_minibatches,
             num_updates,
             obs_dim: layout.obs_dim(self.phase),
-            num_actions: nq_formats::ActionSet::from_phase(self.phase)
-                .map_or(3, |s| s.len()),
+            num_actions: nq_formats::ActionSet::from_phase(self.phase).map_or(3, |s| s.len()),
         })
     }
 }

@@ -96,13 +96,19 @@ mod tests {
             ..TrainConfig::default()
         };
         let a = stage(&cfg, 0, 10, 100);
-        assert_eq!((a.tag, a.env.forced_ratio, a.env.commission), ("2A-Boot", 0.5, 0.25));
+        assert_eq!(
+            (a.tag, a.env.forced_ratio, a.env.commission),
+            ("2A-Boot", 0.5, 0.25)
+        );
         let b = stage(&cfg, 0, 50, 100);
         assert_eq!(b.tag, "2B-Int");
         assert!((b.env.forced_ratio - 0.3).abs() < 1e-12);
         assert!((b.env.entry_bonus - 150.0).abs() < 1e-9);
         assert!((b.env.commission - 1.375).abs() < 1e-12);
         let c = stage(&cfg, 0, 90, 100);
-        assert_eq!((c.tag, c.env.forced_ratio, c.env.pm_bonus, c.env.commission), ("2C-Prod", 0.0, 0.0, 2.5));
+        assert_eq!(
+            (c.tag, c.env.forced_ratio, c.env.pm_bonus, c.env.commission),
+            ("2C-Prod", 0.0, 0.0, 2.5)
+        );
     }
 }

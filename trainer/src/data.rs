@@ -22,11 +22,14 @@ pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserE
     let reader = MarketReader::open_many(paths).map_err(|e| UserError::new(e.to_string()))?;
     let mut files = Vec::new();
     for f in reader.files() {
-        let bytes = std::fs::read(f).map_err(|e| UserError::new(format!("{}: {e}", f.display())))?;
+        let bytes =
+            std::fs::read(f).map_err(|e| UserError::new(format!("{}: {e}", f.display())))?;
         files.push((f.display().to_string(), fnv1a64(&bytes)));
     }
     let bars = match reader.kind() {
-        DataKind::Bars => reader.read_all_bars().map_err(|e| UserError::new(e.to_string()))?,
+        DataKind::Bars => reader
+            .read_all_bars()
+            .map_err(|e| UserError::new(e.to_string()))?,
         DataKind::Ticks => {
             let mut builder = BarBuilder::new(sim.bar_seconds);
             let mut bars = Vec::new();
@@ -52,7 +55,11 @@ pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserE
     if bars.is_empty() {
         return Err(UserError::new(format!(
             "{}: no bars in the data",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(LoadedBars { bars, files })
@@ -60,5 +67,7 @@ pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserE
 
 /// The default data set of the main job: `data/` beside the workspace root.
 pub fn default_data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("data")
 }

@@ -101,7 +101,10 @@ impl MarketData {
     /// Splits by date: the last `holdout` sessions (evaluation) apart from the
     /// earlier ones (training). Features stay those of the whole series, as a
     /// live engine warmed up on the earlier days would compute them.
-    pub fn split_last(self, holdout: usize) -> Result<(Arc<MarketData>, Arc<MarketData>), UserError> {
+    pub fn split_last(
+        self,
+        holdout: usize,
+    ) -> Result<(Arc<MarketData>, Arc<MarketData>), UserError> {
         let total = self.sessions.len();
         if holdout >= total {
             return Err(UserError::new(format!(
@@ -271,8 +274,8 @@ impl MarketEnv {
                 "market data: no session has a decision bar after the 132-bar feature warm-up",
             ));
         }
-        let sim = Simulator::new(base_sim)
-            .map_err(|f| UserError::new(format!("sim.{f} is invalid")))?;
+        let sim =
+            Simulator::new(base_sim).map_err(|f| UserError::new(format!("sim.{f} is invalid")))?;
         Ok(MarketEnv {
             data,
             base_sim,
@@ -354,7 +357,8 @@ impl MarketEnv {
             actions,
         };
         self.begin_episode();
-        self.data.observation(self.cursor, &self.sim, self.phase, obs)
+        self.data
+            .observation(self.cursor, &self.sim, self.phase, obs)
     }
 
     /// Sets up the simulator for `self.log` (new episode or replay).
@@ -393,7 +397,10 @@ impl MarketEnv {
         let decided = info.ts_ns + self.base_sim.bar_seconds as i64 * 1_000_000_000;
         let action = Action::from_code(action).unwrap_or(Action::Hold);
         let mut bonus = 0.0;
-        let accepted = self.sim.submit(action, info.close, info.atr, decided).is_ok();
+        let accepted = self
+            .sim
+            .submit(action, info.close, info.atr, decided)
+            .is_ok();
         if accepted && action.is_position_management() && !self.pm_paid_this_trade {
             self.pm_paid_this_trade = true;
             bonus += self.schedule.pm_bonus;
@@ -414,7 +421,9 @@ impl MarketEnv {
         let mut terminated = events.breached || self.sim.is_breached();
         if self.cursor >= span.last_bar {
             let bar = &self.data.bars[self.cursor];
-            trades[1] = self.sim.flatten(bar.close, bar.ts_ns, ExitReason::SessionEnd);
+            trades[1] = self
+                .sim
+                .flatten(bar.close, bar.ts_ns, ExitReason::SessionEnd);
             terminated = true;
         }
         for t in trades.into_iter().flatten() {
@@ -427,13 +436,19 @@ impl MarketEnv {
         self.equity = equity;
         self.peak_equity = self.peak_equity.max(equity);
         self.episode_drawdown = self.episode_drawdown.max(self.peak_equity - equity);
-        let truncated = !terminated && self.max_steps > 0 && self.log.actions.len() + 1 >= self.max_steps;
+        let truncated =
+            !terminated && self.max_steps > 0 && self.log.actions.len() + 1 >= self.max_steps;
         (pnl + bonus, terminated, truncated)
     }
 
     /// One step: act, then either observe the next bar or finish the episode
     /// and start another (auto-reset). Returns (reward, terminated, truncated, mask).
-    pub fn step(&mut self, action: u8, obs: &mut [f32], final_obs: &mut [f32]) -> (f64, bool, bool, u8) {
+    pub fn step(
+        &mut self,
+        action: u8,
+        obs: &mut [f32],
+        final_obs: &mut [f32],
+    ) -> (f64, bool, bool, u8) {
         let (reward, terminated, truncated) = self.advance(action);
         self.log.actions.push(action);
         if terminated || truncated {
@@ -474,9 +489,13 @@ impl MarketEnv {
     /// Rebuilds the exact simulator state by replaying the saved episode.
     pub fn restore(&mut self, state: &EnvState, obs: &mut [f32]) -> Result<u8, UserError> {
         let e = &state.episode;
-        let bad = || UserError::new("resume: environment state does not fit the data (different data set?)");
+        let bad = || {
+            UserError::new("resume: environment state does not fit the data (different data set?)")
+        };
         let span = *self.data.sessions.get(e.session).ok_or_else(bad)?;
-        if e.start < span.first_decision || e.start + e.actions.len() + (e.forced_side != 0) as usize >= span.last_bar {
+        if e.start < span.first_decision
+            || e.start + e.actions.len() + (e.forced_side != 0) as usize >= span.last_bar
+        {
             return Err(bad());
         }
         self.rng = Rng::from_state(state.rng);
@@ -491,7 +510,9 @@ impl MarketEnv {
             self.log.actions.push(a);
         }
         self.stats = saved_stats;
-        Ok(self.data.observation(self.cursor, &self.sim, self.phase, obs))
+        Ok(self
+            .data
+            .observation(self.cursor, &self.sim, self.phase, obs))
     }
 }
 
@@ -588,19 +609,21 @@ impl VecEnv {
                 .zip(rewards.par_chunks_mut(c))
                 .zip(terminated.par_chunks_mut(c))
                 .zip(truncated.par_chunks_mut(c))
-                .for_each(|(((((((es, acts), obs), fin), masks), rews), terms), truncs)| {
-                    for (k, env) in es.iter_mut().enumerate() {
-                        let (r, te, tr, m) = env.step(
-                            acts[k],
-                            &mut obs[k * d..(k + 1) * d],
-                            &mut fin[k * d..(k + 1) * d],
-                        );
-                        rews[k] = r as f32;
-                        terms[k] = te as u8;
-                        truncs[k] = tr as u8;
-                        masks[k] = m;
-                    }
-                });
+                .for_each(
+                    |(((((((es, acts), obs), fin), masks), rews), terms), truncs)| {
+                        for (k, env) in es.iter_mut().enumerate() {
+                            let (r, te, tr, m) = env.step(
+                                acts[k],
+                                &mut obs[k * d..(k + 1) * d],
+                                &mut fin[k * d..(k + 1) * d],
+                            );
+                            rews[k] = r as f32;
+                            terms[k] = te as u8;
+                            truncs[k] = tr as u8;
+                            masks[k] = m;
+                        }
+                    },
+                );
         });
     }
 

@@ -73,9 +73,16 @@ pub fn replay(
 }
 
 /// The checkpoint, through the runtime's policy (greedy).
-pub fn evaluate_checkpoint(bytes: &[u8], data: Arc<MarketData>, sim: SimConfig, phase: u8) -> Result<EvalSummary, UserError> {
-    let ck = RtCheckpoint::parse(bytes).map_err(|e| UserError::new(format!("runtime checkpoint parse: {e}")))?;
-    let policy = Policy::from_checkpoint(&ck).map_err(|e| UserError::new(format!("runtime policy: {e}")))?;
+pub fn evaluate_checkpoint(
+    bytes: &[u8],
+    data: Arc<MarketData>,
+    sim: SimConfig,
+    phase: u8,
+) -> Result<EvalSummary, UserError> {
+    let ck = RtCheckpoint::parse(bytes)
+        .map_err(|e| UserError::new(format!("runtime checkpoint parse: {e}")))?;
+    let policy =
+        Policy::from_checkpoint(&ck).map_err(|e| UserError::new(format!("runtime policy: {e}")))?;
     let mut scratch = PolicyScratch::new();
     replay(data, sim, phase, |obs, mask| {
         let out = policy
@@ -86,7 +93,12 @@ pub fn evaluate_checkpoint(bytes: &[u8], data: Arc<MarketData>, sim: SimConfig, 
 }
 
 /// Uniformly random valid actions: the baseline a policy must beat.
-pub fn evaluate_random(data: Arc<MarketData>, sim: SimConfig, phase: u8, seed: u64) -> Result<EvalSummary, UserError> {
+pub fn evaluate_random(
+    data: Arc<MarketData>,
+    sim: SimConfig,
+    phase: u8,
+    seed: u64,
+) -> Result<EvalSummary, UserError> {
     let mut rng = Rng::new(seed, 77);
     replay(data, sim, phase, |_, mask| {
         let valid: Vec<u8> = (0..6u8).filter(|a| mask & (1 << a) != 0).collect();

@@ -17,7 +17,11 @@ use nq_trainer::{eval, TrainConfig, UserError};
 const SAMPLE_CONFIG: &str = include_str!("../configs/sample.toml");
 
 #[derive(Parser, Debug)]
-#[command(name = "nq-train", about = "Train PPO trading policies (burn)", version)]
+#[command(
+    name = "nq-train",
+    about = "Train PPO trading policies (burn)",
+    version
+)]
 struct Cli {
     /// TOML or JSON file with any TrainConfig fields (defaults: the previous system's).
     #[arg(long)]
@@ -84,14 +88,21 @@ fn build_config(cli: &Cli, no_args: bool) -> Result<TrainConfig, UserError> {
         TrainConfig::from_file(path)?
     } else if let Some(dir) = &cli.resume {
         // A resumed run keeps the configuration it started with.
-        let text = std::fs::read_to_string(dir.join("metadata.json"))
-            .map_err(|e| UserError::new(format!("--resume {}: metadata.json: {e}", dir.display())))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| UserError::new(format!("--resume {}: metadata.json: {e}", dir.display())))?;
-        serde_json::from_value(v["config"].clone())
-            .map_err(|e| UserError::new(format!("--resume {}: metadata.json config: {e}", dir.display())))?
+        let text = std::fs::read_to_string(dir.join("metadata.json")).map_err(|e| {
+            UserError::new(format!("--resume {}: metadata.json: {e}", dir.display()))
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            UserError::new(format!("--resume {}: metadata.json: {e}", dir.display()))
+        })?;
+        serde_json::from_value(v["config"].clone()).map_err(|e| {
+            UserError::new(format!(
+                "--resume {}: metadata.json config: {e}",
+                dir.display()
+            ))
+        })?
     } else if no_args {
-        toml::from_str(SAMPLE_CONFIG).map_err(|e| UserError::new(format!("built-in sample config: {e}")))?
+        toml::from_str(SAMPLE_CONFIG)
+            .map_err(|e| UserError::new(format!("built-in sample config: {e}")))?
     } else {
         TrainConfig::default()
     };
@@ -192,7 +203,11 @@ fn run(cli: Cli) -> Result<(), TrainError> {
     };
     println!(
         "{} after {}/{} updates ({} steps, {:.0} SPS). Checkpoint: {}",
-        if summary.interrupted { "Stopped" } else { "Done" },
+        if summary.interrupted {
+            "Stopped"
+        } else {
+            "Done"
+        },
         summary.updates_done,
         summary.num_updates,
         summary.global_step,
@@ -242,10 +257,18 @@ fn train_cuda(
     _: Arc<MarketData>,
     _: &RunOptions,
 ) -> Result<nq_trainer::train::RunSummary, TrainError> {
-    Err(UserError::new("--device cuda: this nq-train was built without CUDA; rebuild with `--features cuda`").into())
+    Err(UserError::new(
+        "--device cuda: this nq-train was built without CUDA; rebuild with `--features cuda`",
+    )
+    .into())
 }
 
-fn bench(cli: &Cli, cfg: &TrainConfig, data: Arc<MarketData>, opts: &RunOptions) -> Result<(), TrainError> {
+fn bench(
+    cli: &Cli,
+    cfg: &TrainConfig,
+    data: Arc<MarketData>,
+    opts: &RunOptions,
+) -> Result<(), TrainError> {
     let dir = std::env::temp_dir().join(format!("nq-train-bench-{}", std::process::id()));
     let mut cfg = cfg.clone();
     cfg.checkpoint_every = u64::MAX / 2;

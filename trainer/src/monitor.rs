@@ -19,7 +19,14 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn add(&mut self, entropy: f32, value_loss: f32, actions: &[u64; 6], trades: u64, episodes: u64) {
+    pub fn add(
+        &mut self,
+        entropy: f32,
+        value_loss: f32,
+        actions: &[u64; 6],
+        trades: u64,
+        episodes: u64,
+    ) {
         self.updates += 1;
         self.entropy += entropy as f64;
         self.value_loss += value_loss as f64;
@@ -55,7 +62,11 @@ pub fn judge(w: &Window, num_actions: usize, ent_coef: f32, cfg: &MonitorConfig)
     let n = w.updates.max(1) as f64;
     let entropy = w.entropy / n;
     let max_entropy = (num_actions as f64).ln();
-    let entropy_fraction = if max_entropy > 0.0 { entropy / max_entropy } else { 1.0 };
+    let entropy_fraction = if max_entropy > 0.0 {
+        entropy / max_entropy
+    } else {
+        1.0
+    };
     let total: u64 = w.actions.iter().sum();
     let top_share = if total == 0 {
         1.0
@@ -106,13 +117,19 @@ mod tests {
         let v = judge(&collapsed, 3, 0.01, &cfg);
         let (new, reason) = v.adjustment.expect("collapse is adjusted");
         assert!((new - 0.015).abs() < 1e-7);
-        assert!(reason.contains("entropy") && reason.contains("one action"), "{reason}");
+        assert!(
+            reason.contains("entropy") && reason.contains("one action"),
+            "{reason}"
+        );
         let mut healthy = Window::default();
         healthy.add(0.9, 1.0, &[500, 250, 250, 0, 0, 0], 20, 10);
         let v = judge(&healthy, 3, 0.01, &cfg);
         assert_eq!(v.adjustment, None);
         assert!(v.score > 0.99);
         // Never above the cap.
-        assert_eq!(judge(&collapsed, 3, cfg.ent_coef_max, &cfg).adjustment, None);
+        assert_eq!(
+            judge(&collapsed, 3, cfg.ent_coef_max, &cfg).adjustment,
+            None
+        );
     }
 }

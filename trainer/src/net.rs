@@ -107,7 +107,11 @@ impl HostMlp {
 /// A `[rows, cols]` matrix with orthonormal rows or columns (whichever are
 /// fewer), times `gain`, by modified Gram-Schmidt on a Gaussian matrix.
 fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut Rng) -> Vec<f32> {
-    let (n, m) = if rows >= cols { (rows, cols) } else { (cols, rows) };
+    let (n, m) = if rows >= cols {
+        (rows, cols)
+    } else {
+        (cols, rows)
+    };
     // m orthonormal vectors of length n.
     let mut q: Vec<Vec<f64>> = (0..m)
         .map(|_| (0..n).map(|_| rng.normal()).collect())
@@ -228,7 +232,8 @@ impl<B: Backend> Adam<B> {
         let bias2_sqrt = bias2.sqrt();
         for (i, g) in grads.into_iter().enumerate() {
             let g = if scale < 1.0 { g.mul_scalar(scale) } else { g };
-            let m = self.m[i].clone().mul_scalar(self.beta1) + g.clone().mul_scalar(1.0 - self.beta1);
+            let m =
+                self.m[i].clone().mul_scalar(self.beta1) + g.clone().mul_scalar(1.0 - self.beta1);
             let v = self.v[i].clone().mul_scalar(self.beta2)
                 + g.powi_scalar(2).mul_scalar(1.0 - self.beta2);
             let denom = v.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(self.eps);

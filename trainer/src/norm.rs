@@ -49,7 +49,8 @@ impl RunningMeanStd {
         let total = self.count + n;
         for i in 0..dim {
             let delta = bmean[i] - self.mean[i];
-            let m2 = self.var[i] * self.count + bvar[i] * n + delta * delta * self.count * n / total;
+            let m2 =
+                self.var[i] * self.count + bvar[i] * n + delta * delta * self.count * n / total;
             self.mean[i] += delta * n / total;
             self.var[i] = m2 / total;
         }
@@ -135,7 +136,9 @@ impl RewardScaler {
             / n;
         let total = self.rms.count + n;
         let delta = bmean - self.rms.mean[0];
-        let m2 = self.rms.var[0] * self.rms.count + bvar * n + delta * delta * self.rms.count * n / total;
+        let m2 = self.rms.var[0] * self.rms.count
+            + bvar * n
+            + delta * delta * self.rms.count * n / total;
         self.rms.mean[0] += delta * n / total;
         self.rms.var[0] = m2 / total;
         self.rms.count = total;

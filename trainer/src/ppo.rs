@@ -127,7 +127,13 @@ pub fn masked_log_softmax(logits: &[f32], mask: u8, logp: &mut [f32]) {
 /// action and its log-probability under the policy itself (the floor is
 /// exploration noise; PPO's clipping bounds its off-policy effect, and it
 /// decays to zero early in training).
-pub fn sample_action(logits: &[f32], mask: u8, floor: f32, rng: &mut Rng, logp: &mut [f32]) -> (u8, f32) {
+pub fn sample_action(
+    logits: &[f32],
+    mask: u8,
+    floor: f32,
+    rng: &mut Rng,
+    logp: &mut [f32],
+) -> (u8, f32) {
     masked_log_softmax(logits, mask, logp);
     let valid = mask.count_ones() as f32;
     let floor = floor.min(1.0 / valid);
@@ -184,6 +190,11 @@ pub struct UpdateStats {
     pub approx_kl: f32,
     pub clip_fraction: f32,
     pub grad_norm: f32,
+    /// Seconds (sums, not averages): building minibatches on the host, the
+    /// loss forward + backward, the optimiser step and statistics.
+    pub seconds_gather: f64,
+    pub seconds_forward_backward: f64,
+    pub seconds_optimizer: f64,
 }
 
 /// Minibatch host buffers, reused across minibatches.
@@ -218,6 +229,7 @@ pub fn update<B: AutodiffBackend>(
     for _ in 0..p.epochs {
         rng.shuffle(&mut scratch.idx);
         for chunk in 0..n / mb {
+            let gather_start = std::time::Instant::now();
             let s = &mut *scratch;
             let ids = &s.idx[chunk * mb..(chunk + 1) * mb];
             s.obs.clear();
@@ -249,7 +261,10 @@ pub fn update<B: AutodiffBackend>(
                 let std = var.sqrt() + 1e-8;
                 s.adv.iter_mut().for_each(|x| *x = (*x - mean) / std);
             }
+            totals.seconds_gather += gather_start.elapsed().as_secs_f64();
             let stats = minibatch_step::<B>(agent, adam, s, mb, d, a_n, p, device);
+            totals.seconds_forward_backward += stats.seconds_forward_backward;
+            totals.seconds_optimizer += stats.seconds_optimizer;
             totals.loss += stats.loss;
             totals.policy_loss += stats.policy_loss;
             totals.value_loss += stats.value_loss;
@@ -269,6 +284,9 @@ pub fn update<B: AutodiffBackend>(
         approx_kl: totals.approx_kl / c,
         clip_fraction: totals.clip_fraction / c,
         grad_norm: totals.grad_norm / c,
+        seconds_gather: totals.seconds_gather,
+        seconds_forward_backward: totals.seconds_forward_backward,
+        seconds_optimizer: totals.seconds_optimizer,
     }
 }
 
@@ -287,6 +305,7 @@ fn minibatch_step<B: AutodiffBackend>(
     p: &UpdateParams,
     device: &B::Device,
 ) -> UpdateStats {
+    let start = std::time::Instant::now();
     let params: Vec<Tensor<B, 2>> = agent
         .params()
         .into_iter()
@@ -321,8 +340,8 @@ fn minibatch_step<B: AutodiffBackend>(
     let new_values = critic.forward(obs);
     let v_unclipped = (new_values.clone() - returns.clone()).powi_scalar(2);
     let value_loss = if p.clip_vloss {
-        let v_clipped = old_values.clone()
-            + (new_values - old_values).clamp(-p.clip_coef, p.clip_coef);
+        let v_clipped =
+            old_values.clone() + (new_values - old_values).clamp(-p.clip_coef, p.clip_coef);
         let v_clipped = (v_clipped - returns).powi_scalar(2);
         v_unclipped.max_pair(v_clipped).mean().mul_scalar(0.5)
     } else {
@@ -332,9 +351,13 @@ fn minibatch_step<B: AutodiffBackend>(
         + value_loss.clone().mul_scalar(p.vf_coef);
 
     let grads = loss.backward();
+    let backward_done = std::time::Instant::now();
     let grad_list: Vec<Tensor<B::InnerBackend, 2>> = params
         .iter()
-        .map(|t| t.grad(&grads).unwrap_or_else(|| t.clone().inner().zeros_like()))
+        .map(|t| {
+            t.grad(&grads)
+                .unwrap_or_else(|| t.clone().inner().zeros_like())
+        })
         .collect();
     let mut inner = agent.params();
     let grad_norm = adam.step(&mut inner, grad_list, p.lr, p.max_grad_norm);
@@ -359,5 +382,8 @@ fn minibatch_step<B: AutodiffBackend>(
         approx_kl: approx_kl.elem(),
         clip_fraction: clip_fraction.elem(),
         grad_norm,
+        seconds_gather: 0.0,
+        seconds_forward_backward: (backward_done - start).as_secs_f64(),
+        seconds_optimizer: backward_done.elapsed().as_secs_f64(),
     }
 }

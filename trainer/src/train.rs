@@ -24,7 +24,9 @@ use crate::gae::{gae, GaeInput};
 use crate::monitor::{judge, Adjustment, Window};
 use crate::net::{tensor_to_vec, Adam};
 use crate::norm::{normalize_rows, RewardScaler, RmsState, RunningMeanStd};
-use crate::ppo::{sample_action, update, Agent, Batch, HostAgent, MinibatchScratch, UpdateParams, UpdateStats};
+use crate::ppo::{
+    sample_action, update, Agent, Batch, HostAgent, MinibatchScratch, UpdateParams, UpdateStats,
+};
 use crate::rng::Rng;
 
 /// Why a run stopped early or failed.
@@ -95,6 +97,9 @@ pub struct Timing {
     pub rollout_env: f64,
     pub rollout_other: f64,
     pub update: f64,
+    pub update_gather: f64,
+    pub update_forward_backward: f64,
+    pub update_optimizer: f64,
     pub total: f64,
 }
 
@@ -175,7 +180,11 @@ pub fn latest_checkpoint(out: &Path) -> Option<(u64, PathBuf)> {
             continue;
         };
         let Ok(u) = num.parse::<u64>() else { continue };
-        if !out.join("checkpoints").join(format!("trainer_state_{u:06}.json")).exists() {
+        if !out
+            .join("checkpoints")
+            .join(format!("trainer_state_{u:06}.json"))
+            .exists()
+        {
             continue;
         }
         if best.as_ref().is_none_or(|(b, _)| u > *b) {
@@ -185,7 +194,12 @@ pub fn latest_checkpoint(out: &Path) -> Option<(u64, PathBuf)> {
     best
 }
 
-pub fn policy_metadata(cfg: &TrainConfig, d: &Derived, update: u64, global_step: u64) -> Result<PolicyMetadata, UserError> {
+pub fn policy_metadata(
+    cfg: &TrainConfig,
+    d: &Derived,
+    update: u64,
+    global_step: u64,
+) -> Result<PolicyMetadata, UserError> {
     let sim = cfg.sim.to_sim_config()?;
     let mut hidden = [0u32; MAX_LAYERS];
     hidden[..cfg.hidden.len()].copy_from_slice(&cfg.hidden);
@@ -289,7 +303,10 @@ pub fn train<B: AutodiffBackend>(
         agent = ck.agent.to_backend(device);
         adam = Adam::new(&agent.params(), cfg.adam_eps);
         let optim = ck.optim.ok_or_else(|| {
-            UserError::new(format!("{}: no optimizer state (optim.*) to resume from", path.display()))
+            UserError::new(format!(
+                "{}: no optimizer state (optim.*) to resume from",
+                path.display()
+            ))
         })?;
         let to_tensors = |list: &[(Vec<usize>, Vec<f32>)]| -> Vec<Tensor<B::InnerBackend, 2>> {
             list.iter()
@@ -358,15 +375,16 @@ pub fn train<B: AutodiffBackend>(
     let mut mb_scratch = MinibatchScratch::default();
     let mut timing = Timing::default();
 
-    let progress = (opts.verbose && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-        let pb = indicatif::ProgressBar::new(d.num_updates);
-        pb.set_position(start_update);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} updates  eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    let progress =
+        (opts.verbose && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let pb = indicatif::ProgressBar::new(d.num_updates);
+            pb.set_position(start_update);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} updates  eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            pb
+        });
     let say = |line: &str| match &progress {
         Some(pb) => pb.println(line),
         None => println!("{line}"),
@@ -498,6 +516,9 @@ pub fn train<B: AutodiffBackend>(
         );
         let update_end = Instant::now();
         timing.update += (update_end - t_rollout_end).as_secs_f64();
+        timing.update_gather += stats.seconds_gather;
+        timing.update_forward_backward += stats.seconds_forward_backward;
+        timing.update_optimizer += stats.seconds_optimizer;
         update_index += 1;
 
         // ---- Logging (TRY NOT TO MODIFY) ---------------------------------------
@@ -529,11 +550,19 @@ pub fn train<B: AutodiffBackend>(
                 st.env.pm_bonus
             );
         } else {
-            line += &format!("Entry bonus ${:.0} | Floor {:.3} | ", st.env.entry_bonus, st.action_floor);
+            line += &format!(
+                "Entry bonus ${:.0} | Floor {:.3} | ",
+                st.env.entry_bonus, st.action_floor
+            );
         }
         line += &format!("Comm ${:.2}", st.env.commission);
-        let names = ActionSet::from_phase(cfg.phase).unwrap_or(ActionSet::Phase1).actions();
-        let dist: Vec<String> = names.iter().map(|a| format!("{} {:.1}%", a.name(), share(*a as usize))).collect();
+        let names = ActionSet::from_phase(cfg.phase)
+            .unwrap_or(ActionSet::Phase1)
+            .actions();
+        let dist: Vec<String> = names
+            .iter()
+            .map(|a| format!("{} {:.1}%", a.name(), share(*a as usize)))
+            .collect();
         let line2 = format!(
             "      actions {} | trades {} | win {:.1}% | P&L ${} ({} episodes, mean ${:.2}) | max DD ${} | breaches {}",
             dist.join(" "),
@@ -579,7 +608,13 @@ pub fn train<B: AutodiffBackend>(
         last_metrics = Some(metrics);
 
         // ---- Quality monitor ---------------------------------------------------
-        window.add(stats.entropy, stats.value_loss, &es.actions, es.trades, es.episodes);
+        window.add(
+            stats.entropy,
+            stats.value_loss,
+            &es.actions,
+            es.trades,
+            es.episodes,
+        );
         if update_index % cfg.monitor_every == 0 {
             let verdict = judge(&window, a_n, ent_coef, &cfg.monitor);
             if let Some((new, reason)) = verdict.adjustment {
@@ -593,7 +628,10 @@ pub fn train<B: AutodiffBackend>(
                     score: verdict.score,
                 };
                 if opts.verbose {
-                    say(&format!("      monitor: ent_coef {} -> {} because {}", adj.old, adj.new, adj.reason));
+                    say(&format!(
+                        "      monitor: ent_coef {} -> {} because {}",
+                        adj.old, adj.new, adj.reason
+                    ));
                 }
                 ent_coef = new;
                 adjustments.push(adj);
@@ -603,7 +641,9 @@ pub fn train<B: AutodiffBackend>(
         }
 
         let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
-            || opts.stop_after.is_some_and(|k| update_index - start_update >= k);
+            || opts
+                .stop_after
+                .is_some_and(|k| update_index - start_update >= k);
         if update_index % cfg.checkpoint_every == 0 || update_index == d.num_updates || stop_now {
             let state = TrainerState {
                 update: update_index,
@@ -637,7 +677,11 @@ pub fn train<B: AutodiffBackend>(
         std::fs::copy(&latest, &final_path)?;
     }
     Ok(RunSummary {
-        checkpoint: if final_path.exists() && !interrupted { final_path } else { latest },
+        checkpoint: if final_path.exists() && !interrupted {
+            final_path
+        } else {
+            latest
+        },
         updates_done: update_index,
         num_updates: d.num_updates,
         global_step,
@@ -651,8 +695,16 @@ pub fn train<B: AutodiffBackend>(
 fn explained_variance(pred: &[f32], target: &[f32]) -> f64 {
     let n = target.len() as f64;
     let mean = target.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = target.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-    let diff: Vec<f64> = pred.iter().zip(target).map(|(&p, &y)| y as f64 - p as f64).collect();
+    let var = target
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let diff: Vec<f64> = pred
+        .iter()
+        .zip(target)
+        .map(|(&p, &y)| y as f64 - p as f64)
+        .collect();
     let dmean = diff.iter().sum::<f64>() / n;
     let dvar = diff.iter().map(|x| (x - dmean).powi(2)).sum::<f64>() / n;
     if var == 0.0 {
@@ -663,12 +715,17 @@ fn explained_variance(pred: &[f32], target: &[f32]) -> f64 {
 }
 
 fn append_line(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
     writeln!(f, "{value}")
 }
 
 fn truncate_metrics(path: &Path, keep_through: u64) -> std::io::Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
     let kept: String = text
         .lines()
         .filter(|l| {
@@ -723,7 +780,9 @@ fn save_checkpoint<B: burn::tensor::backend::Backend>(
     state: &TrainerState,
 ) -> Result<PathBuf, TrainError> {
     let host = |ts: &[Tensor<B, 2>]| -> Vec<(Vec<usize>, Vec<f32>)> {
-        ts.iter().map(|t| (t.dims().to_vec(), tensor_to_vec(t))).collect()
+        ts.iter()
+            .map(|t| (t.dims().to_vec(), tensor_to_vec(t)))
+            .collect()
     };
     let ck = Checkpoint {
         agent: agent.to_host(),

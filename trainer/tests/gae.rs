@@ -63,7 +63,11 @@ fn truncation_bootstraps_and_termination_does_not() {
         a[0]
     };
     assert_eq!(run(1, 0), 1.0, "terminated: reward only");
-    assert_eq!(run(0, 1), 1.0 + 0.5 * 10.0, "truncated: bootstrap from V(final obs)");
+    assert_eq!(
+        run(0, 1),
+        1.0 + 0.5 * 10.0,
+        "truncated: bootstrap from V(final obs)"
+    );
     // Neither: the next step's value (5) and its advantage (-5) flow back.
     assert_eq!(run(0, 0), 1.0 + 0.5 * 5.0 + 0.5 * -5.0);
 }

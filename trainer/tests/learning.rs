@@ -30,8 +30,14 @@ fn trained_policy_beats_random_out_of_sample() {
         let policy = evaluate_checkpoint(&bytes, test_data.clone(), sim, 1).unwrap();
         let random = evaluate_random(test_data, sim, 1, seed).unwrap();
         eprintln!("seed {seed}: policy {policy:?}\n        random {random:?}");
-        assert!(policy.trades >= 5, "seed {seed}: the policy barely trades: {policy:?}");
-        assert!(policy.net_pnl > 0.0, "seed {seed}: policy loses out of sample: {policy:?}");
+        assert!(
+            policy.trades >= 5,
+            "seed {seed}: the policy barely trades: {policy:?}"
+        );
+        assert!(
+            policy.net_pnl > 0.0,
+            "seed {seed}: policy loses out of sample: {policy:?}"
+        );
         assert!(
             policy.net_pnl > random.net_pnl + 500.0,
             "seed {seed}: policy ${:.0} vs random ${:.0}",

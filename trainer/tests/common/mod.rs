@@ -60,8 +60,11 @@ pub fn planted_signal_bars(days: usize, seed: u64) -> Vec<Bar> {
 }
 
 pub fn market(days: usize, seed: u64) -> MarketData {
-    MarketData::from_bars(planted_signal_bars(days, seed), &nq_formats::SimConfig::default())
-        .expect("synthetic bars are valid")
+    MarketData::from_bars(
+        planted_signal_bars(days, seed),
+        &nq_formats::SimConfig::default(),
+    )
+    .expect("synthetic bars are valid")
 }
 
 /// A config that trains in seconds.

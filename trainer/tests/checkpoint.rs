@@ -1,0 +1,250 @@
+//! Checkpoints: burn's actor equals the runtime's forward on real
+//! observations (parity), Python reproduces the logits from the file alone
+//! (interop), phase-2 transfer keeps the old weights, and bad `--init`
+//! checkpoints are clear user errors.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use burn::tensor::{Tensor, TensorData};
+use nq_formats::SimConfig;
+use nq_runtime::policy::{Checkpoint as RtCheckpoint, Policy, PolicyScratch};
+use nq_trainer::checkpoint::{self, Checkpoint};
+use nq_trainer::env::{MarketData, MarketEnv};
+use nq_trainer::norm::normalize_rows;
+use nq_trainer::ppo::HostAgent;
+use nq_trainer::rng::Rng;
+use nq_trainer::train::{policy_metadata, train, RunOptions, TrainError};
+use nq_trainer::{CpuBackend, TrainConfig};
+
+type Inner = burn::backend::NdArray<f32>;
+
+/// Real observations (with positions opened along the way) and their masks.
+fn real_observations(count: usize) -> (Vec<f32>, Vec<u8>) {
+    let data =
+        Arc::new(MarketData::from_bars(common::real_bars(3000), &SimConfig::default()).unwrap());
+    assert!(
+        !data.sessions.is_empty(),
+        "the real bars give a session after warm-up"
+    );
+    let mut env = MarketEnv::new(data, SimConfig::default(), 1, false, 0, Rng::new(5, 0)).unwrap();
+    let mut obs = vec![0.0f32; 225];
+    let mut fin = vec![0.0f32; 225];
+    let mut mask = env.start_session(0, &mut obs);
+    let (mut all, mut masks) = (Vec::new(), Vec::new());
+    let mut rng = Rng::new(9, 9);
+    for _ in 0..count {
+        all.extend_from_slice(&obs);
+        masks.push(mask);
+        let valid: Vec<u8> = (0..3).filter(|a| mask & (1 << a) != 0).collect();
+        let a = valid[rng.below(valid.len())];
+        mask = env.step(a, &mut obs, &mut fin).3;
+    }
+    (all, masks)
+}
+
+/// A checkpoint with non-trivial weights (the actor head is scaled up so the
+/// logits are far from zero) and normaliser statistics from real data.
+fn sample_checkpoint(obs: &[f32]) -> Checkpoint {
+    let cfg = TrainConfig::default();
+    let d = cfg.validate().unwrap();
+    let mut rng = Rng::new(11, 0);
+    let mut agent = HostAgent::init(225, &[256, 256], 3, &mut rng);
+    for w in &mut agent.actor.layers.last_mut().unwrap().weight {
+        *w *= 100.0;
+    }
+    let rows = obs.len() / 225;
+    let mut mean = vec![0.0f32; 225];
+    let mut var = vec![0.0f32; 225];
+    for r in obs.chunks(225) {
+        for (m, x) in mean.iter_mut().zip(r) {
+            *m += x / rows as f32;
+        }
+    }
+    for r in obs.chunks(225) {
+        for ((v, x), m) in var.iter_mut().zip(r).zip(&mean) {
+            *v += (x - m) * (x - m) / rows as f32;
+        }
+    }
+    Checkpoint {
+        agent,
+        obs_mean: mean,
+        obs_var: var,
+        metadata: policy_metadata(&cfg, &d, 7, 1234).unwrap(),
+        optim: None,
+    }
+}
+
+fn burn_logits(ck: &Checkpoint, obs: &[f32]) -> Vec<f32> {
+    let mut x = obs.to_vec();
+    normalize_rows(
+        &mut x,
+        &ck.obs_mean,
+        &ck.obs_var,
+        ck.metadata.norm_eps,
+        ck.metadata.norm_clip,
+    );
+    let rows = x.len() / 225;
+    let actor = ck.agent.actor.to_backend::<Inner>(&Default::default());
+    let t: Tensor<Inner, 2> =
+        Tensor::from_data(TensorData::new(x, [rows, 225]), &Default::default());
+    actor.forward(t).into_data().to_vec::<f32>().unwrap()
+}
+
+fn runtime_logits(bytes: &[u8], obs: &[f32], masks: &[u8]) -> Vec<f32> {
+    let ck = RtCheckpoint::parse(bytes).unwrap();
+    let policy = Policy::from_checkpoint(&ck).unwrap();
+    let mut scratch = PolicyScratch::new();
+    obs.chunks(225)
+        .zip(masks)
+        .flat_map(|(o, &m)| {
+            let out = policy
+                .forward(o, nq_runtime::ActionMask::from_bits(m), &mut scratch)
+                .unwrap();
+            out.logits()[..3].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn burn_actor_and_runtime_forward_agree_on_real_observations() {
+    let (obs, masks) = real_observations(40);
+    let ck = sample_checkpoint(&obs);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    checkpoint::save(&path, &ck).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let ours = burn_logits(&ck, &obs);
+    let theirs = runtime_logits(&bytes, &obs, &masks);
+    let spread = ours.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(spread > 0.1, "logits are not trivially small ({spread})");
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+            "logit {i}: burn {a} runtime {b}"
+        );
+    }
+    // And the file reads back to the same tensors.
+    assert_eq!(checkpoint::load(&path).unwrap(), ck);
+}
+
+#[test]
+fn python_reproduces_the_runtime_logits_from_the_file() {
+    let (obs, masks) = real_observations(8);
+    let ck = sample_checkpoint(&obs);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    checkpoint::save(&path, &ck).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let expected = runtime_logits(&bytes, &obs, &masks);
+    let case = serde_json::json!({ "obs": obs, "rows": 8, "expected_logits": expected });
+    let case_path = dir.path().join("case.json");
+    std::fs::write(&case_path, case.to_string()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_logits.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&path)
+        .arg(&case_path)
+        .output()
+        .expect("python3 on PATH (CI installs numpy and safetensors)");
+    assert!(
+        out.status.success(),
+        "check_logits.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn phase2_transfer_keeps_the_phase1_weights() {
+    let mut rng = Rng::new(1, 0);
+    let old_agent = HostAgent::init(225, &[32, 32], 3, &mut rng);
+    let cfg = TrainConfig {
+        hidden: vec![32, 32],
+        ..TrainConfig::default()
+    };
+    let d = cfg.validate().unwrap();
+    let old = Checkpoint {
+        agent: old_agent.clone(),
+        obs_mean: (0..225).map(|i| i as f32).collect(),
+        obs_var: vec![2.0; 225],
+        metadata: policy_metadata(&cfg, &d, 1, 1).unwrap(),
+        optim: None,
+    };
+    let fresh = HostAgent::init(231, &[32, 32], 6, &mut Rng::new(2, 0));
+    let path = std::path::Path::new("old.safetensors");
+    let (agent, mean, var) = checkpoint::transfer(&old, &fresh, path).unwrap();
+    let (o0, n0) = (&old_agent.actor.layers[0], &agent.actor.layers[0]);
+    for r in 0..32 {
+        assert_eq!(
+            &n0.weight[r * 231..r * 231 + 225],
+            &o0.weight[r * 225..(r + 1) * 225]
+        );
+        // The 6 new inputs keep their fresh initialisation.
+        assert_eq!(
+            &n0.weight[r * 231 + 225..(r + 1) * 231],
+            &fresh.actor.layers[0].weight[r * 231 + 225..(r + 1) * 231]
+        );
+    }
+    assert_eq!(agent.actor.layers[1], old_agent.actor.layers[1]);
+    let (oh, nh, fh) = (
+        &old_agent.actor.layers[2],
+        &agent.actor.layers[2],
+        &fresh.actor.layers[2],
+    );
+    assert_eq!(&nh.weight[..3 * 32], &oh.weight[..]);
+    assert_eq!(&nh.bias[..3], &oh.bias[..]);
+    assert_eq!(
+        &nh.weight[3 * 32..],
+        &fh.weight[3 * 32..],
+        "new action rows stay fresh"
+    );
+    assert_eq!(agent.critic.layers[2], old_agent.critic.layers[2]);
+    assert_eq!(&mean[..225], &old.obs_mean[..]);
+    assert_eq!((&mean[225..], &var[225..]), (&[0.0; 6][..], &[1.0; 6][..]));
+}
+
+#[test]
+fn mismatched_init_is_a_user_error_naming_the_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    // A phase-1 checkpoint with 64-wide layers...
+    let cfg1 = TrainConfig {
+        hidden: vec![64, 64],
+        ..TrainConfig::default()
+    };
+    let d1 = cfg1.validate().unwrap();
+    let old = Checkpoint {
+        agent: HostAgent::init(225, &[64, 64], 3, &mut Rng::new(1, 0)),
+        obs_mean: vec![0.0; 225],
+        obs_var: vec![1.0; 225],
+        metadata: policy_metadata(&cfg1, &d1, 1, 1).unwrap(),
+        optim: None,
+    };
+    let init = dir.path().join("p1.safetensors");
+    checkpoint::save(&init, &old).unwrap();
+    // ...into a phase-2 run with 32-wide layers.
+    let mut cfg = common::tiny_config(1);
+    cfg.phase = 2;
+    let opts = RunOptions {
+        out: dir.path().join("run"),
+        init: Some(init.clone()),
+        ..RunOptions::default()
+    };
+    match train::<CpuBackend>(&cfg, common::shared_train(3, 1), &opts, &Default::default()) {
+        Err(TrainError::User(e)) => {
+            assert!(
+                e.0.contains("p1.safetensors") && e.0.contains("[225, 64, 64, 3]"),
+                "{e}"
+            );
+        }
+        other => panic!("expected a user error, got {other:?}"),
+    }
+    // A file that is not a checkpoint at all.
+    std::fs::write(&init, b"not safetensors").unwrap();
+    match train::<CpuBackend>(&cfg, common::shared_train(3, 1), &opts, &Default::default()) {
+        Err(TrainError::User(e)) => assert!(e.0.contains("not a safetensors file"), "{e}"),
+        other => panic!("expected a user error, got {other:?}"),
+    }
+}

@@ -1,0 +1,193 @@
+//! Whole runs: a resumed run ends bit-identical to an uninterrupted one,
+//! outputs are complete, bonuses never reach reported P&L, and bad
+//! configurations exit with code 2 and a clear message.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use nq_formats::SimConfig;
+use nq_trainer::env::{EnvSchedule, MarketEnv};
+use nq_trainer::rng::Rng;
+use nq_trainer::train::{train, RunOptions};
+use nq_trainer::CpuBackend;
+
+#[test]
+fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+    for phase in [1u8, 2] {
+        let data = common::shared_train(4, 7);
+        let mut cfg = common::tiny_config(3);
+        cfg.phase = phase;
+        cfg.max_episode_steps = 50; // exercise truncation too
+        let whole = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            out: whole.path().to_path_buf(),
+            ..RunOptions::default()
+        };
+        let a = train::<CpuBackend>(&cfg, data.clone(), &opts, &Default::default()).unwrap();
+        assert!(!a.interrupted && a.updates_done == 6);
+
+        let parts = tempfile::tempdir().unwrap();
+        let first = RunOptions {
+            out: parts.path().to_path_buf(),
+            stop_after: Some(3),
+            ..RunOptions::default()
+        };
+        let b1 = train::<CpuBackend>(&cfg, data.clone(), &first, &Default::default()).unwrap();
+        assert!(b1.interrupted && b1.updates_done == 3);
+        let resumed = RunOptions {
+            out: parts.path().to_path_buf(),
+            resume: true,
+            ..RunOptions::default()
+        };
+        let b2 = train::<CpuBackend>(&cfg, data, &resumed, &Default::default()).unwrap();
+        assert_eq!(b2.updates_done, 6);
+        let fa = std::fs::read(&a.checkpoint).unwrap();
+        let fb = std::fs::read(&b2.checkpoint).unwrap();
+        assert!(fa == fb, "phase {phase}: final checkpoints differ");
+        let ma = std::fs::read_to_string(whole.path().join("metrics.jsonl")).unwrap();
+        let mb = std::fs::read_to_string(parts.path().join("metrics.jsonl")).unwrap();
+        assert_eq!(ma.lines().count(), 6);
+        assert_eq!(mb.lines().count(), 6);
+        // Everything but wall-clock speed agrees line by line.
+        let strip = |s: &str| -> Vec<serde_json::Value> {
+            s.lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("sps");
+                    v
+                })
+                .collect()
+        };
+        assert_eq!(strip(&ma), strip(&mb));
+        for f in [
+            "metadata.json",
+            "adjustment_history.json",
+            "final.safetensors",
+        ] {
+            assert!(whole.path().join(f).exists(), "{f}");
+        }
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(whole.path().join("metadata.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["seed"], 3);
+        assert_eq!(meta["config"]["phase"], phase);
+    }
+}
+
+#[test]
+fn bonuses_are_rewards_only_never_pnl() {
+    let data = common::shared_train(3, 5);
+    let run = |bonus: f64| {
+        let mut env = MarketEnv::new(
+            data.clone(),
+            SimConfig::default(),
+            2,
+            true,
+            0,
+            Rng::new(1, 1),
+        )
+        .unwrap();
+        env.set_schedule(EnvSchedule {
+            entry_bonus: bonus,
+            pm_bonus: bonus,
+            forced_ratio: 0.5,
+            commission: 2.5,
+        });
+        let mut obs = vec![0.0f32; 231];
+        let mut fin = vec![0.0f32; 231];
+        let mut mask = env.reset(&mut obs);
+        let mut rng = Rng::new(2, 2);
+        let mut reward = 0.0;
+        for _ in 0..3000 {
+            // Prefer position management and entries so both bonuses are paid.
+            let valid: Vec<u8> = (0..6).filter(|a| mask & (1 << a) != 0).collect();
+            let a = valid[rng.below(valid.len())];
+            let (r, _, _, m) = env.step(a, &mut obs, &mut fin);
+            reward += r;
+            mask = m;
+        }
+        (reward, env.take_stats())
+    };
+    let (r0, s0) = run(0.0);
+    let (r1, s1) = run(300.0);
+    assert!(
+        s1.entry_bonus_paid > 0.0 && s1.pm_bonus_paid > 0.0,
+        "{s1:?}"
+    );
+    assert_eq!(s0.trade_pnl, s1.trade_pnl);
+    assert_eq!(s0.episode_pnl, s1.episode_pnl);
+    assert_eq!(s0.trades, s1.trades);
+    assert!((r1 - r0 - (s1.entry_bonus_paid + s1.pm_bonus_paid)).abs() < 1e-6 * r1.abs().max(1.0));
+}
+
+fn nq_train(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nq-train"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn bad_configs_exit_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "num_envz = 3\n").unwrap();
+    let (code, err) = nq_train(&["--config", unknown.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("unknown.toml") && err.contains("num_envz"),
+        "{err}"
+    );
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"clip_coef": -1.0}"#).unwrap();
+    let (code, err) = nq_train(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("clip_coef"), "{err}");
+
+    let (code, err) = nq_train(&["--phase", "3"]);
+    assert_eq!(
+        (code, err.contains("phase must be 1 or 2")),
+        (2, true),
+        "{err}"
+    );
+
+    let (code, err) = nq_train(&["--num-envs", "3", "--num-steps", "5"]);
+    assert_eq!(
+        (code, err.contains("divisible by num_minibatches")),
+        (2, true),
+        "{err}"
+    );
+
+    let (code, err) = nq_train(&[
+        "--data",
+        dir.path().join("missing.parquet").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("missing.parquet"), "{err}");
+
+    let (code, err) = nq_train(&["--resume", dir.path().join("nowhere").to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn sessions_split_by_date() {
+    let data = common::market(6, 1);
+    let ids: Vec<i64> = data.sessions.iter().map(|s| s.id).collect();
+    let (train_part, test_part) = data.split_last(2).unwrap();
+    assert_eq!(test_part.sessions.len(), 2);
+    assert!(train_part
+        .sessions
+        .iter()
+        .all(|s| s.id < test_part.sessions[0].id));
+    assert_eq!(train_part.sessions.len() + 2, ids.len());
+    let _ = Arc::clone(&train_part);
+}
