@@ -83,7 +83,28 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> std::io::Result<()> {
     let meta: HashMap<String, String> = ckpt.metadata.to_map().into_iter().collect();
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &canonical_header(&bytes)?)
+}
+
+/// The same file with its JSON header's keys sorted: safetensors writes the
+/// metadata map in hash order, and a checkpoint of the same state should be
+/// the same bytes (resume is tested byte for byte; hashes stay meaningful).
+fn canonical_header(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = || std::io::Error::other("safetensors wrote an unreadable header");
+    let n = u64::from_le_bytes(bytes.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+    let header = bytes.get(8..8 + n).ok_or_else(bad)?;
+    // serde_json's map is a BTreeMap (no `preserve_order`), so this sorts every object.
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|_| bad())?;
+    let mut text = serde_json::to_vec(&value).map_err(std::io::Error::other)?;
+    // Keep the data section 8-byte aligned, as safetensors does (space padding).
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Writes `bytes` to `path` through a temporary sibling file and a rename.
