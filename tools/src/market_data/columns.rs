@@ -7,8 +7,9 @@ use std::sync::Arc;
 use arrow::compute::cast;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Decimal128Type, Float32Type, Float64Type, Int64Type, Int8Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type, Int8Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, Schema, TimeUnit};
@@ -69,6 +70,9 @@ pub(crate) enum SideEncoding {
     Utf8,
     /// Strings in another physical form (large, view, dictionary).
     OtherString,
+    /// Letters read as dictionary keys: each distinct letter is decoded once
+    /// per batch instead of once per row.
+    Dictionary,
     Int8,
     OtherInt,
 }
@@ -192,6 +196,34 @@ impl Layout {
             })
         };
         Ok(layout.finish_projection())
+    }
+
+    /// Reading a utf8 side column as a dictionary saves building a string per
+    /// row; returns the file schema with that one field changed, when it applies.
+    pub fn dictionary_side_hint(&mut self, schema: &Schema) -> Option<Schema> {
+        let Layout::Ticks(TickColumns {
+            side: Some(side), ..
+        }) = self
+        else {
+            return None;
+        };
+        if !matches!(side.encoding, SideEncoding::Utf8) {
+            return None;
+        }
+        side.encoding = SideEncoding::Dictionary;
+        let fields: Vec<arrow_schema::FieldRef> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if i == side.file_index {
+                    Arc::new(f.as_ref().clone().with_data_type(dictionary_side_type()))
+                } else {
+                    Arc::clone(f)
+                }
+            })
+            .collect();
+        Some(Schema::new_with_metadata(fields, schema.metadata().clone()))
     }
 
     /// The file's schema indices to read, ascending.
@@ -572,12 +604,30 @@ pub(crate) fn decode_side(
     let as_i8;
     let array = match col.encoding {
         SideEncoding::Utf8 | SideEncoding::Int8 => array,
+        SideEncoding::Dictionary if array.data_type() == &dictionary_side_type() => {
+            return decode_side_dictionary(ctx, col, array, set);
+        }
+        SideEncoding::Dictionary => {
+            as_utf8 = cast(array, &DataType::Utf8).map_err(|e| ctx.cast_error(&col.name, e))?;
+            &as_utf8
+        }
         SideEncoding::OtherString => {
             as_utf8 = cast(array, &DataType::Utf8).map_err(|e| ctx.cast_error(&col.name, e))?;
             &as_utf8
         }
         SideEncoding::OtherInt => {
             as_i8 = cast(array, &DataType::Int8).map_err(|e| ctx.cast_error(&col.name, e))?;
+            // The cast turns codes that do not fit int8 into nulls; those are errors, not "no side".
+            if as_i8.null_count() > array.null_count() {
+                let i = (0..array.len())
+                    .find(|&i| as_i8.is_null(i) && !array.is_null(i))
+                    .unwrap_or(0);
+                return Err(ctx.value_error(
+                    i,
+                    &col.name,
+                    "side code out of range (1 buy, -1 sell, 0 none)",
+                ));
+            }
             &as_i8
         }
     };
@@ -612,6 +662,51 @@ pub(crate) fn decode_side(
                     )
                 })?;
                 set(i, side);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Arrow type the reader asks for a utf8 side column (see [`Layout::dictionary_side_hint`]).
+pub(crate) fn dictionary_side_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+fn decode_side_dictionary(
+    ctx: &BatchCtx<'_>,
+    col: &Column<SideEncoding>,
+    array: &ArrayRef,
+    mut set: impl FnMut(usize, Side),
+) -> Result<()> {
+    let dict = array.as_dictionary::<Int32Type>();
+    let values = cast(dict.values(), &DataType::Utf8).map_err(|e| ctx.cast_error(&col.name, e))?;
+    let values = values.as_string::<i32>();
+    let sides: Vec<Option<Side>> = (0..values.len())
+        .map(|j| {
+            if values.is_null(j) {
+                Some(Side::None)
+            } else {
+                Side::from_letter(values.value(j).trim())
+            }
+        })
+        .collect();
+    let keys = dict.keys();
+    let has_nulls = keys.null_count() > 0;
+    for (i, &k) in keys.values().iter().enumerate() {
+        if has_nulls && keys.is_null(i) {
+            set(i, Side::None);
+            continue;
+        }
+        match sides.get(k as usize) {
+            Some(Some(side)) => set(i, *side),
+            _ => {
+                let text = values.value(k.max(0) as usize);
+                return Err(ctx.value_error(
+                    i,
+                    &col.name,
+                    format!("side {text:?} is not one of B, A, S, N"),
+                ));
             }
         }
     }

@@ -249,7 +249,15 @@ fn open_source(path: &Path) -> Result<Source> {
         .and_then(|kv| kv.iter().find(|k| k.key == PRICE_SCALE_KEY))
         .and_then(|k| k.value.clone())
         .or_else(|| metadata.schema().metadata().get(PRICE_SCALE_KEY).cloned());
-    let layout = Layout::resolve(path, metadata.schema(), price_scale.as_deref())?;
+    let mut layout = Layout::resolve(path, metadata.schema(), price_scale.as_deref())?;
+    let metadata = match layout.dictionary_side_hint(metadata.schema()) {
+        Some(schema) => {
+            let options = ArrowReaderOptions::new().with_schema(std::sync::Arc::new(schema));
+            ArrowReaderMetadata::try_new(std::sync::Arc::clone(metadata.metadata()), options)
+                .map_err(|e| parquet_error(path, e))?
+        }
+        None => metadata,
+    };
     let rows = metadata.metadata().file_metadata().num_rows().max(0) as u64;
     let first_ts = first_timestamp(path, &file, &metadata, &layout)?;
     Ok(Source {
