@@ -350,6 +350,16 @@ fn bad_parquet_exits_2_naming_row_and_column() {
     );
     let o = nq_data(&["inspect", "/nonexistent/file.parquet"]);
     assert_eq!(o.status.code(), Some(2));
+    let o = nq_data(&[
+        "import",
+        s(&real("es_mlfinlab_ticks_2011_07_31/es_ticks_utc.csv")),
+        "-o",
+        "/tmp/never.parquet",
+        "--tz",
+        "Mars/Olympus",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown time zone \"Mars/Olympus\""));
     let o = nq_data(&["import", "x.csv"]);
     assert_eq!(o.status.code(), Some(2), "missing -o is a usage error");
 }
