@@ -56,12 +56,14 @@ pub fn split(reader: &MarketReader, at: SplitAt, train: &Path, test: &Path) -> R
     };
     let cut = match first_test {
         Some(i) if i > 0 => all[i],
-        _ => return Err(Error::Usage(format!(
+        _ => {
+            return Err(Error::Usage(format!(
             "split leaves the train or the test set empty: the data has {} trading days ({} .. {})",
             all.len(),
             all.first().map(|d| format_date(*d)).unwrap_or_default(),
             all.last().map(|d| format_date(*d)).unwrap_or_default()
-        ))),
+        )))
+        }
     };
     let test_days = all.len() - all.iter().position(|d| *d == cut).unwrap_or(0);
     let (train_rows, test_rows) = match reader.kind() {
