@@ -91,7 +91,13 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> std::io::Result<()> {
 /// the same bytes (resume is tested byte for byte; hashes stay meaningful).
 fn canonical_header(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     let bad = || std::io::Error::other("safetensors wrote an unreadable header");
-    let n = u64::from_le_bytes(bytes.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    ) as usize;
     let header = bytes.get(8..8 + n).ok_or_else(bad)?;
     // serde_json's map is a BTreeMap (no `preserve_order`), so this sorts every object.
     let value: serde_json::Value = serde_json::from_slice(header).map_err(|_| bad())?;

@@ -300,7 +300,7 @@ impl TrainConfig {
             return bad("update_epochs and num_minibatches must be positive");
         }
         let batch_size = self.num_envs * self.num_steps;
-        if batch_size % self.num_minibatches != 0 {
+        if !batch_size.is_multiple_of(self.num_minibatches) {
             return bad("num_envs * num_steps must be divisible by num_minibatches");
         }
         if self.hidden.is_empty()

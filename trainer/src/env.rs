@@ -528,6 +528,7 @@ pub struct VecEnv {
 }
 
 impl VecEnv {
+    #[allow(clippy::too_many_arguments)] // one per setting; called once per run
     pub fn new(
         data: Arc<MarketData>,
         sim: SimConfig,

@@ -435,9 +435,10 @@ pub fn train<B: AutodiffBackend>(
             let t3 = Instant::now();
             env.step(&r_actions[row.clone()], &mut buf);
             let t4 = Instant::now();
-            for e in 0..n {
-                buf.rewards[e] /= cfg.reward_unit_dollars as f32;
-                done[e] = buf.terminated[e] | buf.truncated[e];
+            let unit = cfg.reward_unit_dollars as f32;
+            buf.rewards.iter_mut().for_each(|r| *r /= unit);
+            for ((d, &te), &tr) in done.iter_mut().zip(&buf.terminated).zip(&buf.truncated) {
+                *d = te | tr;
             }
             if cfg.reward_scaling {
                 ret_scaler.scale(&mut buf.rewards, &done, 1e-8, cfg.reward_clip);
@@ -615,7 +616,7 @@ pub fn train<B: AutodiffBackend>(
             es.trades,
             es.episodes,
         );
-        if update_index % cfg.monitor_every == 0 {
+        if update_index.is_multiple_of(cfg.monitor_every) {
             let verdict = judge(&window, a_n, ent_coef, &cfg.monitor);
             if let Some((new, reason)) = verdict.adjustment {
                 let adj = Adjustment {
@@ -644,7 +645,10 @@ pub fn train<B: AutodiffBackend>(
             || opts
                 .stop_after
                 .is_some_and(|k| update_index - start_update >= k);
-        if update_index % cfg.checkpoint_every == 0 || update_index == d.num_updates || stop_now {
+        if update_index.is_multiple_of(cfg.checkpoint_every)
+            || update_index == d.num_updates
+            || stop_now
+        {
             let state = TrainerState {
                 update: update_index,
                 global_step,
