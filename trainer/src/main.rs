@@ -282,7 +282,17 @@ fn bench(
         _ => train::<nq_trainer::CpuBackend>(&cfg, data, &opts, &Default::default())?,
     };
     let t = summary.timing;
+    // Per-update SPS without the first update (kernel compilation, warm caches).
+    let mut steady: Vec<f64> = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["sps"].as_f64())
+        .collect();
+    steady.sort_by(f64::total_cmp);
+    let steady_median = steady.get(steady.len() / 2).copied();
     let report = serde_json::json!({
+        "sps_median_after_first_update": steady_median,
         "device": cli.device,
         "phase": cfg.phase,
         "num_envs": cfg.num_envs,
