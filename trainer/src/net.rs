@@ -219,19 +219,29 @@ impl<B: Backend> Adam<B> {
         lr: f64,
         max_norm: f32,
     ) -> f32 {
-        let sq: f32 = grads
+        // The global norm and the clip factor stay on the device: one host
+        // sync per step (for the statistic) instead of one per tensor.
+        let sq = grads
             .iter()
-            .map(|g| g.clone().powi_scalar(2).sum().into_scalar().to_f32_lossy())
-            .sum();
-        let norm = sq.sqrt();
-        let scale = (max_norm / (norm + 1e-6)).min(1.0);
+            .map(|g| g.clone().powi_scalar(2).sum())
+            .reduce(|a, b| a + b)
+            .expect("at least one parameter");
+        let norm_t = sq.sqrt();
+        let scale = norm_t
+            .clone()
+            .add_scalar(1e-6)
+            .recip()
+            .mul_scalar(max_norm)
+            .clamp_max(1.0)
+            .reshape([1, 1]);
+        let norm = norm_t.into_scalar().to_f32_lossy();
         self.step += 1;
         let bias1 = 1.0 - self.beta1.powi(self.step as i32);
         let bias2 = 1.0 - self.beta2.powi(self.step as i32);
         let step_size = lr / bias1;
         let bias2_sqrt = bias2.sqrt();
         for (i, g) in grads.into_iter().enumerate() {
-            let g = if scale < 1.0 { g.mul_scalar(scale) } else { g };
+            let g = g * scale.clone();
             let m =
                 self.m[i].clone().mul_scalar(self.beta1) + g.clone().mul_scalar(1.0 - self.beta1);
             let v = self.v[i].clone().mul_scalar(self.beta2)
