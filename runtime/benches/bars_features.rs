@@ -1,6 +1,9 @@
 //! Per-tick bar building and per-bar `nq-obs-v1` features.
 //! `cargo bench -p nq-runtime --bench bars_features`
 
+#[path = "../tests/real_data/mod.rs"]
+mod real_data;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use nq_formats::obs::OBS_DIM_PHASE2;
 use nq_formats::{Bar, SessionHours, Tick};
@@ -12,27 +15,7 @@ use std::hint::black_box;
 const MINUTE_NS: i64 = 60_000_000_000;
 
 fn real_bars() -> Vec<Bar> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
-    );
-    std::fs::read_to_string(path)
-        .expect("real data beside the repository")
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let p = |i: usize| f[i].parse::<f64>().unwrap();
-            Bar {
-                ts_ns: f[0].parse().unwrap(),
-                open: p(1),
-                high: p(2),
-                low: p(3),
-                close: p(4),
-                volume: p(5),
-            }
-        })
-        .collect()
+    real_data::nq_1min_bars()
 }
 
 fn bench_ticks(c: &mut Criterion) {

@@ -3,6 +3,8 @@
 //! the same observations, mismatched checkpoints refused naming both sides,
 //! and live fills steering the position.
 
+mod real_data;
+
 #[path = "policy_common/mod.rs"]
 mod policy_common;
 
@@ -15,25 +17,7 @@ use nq_runtime::policy::{Checkpoint, Policy};
 use policy_common::Buffer;
 
 fn real_bars() -> Vec<Bar> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .skip(1)
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            Bar {
-                ts_ns: f[0].parse().unwrap(),
-                open: f[1].parse().unwrap(),
-                high: f[2].parse().unwrap(),
-                low: f[3].parse().unwrap(),
-                close: f[4].parse().unwrap(),
-                volume: f[5].parse().unwrap(),
-            }
-        })
-        .collect()
+    real_data::nq_1min_bars()
 }
 
 /// Four ticks per bar (open, high, low, close) spread inside the minute, so

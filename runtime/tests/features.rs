@@ -1,5 +1,7 @@
 //! `nq-obs-v1` market, context and position-management features.
 
+mod real_data;
+
 use nq_formats::obs::{MARKET_DIM, OBS_DIM_PHASE1, OBS_DIM_PHASE2, OBS_LAYOUT_V1};
 use nq_formats::{Action, Bar, SessionHours};
 use nq_runtime::calendar::{days_from_civil, new_york_to_utc, SessionCalendar, NS_PER_MINUTE};
@@ -12,27 +14,7 @@ use nq_runtime::{ActionMask, PositionView};
 const TICK: f64 = 0.25;
 
 fn real_bars() -> Vec<Bar> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
-    );
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let p = |i: usize| f[i].parse::<f64>().unwrap();
-            Bar {
-                ts_ns: f[0].parse().unwrap(),
-                open: p(1),
-                high: p(2),
-                low: p(3),
-                close: p(4),
-                volume: p(5),
-            }
-        })
-        .collect()
+    real_data::nq_1min_bars()
 }
 
 fn engine(session: SessionHours) -> FeatureEngine {

@@ -9,6 +9,8 @@
 //! a deliberate, versioned change:
 //! `cargo test -p nq-runtime --test features_golden -- --ignored regenerate`.
 
+mod real_data;
+
 use nq_formats::obs::MARKET_DIM;
 use nq_formats::{Bar, SessionHours};
 use nq_runtime::features::{
@@ -23,28 +25,7 @@ const GOLDEN: &str = concat!(
 const HEADER: &str = "ts_ns,ready,atr,elapsed,remaining,ret_atr,range_atr,body_atr,upper_wick,lower_wick,log_volume_rel,ema_fast_dist_atr,ema_slow_dist_atr,vwap_dist_atr,rsi,log_atr_ratio";
 
 fn bars() -> Vec<Bar> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
-    );
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .take(BARS)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let p = |i: usize| f[i].parse::<f64>().unwrap();
-            Bar {
-                ts_ns: f[0].parse().unwrap(),
-                open: p(1),
-                high: p(2),
-                low: p(3),
-                close: p(4),
-                volume: p(5),
-            }
-        })
-        .collect()
+    real_data::nq_1min_bars().into_iter().take(BARS).collect()
 }
 
 fn computed() -> (Vec<f32>, Vec<BarInfo>) {
