@@ -5,84 +5,15 @@
 //! `cargo bench -p nq-runtime --bench engine`
 //! (add `RUSTFLAGS="-C target-cpu=native"` for the native figures).
 
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use nq_formats::checkpoint::{
-    safetensors_bytes, Activation, PolicyMetadata, TensorData, MAX_LAYERS,
-};
-use nq_formats::{ActionSet, Instrument, SessionHours, Side, SimConfig, Tick, OBS_LAYOUT_V1};
+use nq_formats::checkpoint::Activation;
+use nq_formats::{SessionHours, Side, Tick};
 use nq_runtime::engine::{Engine, EngineConfig};
-use nq_runtime::policy::{Checkpoint, Policy, Rng};
-
-/// A phase-2 231->256->256->6 tanh checkpoint with random weights, in 8-byte
-/// aligned storage (so the weights are used in place).
-fn checkpoint_words() -> (Vec<u64>, usize) {
-    let mut hidden = [0u32; MAX_LAYERS];
-    hidden[..2].copy_from_slice(&[256, 256]);
-    let meta = PolicyMetadata {
-        format_version: 1,
-        obs_layout_hash: OBS_LAYOUT_V1.hash(),
-        obs_dim: 231,
-        actions: ActionSet::Phase2,
-        hidden,
-        hidden_len: 2,
-        activation: Activation::Tanh,
-        phase: 2,
-        instrument: Instrument::Nq,
-        bar_seconds: 60,
-        timesteps: 0,
-        update: 0,
-        seed: 0,
-        norm_clip: 10.0,
-        norm_eps: 1e-8,
-        sim: SimConfig::default(),
-    };
-    let mut rng = Rng::new(5);
-    let widths = [231usize, 256, 256, 6];
-    let mut owned: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    for i in 0..3 {
-        let bound = 1.0 / (widths[i] as f32).sqrt();
-        let mut random = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| (rng.next_f32() * 2.0 - 1.0) * bound)
-                .collect()
-        };
-        owned.push((
-            format!("actor.{i}.weight"),
-            vec![widths[i + 1], widths[i]],
-            random(widths[i + 1] * widths[i]),
-        ));
-        owned.push((
-            format!("actor.{i}.bias"),
-            vec![widths[i + 1]],
-            random(widths[i + 1]),
-        ));
-    }
-    owned.push(("obs_norm.mean".into(), vec![231], vec![0.0; 231]));
-    owned.push(("obs_norm.var".into(), vec![231], vec![1.0; 231]));
-    let tensors: Vec<TensorData<'_>> = owned
-        .iter()
-        .map(|(name, shape, values)| TensorData {
-            name,
-            shape,
-            values,
-        })
-        .collect();
-    let bytes = safetensors_bytes(&tensors, &meta);
-    let mut words = vec![0u64; bytes.len().div_ceil(8)];
-    for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        *w = u64::from_ne_bytes(b);
-    }
-    (words, bytes.len())
-}
-
-fn as_bytes(words: &[u64], len: usize) -> &[u8] {
-    // SAFETY: u8 has no alignment or validity requirements; len <= 8 * words.len().
-    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) }
-}
+use nq_runtime::policy::{Checkpoint, Policy};
 
 /// A session covering the whole day but its last minute, so nearly every bar
 /// close is a policy decision.
@@ -108,8 +39,8 @@ fn tick(ts_ns: i64, step: i64) -> Tick {
 }
 
 fn bench_engine(c: &mut Criterion) {
-    let (words, len) = checkpoint_words();
-    let bytes = as_bytes(&words, len);
+    let checkpoint = common::random_checkpoint(Activation::Tanh);
+    let bytes = checkpoint.bytes();
 
     c.bench_function("engine_tick_without_bar_close", |b| {
         let mut engine = all_day_engine(bytes);

@@ -4,108 +4,22 @@
 //! `CARGO_TARGET_DIR=/work/target-rt-policy cargo bench -p nq-runtime --bench policy`
 //! (add `RUSTFLAGS="-C target-cpu=native"` for the native figures).
 
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use nq_formats::checkpoint::{Activation, PolicyMetadata, MAX_LAYERS};
-use nq_formats::{ActionSet, Instrument, SimConfig, OBS_LAYOUT_V1};
+use nq_formats::checkpoint::Activation;
 use nq_runtime::policy::{mlp, Checkpoint, Policy, PolicyScratch, Rng};
 use nq_runtime::ActionMask;
-
-/// A phase-2 231->256->256->6 checkpoint with random weights, in a buffer
-/// whose data section is 4-byte aligned (so weights are used in place).
-fn checkpoint_bytes(activation: Activation) -> Vec<u64> {
-    let mut hidden = [0u32; MAX_LAYERS];
-    hidden[..2].copy_from_slice(&[256, 256]);
-    let meta = PolicyMetadata {
-        format_version: 1,
-        obs_layout_hash: OBS_LAYOUT_V1.hash(),
-        obs_dim: 231,
-        actions: ActionSet::Phase2,
-        hidden,
-        hidden_len: 2,
-        activation,
-        phase: 2,
-        instrument: Instrument::Nq,
-        bar_seconds: 60,
-        timesteps: 0,
-        update: 0,
-        seed: 0,
-        norm_clip: 5.0,
-        norm_eps: 1e-8,
-        sim: SimConfig::default(),
-    };
-    let mut rng = Rng::new(1);
-    let mut entries = Vec::new();
-    let mut pairs = Vec::new();
-    meta.for_each_entry(|k, v| pairs.push(format!("\"{k}\":\"{v}\"")));
-    entries.push(format!("\"__metadata__\":{{{}}}", pairs.join(",")));
-    let mut data: Vec<u8> = Vec::new();
-    let mut push =
-        |name: String, shape: &[usize], scale: f32, offset: f32, entries: &mut Vec<String>| {
-            let start = data.len();
-            for _ in 0..shape.iter().product::<usize>() {
-                let v = offset + (rng.next_f32() * 2.0 - 1.0) * scale;
-                data.extend_from_slice(&v.to_le_bytes());
-            }
-            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-            entries.push(format!(
-                "\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{start},{}]}}",
-                dims.join(","),
-                data.len()
-            ));
-        };
-    let widths = [231usize, 256, 256, 6];
-    for i in 0..3 {
-        let bound = 1.0 / (widths[i] as f32).sqrt();
-        push(
-            format!("actor.{i}.weight"),
-            &[widths[i + 1], widths[i]],
-            bound,
-            0.0,
-            &mut entries,
-        );
-        push(
-            format!("actor.{i}.bias"),
-            &[widths[i + 1]],
-            bound,
-            0.0,
-            &mut entries,
-        );
-    }
-    push("obs_norm.mean".into(), &[231], 0.5, 0.0, &mut entries);
-    push("obs_norm.var".into(), &[231], 0.5, 1.0, &mut entries);
-    let mut header = format!("{{{}}}", entries.join(","));
-    while !header.len().is_multiple_of(8) {
-        header.push(' ');
-    }
-    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend_from_slice(&data);
-    // u64 storage keeps the buffer 8-byte aligned.
-    let mut words = vec![0u64; bytes.len().div_ceil(8)];
-    for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        *w = u64::from_le_bytes(b);
-    }
-    words.push(bytes.len() as u64);
-    words
-}
-
-fn as_bytes(words: &[u64]) -> &[u8] {
-    let len = *words.last().unwrap() as usize;
-    // SAFETY: u8 has no alignment or validity requirements; len is in bounds.
-    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) }
-}
 
 fn bench_policy(c: &mut Criterion) {
     let mut rng = Rng::new(7);
     let obs: Vec<f32> = (0..231).map(|_| (rng.next_f32() - 0.5) * 6.0).collect();
     let mask = ActionMask::from_bits(0b11_0111);
     for activation in [Activation::Tanh, Activation::Relu] {
-        let words = checkpoint_bytes(activation);
-        let ck = Checkpoint::parse(as_bytes(&words)).unwrap();
+        let words = common::random_checkpoint(activation);
+        let ck = Checkpoint::parse(words.bytes()).unwrap();
         let policy = Policy::from_checkpoint(&ck).unwrap();
         assert!(policy.weights_in_place());
         let mut scratch = PolicyScratch::new();
@@ -124,8 +38,8 @@ fn bench_policy(c: &mut Criterion) {
 
     // The baseline the speed target is stated against: the same network as
     // plain loops (one accumulator per row, libm tanh), on the same machine.
-    let words = checkpoint_bytes(Activation::Tanh);
-    let ck = Checkpoint::parse(as_bytes(&words)).unwrap();
+    let words = common::random_checkpoint(Activation::Tanh);
+    let ck = Checkpoint::parse(words.bytes()).unwrap();
     let t = |name: &str| ck.tensor(name).unwrap().as_f32_in_place().unwrap();
     let layers: Vec<(&[f32], &[f32])> = (0..3)
         .map(|i| {
@@ -169,7 +83,7 @@ fn bench_policy(c: &mut Criterion) {
 
     c.bench_function("parse_and_load_checkpoint", |b| {
         b.iter(|| {
-            let ck = Checkpoint::parse(black_box(as_bytes(&words))).unwrap();
+            let ck = Checkpoint::parse(black_box(words.bytes())).unwrap();
             Policy::from_checkpoint(&ck).unwrap().n_actions()
         })
     });
