@@ -1,0 +1,64 @@
+//! The policy's numeric kernels: grouped, single-row and byte-decoding
+//! matvecs agree bit for bit, and the fast tanh stays accurate.
+
+use nq_runtime::policy::mlp::*;
+
+#[test]
+fn grouped_and_single_row_kernels_agree_bitwise() {
+    for cols in [1usize, 7, 8, 9, 31, 231] {
+        for rows in [1usize, 3, 4, 5, 9] {
+            let w: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+                .collect();
+            let b: Vec<f32> = (0..rows).map(|i| i as f32 * 0.25).collect();
+            let x: Vec<f32> = (0..cols)
+                .map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0)
+                .collect();
+            let mut y = vec![0.0; rows];
+            matvec(&w, &b, &x, &mut y);
+            let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bb: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut y2 = vec![0.0; rows];
+            let mut row_buf = vec![0.0; cols];
+            matvec_le_bytes(&wb, &bb, &x, &mut y2, &mut row_buf);
+            for r in 0..rows {
+                let exact: f64 = (0..cols)
+                    .map(|c| w[r * cols + c] as f64 * x[c] as f64)
+                    .sum::<f64>()
+                    + b[r] as f64;
+                assert_eq!(y[r].to_bits(), y2[r].to_bits(), "rows {rows} cols {cols}");
+                assert!((y[r] as f64 - exact).abs() <= 1e-5 * (1.0 + exact.abs()));
+            }
+        }
+    }
+}
+
+#[test]
+fn tanh_fast_is_within_a_few_ulps() {
+    let mut worst = 0.0f64;
+    let mut x = -12.0f32;
+    while x < 12.0 {
+        let exact = (x as f64).tanh();
+        let rel = (tanh_fast(x) as f64 - exact).abs() / exact.abs().max(1e-30);
+        worst = worst.max(rel);
+        x += 1.0e-4;
+    }
+    for x in [
+        0.0f32,
+        1e-30,
+        -1e-7,
+        3.9e-4,
+        4.1e-4,
+        f32::MAX,
+        f32::MIN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ] {
+        let exact = (x as f64).tanh();
+        assert!(
+            (tanh_fast(x) as f64 - exact).abs() <= 4e-7 * exact.abs().max(1e-30),
+            "{x}"
+        );
+    }
+    assert!(worst < 4e-7, "worst relative error {worst:e}");
+}
