@@ -276,6 +276,14 @@ impl MarketEnv {
         }
         let sim =
             Simulator::new(base_sim).map_err(|f| UserError::new(format!("sim.{f} is invalid")))?;
+        // The action log is reused across episodes; sized for the longest one
+        // here, stepping never allocates.
+        let longest_episode = data
+            .sessions
+            .iter()
+            .map(|s| s.decisions() + 1)
+            .max()
+            .unwrap_or(0);
         Ok(MarketEnv {
             data,
             base_sim,
@@ -290,7 +298,7 @@ impl MarketEnv {
                 start: 0,
                 forced_side: 0,
                 commission: base_sim.commission_per_side,
-                actions: Vec::new(),
+                actions: Vec::with_capacity(longest_episode),
             },
             equity: 0.0,
             peak_equity: 0.0,
