@@ -1,1 +1,2 @@
-//! Cross-crate integration tests live in tests/tests/.
+//! Cross-crate integration tests live in tests/tests/: the guarantees that
+//! only hold across crates (the live observation equals the trained one).
