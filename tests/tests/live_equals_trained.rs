@@ -26,8 +26,11 @@ fn engine_observations_equal_the_trainers() {
         ..SimConfig::default()
     };
 
-    let trained = MarketData::from_bars(load_bars(&[data.clone()], &sim).unwrap().bars, &sim)
-        .expect("trainer's market data");
+    let trained = MarketData::from_bars(
+        load_bars(std::slice::from_ref(&data), &sim).unwrap().bars,
+        &sim,
+    )
+    .expect("trainer's market data");
 
     let file = CheckpointFile::read(repo("runtime/fixtures/policy/policy_tanh_p1.safetensors"))
         .expect("fixture checkpoint");
@@ -55,7 +58,11 @@ fn engine_observations_equal_the_trainers() {
             .expect("the trainer has the engine's bar");
         let mask = trained.observation(i, &flat, 1, &mut trainer_obs);
         let live = engine.observation();
-        assert_eq!(live[..220], trainer_obs[..220], "market features at bar {i}");
+        assert_eq!(
+            live[..220],
+            trainer_obs[..220],
+            "market features at bar {i}"
+        );
         compared += 1;
         if d.position == 0 {
             // Flat on both sides: the context features and the mask agree too.
@@ -65,5 +72,8 @@ fn engine_observations_equal_the_trainers() {
         }
     }
     assert!(compared > 3_000, "{compared} decisions compared");
-    assert!(compared_flat > 500, "{compared_flat} flat decisions compared");
+    assert!(
+        compared_flat > 500,
+        "{compared_flat} flat decisions compared"
+    );
 }
