@@ -43,6 +43,7 @@
 
 pub mod checkpoint_file;
 pub mod error;
+pub mod eval;
 pub mod inspect;
 pub mod market_data;
 pub mod split;

@@ -1,0 +1,305 @@
+//! `nq-eval`: out-of-sample backtests of checkpoints over Parquet ticks or
+//! bars, through the runtime engine, with baselines and Parquet reports.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::Parser;
+use nq_formats::{Action, Instrument, SessionHours};
+use nq_runtime::engine::{EngineConfig, Sampling};
+use nq_tools::checkpoint_file::CheckpointFile;
+use nq_tools::eval::report::write_report;
+use nq_tools::eval::{flat_baseline, replay, DateRange, Run, Summary, SORT_METRICS};
+use nq_tools::market_data::MarketReader;
+use nq_tools::{Error, Result};
+
+#[derive(Parser)]
+#[command(
+    name = "nq-eval",
+    version,
+    about = "Backtest checkpoints over market data (Parquet ticks or bars) through the runtime engine.",
+    long_about = "Backtest checkpoints over market data through the runtime engine: ticks are \
+replayed tick by tick, bars bar by bar (conservative fill rule). Simulator settings come from \
+each checkpoint's metadata unless overridden. Prints a summary beside the always-flat \
+baseline; with several checkpoints, one comparison table sorted by --sort-by, the best \
+marked with *.\n\nSharpe and Sortino are of daily (per-session) P&L, annualised by sqrt(252).\n\n\
+Errors (a checkpoint that does not match the data or the runtime, a truncated checkpoint, \
+bad data) exit with code 2 and leave no report folder.",
+    after_help = "Examples:\n  \
+nq-eval runs/a/final.safetensors data/test.parquet\n  \
+nq-eval runs/*/final.safetensors data/ --sort-by sharpe --report eval_out\n  \
+nq-eval ckpt.safetensors ticks.parquet --commission 2.5 --from 2024-03-01 --json"
+)]
+struct Cli {
+    /// Checkpoints (*.safetensors) and data files or directories, in any order.
+    #[arg(required = true, value_name = "CKPT|DATA")]
+    inputs: Vec<PathBuf>,
+    /// Write trades.parquet, equity.parquet, summary.parquet and summary.json here.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// Print the summaries as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Metric to rank checkpoints by (larger is better; max_drawdown ranks the smallest first).
+    #[arg(long, default_value = "net_pnl", value_parser = clap::builder::PossibleValuesParser::new(SORT_METRICS))]
+    sort_by: String,
+    /// Commission per contract per side, in dollars.
+    #[arg(long, value_name = "USD")]
+    commission: Option<f64>,
+    /// Slippage per market fill, in ticks.
+    #[arg(long, value_name = "TICKS")]
+    slippage_ticks: Option<f64>,
+    /// Session hours in New York time, e.g. 09:30-16:00, or RTH / GLOBEX.
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    session: Option<String>,
+    /// Trailing maximum drawdown in dollars that ends trading.
+    #[arg(long, value_name = "USD")]
+    drawdown_limit: Option<f64>,
+    /// Instrument to simulate (must match the checkpoint's).
+    #[arg(long, value_name = "SYMBOL")]
+    instrument: Option<String>,
+    /// First session (CME trading date) to replay, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    from: Option<NaiveDate>,
+    /// Last session (CME trading date) to replay, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    to: Option<NaiveDate>,
+}
+
+fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date YYYY-MM-DD"))
+}
+
+fn is_checkpoint(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "safetensors")
+}
+
+/// The checkpoint's own settings with the command line's overrides.
+fn engine_config(cli: &Cli, ckpt: &CheckpointFile) -> Result<EngineConfig> {
+    let mut config = EngineConfig::from_policy(&ckpt.policy()?);
+    let sim = &mut config.sim;
+    if let Some(c) = cli.commission {
+        sim.commission_per_side = c;
+    }
+    if let Some(s) = cli.slippage_ticks {
+        sim.slippage_ticks = s;
+    }
+    if let Some(d) = cli.drawdown_limit {
+        sim.max_drawdown = d;
+    }
+    if let Some(s) = &cli.session {
+        sim.session = match s.to_ascii_uppercase().as_str() {
+            "RTH" => SessionHours::RTH,
+            "GLOBEX" => SessionHours::GLOBEX,
+            _ => SessionHours::parse(s).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--session {s:?}: expected HH:MM-HH:MM, RTH or GLOBEX"
+                ))
+            })?,
+        };
+    }
+    if let Some(i) = &cli.instrument {
+        sim.instrument = Instrument::from_symbol(&i.to_ascii_uppercase())
+            .ok_or_else(|| Error::Usage(format!("--instrument {i:?}: unknown symbol")))?;
+    }
+    config.sampling = Sampling::Greedy;
+    Ok(config)
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    let (checkpoints, data): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        cli.inputs.iter().partition(|p| is_checkpoint(p));
+    if checkpoints.is_empty() {
+        return Err(Error::Usage(
+            "no checkpoint given (a *.safetensors file)".into(),
+        ));
+    }
+    if data.is_empty() {
+        return Err(Error::Usage(
+            "no data given (Parquet files or a directory)".into(),
+        ));
+    }
+    if let (Some(f), Some(t)) = (cli.from, cli.to) {
+        if f > t {
+            return Err(Error::Usage(format!("--from {f} is after --to {t}")));
+        }
+    }
+    let reader = MarketReader::open_many(&data)?;
+    let range = DateRange {
+        from: cli.from,
+        to: cli.to,
+    };
+    let mut runs: Vec<Run> = Vec::new();
+    for path in &checkpoints {
+        let ckpt = CheckpointFile::read(path)?;
+        let config = engine_config(cli, &ckpt)?;
+        runs.push(replay(
+            &label(path, &checkpoints),
+            &ckpt,
+            Some(config),
+            &reader,
+            range,
+        )?);
+    }
+    let mut policies: Vec<(Run, Summary)> = runs
+        .into_iter()
+        .map(|r| {
+            let s = Summary::of(&r);
+            (r, s)
+        })
+        .collect();
+    let key = |s: &Summary| s.metric(&cli.sort_by).unwrap_or(f64::NEG_INFINITY);
+    // Stable: ties keep the command line's order.
+    policies.sort_by(|a, b| key(&b.1).total_cmp(&key(&a.1)));
+    let flat = flat_baseline(&policies[0].0);
+    let flat_summary = Summary::of(&flat);
+
+    let (mut all_runs, mut summaries): (Vec<Run>, Vec<Summary>) = policies.into_iter().unzip();
+    all_runs.push(flat);
+    summaries.push(flat_summary);
+    let n_policies = checkpoints.len();
+    if cli.json {
+        let json = serde_json::json!({
+            "sort_by": cli.sort_by,
+            "annualisation": "sqrt(252) over daily (per-session) P&L",
+            "best": summaries[0].policy,
+            "summaries": summaries,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?
+        );
+    } else {
+        print!("{}", table(&summaries, n_policies, &cli.sort_by));
+    }
+    if let Some(dir) = &cli.report {
+        write_report(dir, &all_runs, &summaries)?;
+        if !cli.json {
+            println!("report: {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// The file stem, or the parent folder too when stems repeat (runs/*/final).
+fn label(path: &std::path::Path, all: &[&PathBuf]) -> String {
+    let stem = |p: &std::path::Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let own = stem(path);
+    if all.iter().filter(|p| stem(p) == own).count() > 1 {
+        if let Some(parent) = path.parent().and_then(|p| p.file_name()) {
+            return format!("{}/{own}", parent.to_string_lossy());
+        }
+    }
+    own
+}
+
+fn money(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
+}
+
+/// How one table cell is printed from a summary.
+type Cell = Box<dyn Fn(&Summary) -> String>;
+
+/// Metrics as rows, policies and baselines as columns: readable at a glance
+/// for one checkpoint and still for several.
+fn table(summaries: &[Summary], n_policies: usize, sort_by: &str) -> String {
+    let mut header = vec![String::new()];
+    for (i, s) in summaries.iter().enumerate() {
+        let mark = if i == 0 && n_policies > 1 { " *" } else { "" };
+        header.push(format!("{}{mark}", s.policy));
+    }
+    let rows: Vec<(&str, Cell)> = vec![
+        ("kind", Box::new(|s| s.kind.clone())),
+        ("trades", Box::new(|s| s.trades.to_string())),
+        (
+            "win rate",
+            Box::new(|s| format!("{:.1}%", s.win_rate * 100.0)),
+        ),
+        ("net P&L $", Box::new(|s| money(s.net_pnl_usd))),
+        ("gross P&L $", Box::new(|s| money(s.gross_pnl_usd))),
+        ("commissions $", Box::new(|s| money(s.commission_usd))),
+        ("max drawdown $", Box::new(|s| money(s.max_drawdown_usd))),
+        ("profit factor", Box::new(|s| opt(s.profit_factor, 2))),
+        ("avg win $", Box::new(|s| opt(s.avg_win_usd, 2))),
+        ("avg loss $", Box::new(|s| opt(s.avg_loss_usd, 2))),
+        ("Sharpe (daily, ann.)", Box::new(|s| opt(s.sharpe_daily, 2))),
+        (
+            "Sortino (daily, ann.)",
+            Box::new(|s| opt(s.sortino_daily, 2)),
+        ),
+        (
+            "exposure",
+            Box::new(|s| format!("{:.1}%", s.exposure * 100.0)),
+        ),
+        ("days", Box::new(|s| s.days.to_string())),
+        (
+            "drawdown breach",
+            Box::new(|s| if s.drawdown_breach { "YES" } else { "no" }.into()),
+        ),
+        (
+            "actions",
+            Box::new(|s| {
+                Action::ALL
+                    .iter()
+                    .filter(|a| s.actions[a.code() as usize] > 0)
+                    .map(|a| format!("{}:{}", a.name(), s.actions[a.code() as usize]))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+        ),
+    ];
+    let mut grid = vec![header];
+    for (name, cell) in &rows {
+        let mut line = vec![name.to_string()];
+        line.extend(summaries.iter().map(cell));
+        grid.push(line);
+    }
+    let widths: Vec<usize> = (0..grid[0].len())
+        .map(|c| grid.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &grid {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c == 0 {
+                    format!("{v:<w$}", w = widths[c])
+                } else {
+                    format!("{v:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    if n_policies > 1 {
+        out.push_str(&format!("* best by {sort_by}\n"));
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    // clap exits with 2 on bad flags by itself.
+    let cli = Cli::parse();
+    match std::panic::catch_unwind(|| run(&cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("nq-eval: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+        Err(_) => {
+            eprintln!("nq-eval: internal error (a bug; please report it)");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The `--report DIR` folder: `trades.parquet`, `equity.parquet`,
+//! `summary.parquet` (schemas of `nq_formats::schema`) and `summary.json`.
+//! Everything is written into `DIR.tmp` and renamed into place at the end, so
+//! a failure leaves no partial folder; nothing depends on the clock, so the
+//! same inputs give byte-identical files.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, Int8Array,
+    RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array,
+};
+use arrow_schema::SchemaRef;
+use nq_formats::{schema, Action};
+use nq_runtime::sim::side_name;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::{Run, Summary};
+use crate::market_data::temp_path;
+use crate::{Error, Result};
+
+/// Writes the report folder for `runs` (their summaries in `summaries`, same order).
+pub fn write_report(dir: &Path, runs: &[Run], summaries: &[Summary]) -> Result<()> {
+    let tmp = temp_path(dir);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let written = write_files(&tmp, runs, summaries).and_then(|()| {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    written
+}
+
+fn write_files(dir: &Path, runs: &[Run], summaries: &[Summary]) -> Result<()> {
+    write_parquet(&dir.join("trades.parquet"), trades_batch(runs)?)?;
+    write_parquet(&dir.join("equity.parquet"), equity_batch(runs)?)?;
+    write_parquet(&dir.join("summary.parquet"), summary_batch(summaries)?)?;
+    let json_path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(summaries)
+        .map_err(|e| Error::Internal(format!("summary.json: {e}")))?;
+    std::fs::write(&json_path, json + "\n").map_err(|e| Error::io(&json_path, e))
+}
+
+fn write_parquet(path: &Path, batch: RecordBatch) -> Result<()> {
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let fail = |e: parquet::errors::ParquetError| Error::bad_file(path, None, e.to_string());
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(fail)?;
+    writer.write(&batch).map_err(fail)?;
+    writer.close().map_err(fail)?;
+    Ok(())
+}
+
+fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from_iter_values(values).with_timezone("UTC"))
+}
+
+fn trades_batch(runs: &[Run]) -> Result<RecordBatch> {
+    let rows: Vec<_> = runs
+        .iter()
+        .flat_map(|r| r.trades.iter().map(move |t| (r.name.as_str(), t)))
+        .collect();
+    let f64s = |f: fn(&nq_runtime::sim::TradeRecord) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, t)| f(t)),
+        ))
+    };
+    batch(
+        schema::trades(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|(n, _)| *n))),
+            timestamps(rows.iter().map(|(_, t)| t.entry_ts_ns)),
+            timestamps(rows.iter().map(|(_, t)| t.exit_ts_ns)),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(_, t)| side_name(t.side)),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                rows.iter().map(|(_, t)| t.contracts),
+            )),
+            f64s(|t| t.entry_price),
+            f64s(|t| t.exit_price),
+            f64s(|t| t.gross_pnl),
+            f64s(|t| t.commission),
+            f64s(|t| t.net_pnl),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(_, t)| t.exit_reason.name()),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                rows.iter().map(|(_, t)| t.bars_held as i32),
+            )),
+            f64s(|t| t.mae),
+            f64s(|t| t.mfe),
+        ],
+    )
+}
+
+fn equity_batch(runs: &[Run]) -> Result<RecordBatch> {
+    let rows: Vec<_> = runs
+        .iter()
+        .flat_map(|r| r.equity.iter().map(move |e| (r.name.as_str(), e)))
+        .collect();
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(n, _)| *n))),
+        timestamps(rows.iter().map(|(_, e)| e.ts_ns)),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, e)| e.equity),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, e)| e.balance),
+        )),
+        Arc::new(Int8Array::from_iter_values(
+            rows.iter().map(|(_, e)| e.position),
+        )),
+        Arc::new(UInt8Array::from_iter_values(
+            rows.iter().map(|(_, e)| e.action.code()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, e)| e.action.name()),
+        )),
+    ];
+    for a in Action::ALL {
+        let i = a.code() as usize;
+        columns
+            .push(Arc::new(Float32Array::from_iter(rows.iter().map(
+                |(_, e)| (i < e.n_actions as usize).then_some(e.probs[i]),
+            ))));
+    }
+    columns.push(Arc::new(UInt8Array::from_iter_values(
+        rows.iter().map(|(_, e)| e.mask),
+    )));
+    batch(schema::equity(), columns)
+}
+
+fn summary_batch(summaries: &[Summary]) -> Result<RecordBatch> {
+    let f64s = |f: fn(&Summary) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(summaries.iter().map(f)))
+    };
+    let opt = |f: fn(&Summary) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(summaries.iter().map(f)))
+    };
+    let i64s = |f: &dyn Fn(&Summary) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(summaries.iter().map(f)))
+    };
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            summaries.iter().map(|s| s.policy.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            summaries.iter().map(|s| s.kind.as_str()),
+        )),
+        i64s(&|s| s.trades),
+        f64s(|s| s.win_rate),
+        f64s(|s| s.net_pnl_usd),
+        f64s(|s| s.gross_pnl_usd),
+        f64s(|s| s.commission_usd),
+        f64s(|s| s.max_drawdown_usd),
+        opt(|s| s.profit_factor),
+        opt(|s| s.avg_win_usd),
+        opt(|s| s.avg_loss_usd),
+        opt(|s| s.sharpe_daily),
+        opt(|s| s.sortino_daily),
+        f64s(|s| s.exposure),
+        i64s(&|s| s.days),
+        Arc::new(BooleanArray::from_iter(
+            summaries.iter().map(|s| Some(s.drawdown_breach)),
+        )),
+    ];
+    for a in Action::ALL {
+        let i = a.code() as usize;
+        columns.push(i64s(&move |s| s.actions[i]));
+    }
+    batch(schema::summary(), columns)
+}

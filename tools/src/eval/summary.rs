@@ -1,0 +1,288 @@
+//! The metrics a trader reads at a glance, computed from a [`Run`]'s trades
+//! and equity rows (never re-simulated).
+
+use nq_formats::Action;
+use serde::Serialize;
+
+use super::Run;
+use crate::time::NewYorkClock;
+
+/// Sharpe and Sortino are annualised by `sqrt(ANNUALISATION_DAYS)`: trading
+/// days per year, one session a day.
+pub const ANNUALISATION_DAYS: f64 = 252.0;
+
+/// One `summary.parquet` row. Money in dollars; ratios are `None` where
+/// undefined (no losing trade, fewer than two days, no variance).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub policy: String,
+    pub kind: String,
+    pub trades: i64,
+    /// Winning trades (net P&L > 0) over all trades; 0 without trades.
+    pub win_rate: f64,
+    /// Sum of the closed trades' net P&L.
+    pub net_pnl_usd: f64,
+    pub gross_pnl_usd: f64,
+    pub commission_usd: f64,
+    /// Largest fall of equity from its running peak (starting balance included).
+    pub max_drawdown_usd: f64,
+    pub profit_factor: Option<f64>,
+    pub avg_win_usd: Option<f64>,
+    /// Negative: the mean net P&L of losing trades.
+    pub avg_loss_usd: Option<f64>,
+    pub sharpe_daily: Option<f64>,
+    pub sortino_daily: Option<f64>,
+    /// Fraction of decision bars with a position open.
+    pub exposure: f64,
+    /// Sessions (CME trading dates) with at least one decision.
+    pub days: i64,
+    pub drawdown_breach: bool,
+    /// Decisions per action, indexed by action code.
+    pub actions: [i64; Action::ALL.len()],
+}
+
+impl Summary {
+    pub fn of(run: &Run) -> Summary {
+        let trades = &run.trades;
+        let net: Vec<f64> = trades.iter().map(|t| t.net_pnl).collect();
+        let wins: Vec<f64> = net.iter().copied().filter(|p| *p > 0.0).collect();
+        let losses: Vec<f64> = net.iter().copied().filter(|p| *p <= 0.0).collect();
+        let gross_win = total(wins.iter().copied());
+        let gross_loss = -total(losses.iter().copied());
+        let daily = daily_pnl(run);
+        let mut actions = [0i64; Action::ALL.len()];
+        for row in &run.equity {
+            actions[row.action.code() as usize] += 1;
+        }
+        let in_position = run.equity.iter().filter(|r| r.position != 0).count();
+        Summary {
+            policy: run.name.clone(),
+            kind: run.kind.to_string(),
+            trades: trades.len() as i64,
+            win_rate: ratio(wins.len() as f64, trades.len() as f64).unwrap_or(0.0),
+            net_pnl_usd: total(net.iter().copied()),
+            gross_pnl_usd: total(trades.iter().map(|t| t.gross_pnl)),
+            commission_usd: total(trades.iter().map(|t| t.commission)),
+            max_drawdown_usd: max_drawdown(run.sim.starting_balance, &run.equity),
+            profit_factor: (gross_loss > 0.0).then(|| gross_win / gross_loss),
+            avg_win_usd: mean(&wins),
+            avg_loss_usd: mean(&losses),
+            sharpe_daily: sharpe(&daily),
+            sortino_daily: sortino(&daily),
+            exposure: ratio(in_position as f64, run.equity.len() as f64).unwrap_or(0.0),
+            days: daily.len() as i64,
+            drawdown_breach: run.breached,
+            actions,
+        }
+    }
+
+    /// A metric by its column name (for sorting comparisons); `None` for an
+    /// unknown name or an undefined value.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "trades" => self.trades as f64,
+            "win_rate" => self.win_rate,
+            "net_pnl_usd" | "net_pnl" => self.net_pnl_usd,
+            "gross_pnl_usd" | "gross_pnl" => self.gross_pnl_usd,
+            "commission_usd" => self.commission_usd,
+            // Less drawdown is better: negated so that larger always wins.
+            "max_drawdown_usd" | "max_drawdown" => -self.max_drawdown_usd,
+            "profit_factor" => self.profit_factor?,
+            "avg_win_usd" => self.avg_win_usd?,
+            "avg_loss_usd" => self.avg_loss_usd?,
+            "sharpe_daily" | "sharpe" => self.sharpe_daily?,
+            "sortino_daily" | "sortino" => self.sortino_daily?,
+            "exposure" => self.exposure,
+            _ => return None,
+        })
+    }
+}
+
+/// The metric names [`Summary::metric`] knows (for `--sort-by`).
+pub const SORT_METRICS: &[&str] = &[
+    "net_pnl",
+    "gross_pnl",
+    "sharpe",
+    "sortino",
+    "profit_factor",
+    "win_rate",
+    "max_drawdown",
+    "trades",
+    "exposure",
+    "avg_win_usd",
+    "avg_loss_usd",
+    "commission_usd",
+];
+
+/// Equity change per session: each day's last equity minus the previous
+/// day's (the starting balance before the first).
+fn daily_pnl(run: &Run) -> Vec<f64> {
+    let mut clock = NewYorkClock::new();
+    let mut out = Vec::new();
+    let mut previous_close = run.sim.starting_balance;
+    let mut current: Option<(chrono::NaiveDate, f64)> = None;
+    for row in &run.equity {
+        let day = clock.trading_date(row.ts_ns);
+        match current {
+            Some((d, last)) if d != day => {
+                out.push(last - previous_close);
+                previous_close = last;
+            }
+            _ => {}
+        }
+        current = Some((day, row.equity));
+    }
+    if let Some((_, last)) = current {
+        out.push(last - previous_close);
+    }
+    out
+}
+
+fn max_drawdown(start: f64, equity: &[super::EquityRow]) -> f64 {
+    let mut peak = start;
+    let mut worst = 0.0f64;
+    for row in equity {
+        peak = peak.max(row.equity);
+        worst = worst.max(peak - row.equity);
+    }
+    worst
+}
+
+/// `Iterator::sum` of nothing is -0.0, which prints as "-0.00".
+fn total(xs: impl Iterator<Item = f64>) -> f64 {
+    xs.fold(0.0, |a, b| a + b)
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
+}
+
+fn mean(xs: &[f64]) -> Option<f64> {
+    ratio(total(xs.iter().copied()), xs.len() as f64)
+}
+
+fn sharpe(daily: &[f64]) -> Option<f64> {
+    if daily.len() < 2 {
+        return None;
+    }
+    let m = mean(daily)?;
+    let var = daily.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (daily.len() - 1) as f64;
+    let sd = var.sqrt();
+    (sd > 0.0).then(|| m / sd * ANNUALISATION_DAYS.sqrt())
+}
+
+fn sortino(daily: &[f64]) -> Option<f64> {
+    if daily.len() < 2 {
+        return None;
+    }
+    let m = mean(daily)?;
+    let downside =
+        (daily.iter().map(|x| x.min(0.0).powi(2)).sum::<f64>() / daily.len() as f64).sqrt();
+    (downside > 0.0).then(|| m / downside * ANNUALISATION_DAYS.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::EquityRow;
+    use nq_formats::{Instrument, SimConfig};
+    use nq_runtime::sim::{ExitReason, TradeRecord};
+
+    fn trade(net: f64) -> TradeRecord {
+        TradeRecord {
+            side: 1,
+            contracts: 1,
+            entry_ts_ns: 0,
+            exit_ts_ns: 1,
+            entry_price: 100.0,
+            exit_price: 101.0,
+            gross_pnl: net + 4.0,
+            commission: 4.0,
+            net_pnl: net,
+            exit_reason: ExitReason::Signal,
+            bars_held: 1,
+            mae: 0.0,
+            mfe: 0.0,
+        }
+    }
+
+    fn row(ts_ns: i64, equity: f64, position: i8) -> EquityRow {
+        EquityRow {
+            ts_ns,
+            equity,
+            balance: equity,
+            position,
+            action: Action::Hold,
+            probs: [0.0; 6],
+            n_actions: 3,
+            mask: 1,
+        }
+    }
+
+    const DAY: i64 = 86_400_000_000_000;
+    // 2024-01-02 15:00 UTC, inside a New York session.
+    const T0: i64 = 1_704_207_600_000_000_000;
+
+    #[test]
+    fn metrics_from_trades_and_equity() {
+        let sim = SimConfig::default_for(Instrument::Nq);
+        let start = sim.starting_balance;
+        let run = Run {
+            name: "p".into(),
+            kind: "policy",
+            sim,
+            trades: vec![trade(100.0), trade(-50.0), trade(30.0)],
+            equity: vec![
+                row(T0, start + 100.0, 1),
+                row(T0 + 60, start + 20.0, 0),
+                row(T0 + DAY, start - 30.0, 0),
+                row(T0 + 2 * DAY, start + 80.0, 1),
+            ],
+            breached: false,
+            open_at_end: 0,
+            records: 10,
+        };
+        let s = Summary::of(&run);
+        assert_eq!(s.trades, 3);
+        assert!((s.win_rate - 2.0 / 3.0).abs() < 1e-12);
+        assert!((s.net_pnl_usd - 80.0).abs() < 1e-9);
+        assert!((s.gross_pnl_usd - 92.0).abs() < 1e-9);
+        assert!((s.commission_usd - 12.0).abs() < 1e-9);
+        assert!((s.profit_factor.unwrap() - 130.0 / 50.0).abs() < 1e-12);
+        assert!((s.avg_win_usd.unwrap() - 65.0).abs() < 1e-12);
+        assert!((s.avg_loss_usd.unwrap() + 50.0).abs() < 1e-12);
+        // Peak start+100, trough start-30.
+        assert!((s.max_drawdown_usd - 130.0).abs() < 1e-9);
+        assert_eq!(s.days, 3);
+        assert!((s.exposure - 0.5).abs() < 1e-12);
+        // Daily P&L 20, -50, 110: mean 26.67, sample sd 80.21.
+        let daily = [20.0, -50.0, 110.0];
+        let m = 80.0 / 3.0;
+        let sd = (daily.iter().map(|x: &f64| (x - m).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert!((s.sharpe_daily.unwrap() - m / sd * 252f64.sqrt()).abs() < 1e-9);
+        let dd = (2500.0f64 / 3.0).sqrt();
+        assert!((s.sortino_daily.unwrap() - m / dd * 252f64.sqrt()).abs() < 1e-9);
+        assert_eq!(s.actions[0], 4);
+    }
+
+    #[test]
+    fn undefined_ratios_are_none() {
+        let sim = SimConfig::default_for(Instrument::Nq);
+        let run = Run {
+            name: "flat".into(),
+            kind: "baseline",
+            sim,
+            trades: vec![],
+            equity: vec![row(T0, sim.starting_balance, 0)],
+            breached: false,
+            open_at_end: 0,
+            records: 1,
+        };
+        let s = Summary::of(&run);
+        assert_eq!(s.trades, 0);
+        assert_eq!(s.win_rate, 0.0);
+        assert_eq!(s.profit_factor, None);
+        assert_eq!(s.sharpe_daily, None);
+        assert_eq!(s.max_drawdown_usd, 0.0);
+    }
+}
