@@ -1,0 +1,214 @@
+//! `nq-eval` end to end: the real binary over a few synthetic days and the
+//! runtime's fixture checkpoints. Reports read back agree with the summary,
+//! reruns are byte-identical, and user errors exit 2 with no report folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+const NQ_EVAL: &str = env!("CARGO_BIN_EXE_nq-eval");
+const NQ_DATA: &str = env!("CARGO_BIN_EXE_nq-data");
+const P1: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../runtime/fixtures/policy/policy_tanh_p1.safetensors"
+);
+const P2: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../runtime/fixtures/policy/policy_relu_p2.safetensors"
+);
+
+fn synth_ticks(dir: &Path) -> PathBuf {
+    let out = dir.join("ticks.parquet");
+    let status = Command::new(NQ_DATA)
+        .args(["synth", "--days", "3", "--seed", "3"])
+        .args(["--ticks-per-rth-minute", "20", "--out"])
+        .arg(&out)
+        .output()
+        .expect("nq-data runs");
+    assert!(status.status.success(), "{status:?}");
+    out
+}
+
+fn eval(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(NQ_EVAL);
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.output().expect("nq-eval runs")
+}
+
+fn read(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn f64s<'a>(b: &'a RecordBatch, name: &str) -> &'a Float64Array {
+    b.column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref()
+        .unwrap()
+}
+
+fn strings<'a>(b: &'a RecordBatch, name: &str) -> &'a StringArray {
+    b.column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref()
+        .unwrap()
+}
+
+#[test]
+fn report_agrees_with_summary_and_reruns_are_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let report = tmp.path().join("report");
+    let out = eval(&[&P1, &data, &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("net P&L $"), "{table}");
+    assert!(table.contains("flat"), "{table}");
+
+    let trades = read(&report.join("trades.parquet"));
+    let summary = read(&report.join("summary.parquet"));
+    let equity = read(&report.join("equity.parquet"));
+    assert_eq!(trades.schema(), nq_formats::schema::trades());
+    assert_eq!(summary.schema(), nq_formats::schema::summary());
+    assert_eq!(equity.schema(), nq_formats::schema::equity());
+
+    let names = strings(&summary, "policy");
+    let policy_row = (0..summary.num_rows())
+        .find(|&i| names.value(i) == "policy_tanh_p1")
+        .expect("policy row");
+    let n_trades = summary
+        .column_by_name("trades")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(policy_row);
+    assert!(n_trades > 0, "the fixture policy trades on this data");
+    assert_eq!(n_trades as usize, trades.num_rows());
+    let pnl_sum: f64 = f64s(&trades, "pnl_usd").values().iter().sum();
+    let net = f64s(&summary, "net_pnl_usd").value(policy_row);
+    assert!((pnl_sum - net).abs() < 1e-6, "{pnl_sum} vs {net}");
+    // Every trade row's net P&L is its gross less commission.
+    let (g, c, p) = (
+        f64s(&trades, "gross_pnl_usd"),
+        f64s(&trades, "commission_usd"),
+        f64s(&trades, "pnl_usd"),
+    );
+    for i in 0..trades.num_rows() {
+        assert!((g.value(i) - c.value(i) - p.value(i)).abs() < 1e-9);
+    }
+    // One equity row per decision of each run (the policy and the flat baseline).
+    let decisions: i64 = ["n_hold", "n_buy", "n_sell"]
+        .iter()
+        .map(|c| {
+            summary
+                .column_by_name(c)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(policy_row)
+        })
+        .sum();
+    assert_eq!(decisions as usize * 2, equity.num_rows());
+    // Phase-1 policy: probabilities of phase-2 actions are null.
+    assert_eq!(
+        equity
+            .column_by_name("p_trail_tighten")
+            .unwrap()
+            .null_count(),
+        equity.num_rows()
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json[0]["policy"], "policy_tanh_p1");
+    assert!((json[0]["net_pnl_usd"].as_f64().unwrap() - net).abs() < 1e-9);
+
+    let again = tmp.path().join("again");
+    assert!(eval(&[&P1, &data, &"--report", &again]).status.success());
+    for f in [
+        "trades.parquet",
+        "equity.parquet",
+        "summary.parquet",
+        "summary.json",
+    ] {
+        assert_eq!(
+            std::fs::read(report.join(f)).unwrap(),
+            std::fs::read(again.join(f)).unwrap(),
+            "{f} differs between identical runs"
+        );
+    }
+}
+
+#[test]
+fn several_checkpoints_are_ranked_and_json_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let out = eval(&[&P1, &P2, &data, &"--json", &"--sort-by", &"trades"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json["summaries"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows[0]["trades"].as_i64() >= rows[1]["trades"].as_i64());
+    assert_eq!(json["best"], rows[0]["policy"]);
+    assert_eq!(rows[2]["policy"], "flat");
+    assert_eq!(rows[2]["trades"], 0);
+
+    let table = eval(&[&P1, &P2, &data]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains(" *"), "best marked: {text}");
+}
+
+#[test]
+fn date_range_limits_the_sessions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let out = eval(&[&P1, &data, &"--json", &"--from", &"2024-03-05"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["summaries"][0]["days"], 2);
+}
+
+fn assert_user_error(out: &Output, report: &Path, needle: &str) {
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "{err}");
+    assert!(!report.exists(), "no report folder on error");
+    assert!(!nq_tools::market_data::temp_path(report).exists());
+}
+
+#[test]
+fn user_errors_exit_2_without_a_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let report = tmp.path().join("report");
+
+    let out = eval(&[&P1, &data, &"--instrument", &"ES", &"--report", &report]);
+    assert_user_error(&out, &report, "instrument mismatch");
+
+    let bytes = std::fs::read(P1).unwrap();
+    let truncated = tmp.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let out = eval(&[&truncated, &data, &"--report", &report]);
+    assert_user_error(&out, &report, "truncated.safetensors");
+
+    let bad = tmp.path().join("bad.parquet");
+    std::fs::write(&bad, b"not parquet at all").unwrap();
+    let out = eval(&[&P1, &bad, &"--report", &report]);
+    assert_user_error(&out, &report, "bad.parquet");
+
+    let out = eval(&[&data, &"--report", &report]);
+    assert_user_error(&out, &report, "no checkpoint");
+}
