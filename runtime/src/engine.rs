@@ -313,11 +313,42 @@ impl<'a> Engine<'a> {
     /// is refused with its reason and changes nothing.
     #[inline]
     pub fn on_tick(&mut self, tick: &Tick) -> Result<Option<Decision>, TickRejected> {
+        self.tick_inner(tick, None)
+    }
+
+    /// [`Engine::on_tick`] with the action chosen by `choose(mask, position)`
+    /// instead of the policy (baselines in `nq-eval`: random valid actions,
+    /// buy and hold). Everything else, fills and P&L included, is the
+    /// engine's own; a choice outside the mask becomes HOLD. The decision's
+    /// probabilities are still the policy's.
+    pub fn on_tick_with(
+        &mut self,
+        tick: &Tick,
+        choose: &mut dyn FnMut(ActionMask, i8) -> Action,
+    ) -> Result<Option<Decision>, TickRejected> {
+        self.tick_inner(tick, Some(choose))
+    }
+
+    /// [`Engine::on_bar`] with the action chosen by `choose`, as in
+    /// [`Engine::on_tick_with`].
+    pub fn on_bar_with(
+        &mut self,
+        bar: &Bar,
+        choose: &mut dyn FnMut(ActionMask, i8) -> Action,
+    ) -> Option<Decision> {
+        self.bar_inner(bar, Some(choose))
+    }
+
+    fn tick_inner(
+        &mut self,
+        tick: &Tick,
+        choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
+    ) -> Result<Option<Decision>, TickRejected> {
         self.events = SimEvents::default();
         let closed = self.bars.push(tick)?;
         self.feed = Feed::Ticks;
         let decision = match closed {
-            Some(bar) => self.close_bar(&bar),
+            Some(bar) => self.close_bar(&bar, choose),
             None => None,
         };
         let events = self.sim.on_tick(tick);
@@ -330,12 +361,20 @@ impl<'a> Engine<'a> {
     pub fn flush(&mut self, now_ns: i64) -> Option<Decision> {
         self.events = SimEvents::default();
         let bar = self.bars.flush(now_ns)?;
-        self.close_bar(&bar)
+        self.close_bar(&bar, None)
     }
 
     /// One closed bar, for users who have bars rather than ticks. Refused
     /// (`None`) if inconsistent or not later than the previous bar.
     pub fn on_bar(&mut self, bar: &Bar) -> Option<Decision> {
+        self.bar_inner(bar, None)
+    }
+
+    fn bar_inner(
+        &mut self,
+        bar: &Bar,
+        choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
+    ) -> Option<Decision> {
         self.events = SimEvents::default();
         if !bar.is_consistent()
             || (self.features.bars_seen() > 0 && bar.ts_ns <= self.features.last_bar().ts_ns)
@@ -345,7 +384,7 @@ impl<'a> Engine<'a> {
         self.feed = Feed::Bars;
         let events = self.sim.on_bar(bar);
         self.merge_events(events);
-        self.close_bar(bar)
+        self.close_bar(bar, choose)
     }
 
     /// The execution system's view of the position wins over the simulated
@@ -394,7 +433,11 @@ impl<'a> Engine<'a> {
         self.events.breached |= events.breached;
     }
 
-    fn close_bar(&mut self, bar: &Bar) -> Option<Decision> {
+    fn close_bar(
+        &mut self,
+        bar: &Bar,
+        choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
+    ) -> Option<Decision> {
         let info = self.features.on_bar(bar).ok()?;
         self.sim.on_bar_close();
         let bar_ns = self.features.config().bar_ns();
@@ -456,9 +499,12 @@ impl<'a> Engine<'a> {
             .policy
             .forward(&self.obs[..dim], mask, &mut self.scratch)
             .ok()?;
-        let action = match self.sampling {
-            Sampling::Greedy => out.argmax(),
-            Sampling::Sample { .. } => out.sample(&mut self.rng),
+        let action = match (choose, self.sampling) {
+            (Some(choose), _) => Some(choose(out.mask(), position))
+                .filter(|a| out.mask().allows(*a))
+                .unwrap_or(Action::Hold),
+            (None, Sampling::Greedy) => out.argmax(),
+            (None, Sampling::Sample { .. }) => out.sample(&mut self.rng),
         };
         decision.action = action;
         decision.mask = out.mask();
