@@ -95,8 +95,12 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
         .unwrap()
         .value(policy_row);
     assert!(n_trades > 0, "the fixture policy trades on this data");
-    assert_eq!(n_trades as usize, trades.num_rows());
-    let pnl_sum: f64 = f64s(&trades, "pnl_usd").values().iter().sum();
+    let trade_policy = strings(&trades, "policy");
+    let own: Vec<usize> = (0..trades.num_rows())
+        .filter(|&i| trade_policy.value(i) == "policy_tanh_p1")
+        .collect();
+    assert_eq!(n_trades as usize, own.len());
+    let pnl_sum: f64 = own.iter().map(|&i| f64s(&trades, "pnl_usd").value(i)).sum();
     let net = f64s(&summary, "net_pnl_usd").value(policy_row);
     assert!((pnl_sum - net).abs() < 1e-6, "{pnl_sum} vs {net}");
     // Every trade row's net P&L is its gross less commission.
@@ -121,7 +125,29 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
                 .value(policy_row)
         })
         .sum();
-    assert_eq!(decisions as usize * 2, equity.num_rows());
+    let equity_policy = strings(&equity, "policy");
+    let policy_rows = (0..equity.num_rows())
+        .filter(|&i| equity_policy.value(i) == "policy_tanh_p1")
+        .count();
+    assert_eq!(decisions as usize, policy_rows);
+    // The baselines ran on the same data: flat never trades, buy and hold
+    // only goes long, random trades.
+    let baseline_names: Vec<&str> = (0..summary.num_rows()).map(|i| names.value(i)).collect();
+    assert_eq!(
+        baseline_names,
+        ["policy_tanh_p1", "flat", "random", "buy_and_hold"]
+    );
+    let trade_policy = strings(&trades, "policy");
+    let sides = strings(&trades, "side");
+    let mut per_run = std::collections::BTreeMap::<&str, usize>::new();
+    for i in 0..trades.num_rows() {
+        *per_run.entry(trade_policy.value(i)).or_default() += 1;
+        if trade_policy.value(i) == "buy_and_hold" {
+            assert_eq!(sides.value(i), "LONG");
+        }
+    }
+    assert_eq!(per_run.get("flat"), None);
+    assert!(per_run["random"] > 0 && per_run["buy_and_hold"] > 0);
     // Phase-1 policy: probabilities of phase-2 actions are null.
     assert_eq!(
         equity
@@ -160,11 +186,13 @@ fn several_checkpoints_are_ranked_and_json_matches() {
     assert!(out.status.success(), "{out:?}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = json["summaries"].as_array().unwrap();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 5);
     assert!(rows[0]["trades"].as_i64() >= rows[1]["trades"].as_i64());
     assert_eq!(json["best"], rows[0]["policy"]);
     assert_eq!(rows[2]["policy"], "flat");
     assert_eq!(rows[2]["trades"], 0);
+    assert_eq!(rows[3]["policy"], "random");
+    assert_eq!(rows[4]["policy"], "buy_and_hold");
 
     let table = eval(&[&P1, &P2, &data]);
     let text = String::from_utf8(table.stdout).unwrap();

@@ -21,8 +21,9 @@ pub use summary::{Summary, ANNUALISATION_DAYS, SORT_METRICS};
 
 use nq_formats::{Action, SimConfig};
 use nq_runtime::engine::{Decision, Engine, EngineConfig};
-use nq_runtime::policy::MAX_ACTIONS;
+use nq_runtime::policy::{Rng, MAX_ACTIONS};
 use nq_runtime::sim::TradeRecord;
+use nq_runtime::ActionMask;
 
 use crate::checkpoint_file::CheckpointFile;
 use crate::market_data::{DataKind, MarketReader};
@@ -93,12 +94,118 @@ pub fn replay(
     data: &MarketReader,
     range: DateRange,
 ) -> Result<Run> {
+    replay_inner(name, "policy", checkpoint, config, data, range, None)
+}
+
+/// A baseline over the same data and engine settings as a policy replay:
+/// the checkpoint only provides the engine (features, session, simulator);
+/// the baseline's rule picks every action.
+pub fn replay_baseline(
+    baseline: Baseline,
+    checkpoint: &CheckpointFile,
+    config: Option<EngineConfig>,
+    data: &MarketReader,
+    range: DateRange,
+) -> Result<Run> {
+    let mut rng = Rng::new(baseline.seed());
+    let mut choose = |mask: ActionMask, position: i8| baseline.choose(mask, position, &mut rng);
+    let mut run = replay_inner(
+        baseline.name(),
+        "baseline",
+        checkpoint,
+        config,
+        data,
+        range,
+        Some(&mut choose),
+    )?;
+    for row in &mut run.equity {
+        row.probs = baseline.probabilities(ActionMask::from_bits(row.mask), row.action);
+    }
+    Ok(run)
+}
+
+/// The rules a policy is compared against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// Never trades.
+    Flat,
+    /// A uniform draw among the allowed actions, seeded.
+    Random { seed: u64 },
+    /// Buys whenever flat (each session's start, and again after a bracket
+    /// exit), holds until the session ends.
+    BuyAndHold,
+}
+
+impl Baseline {
+    /// The baselines `nq-eval` reports; the random one with a fixed seed.
+    pub const ALL: [Baseline; 3] = [
+        Baseline::Flat,
+        Baseline::Random { seed: 1 },
+        Baseline::BuyAndHold,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Baseline::Flat => "flat",
+            Baseline::Random { .. } => "random",
+            Baseline::BuyAndHold => "buy_and_hold",
+        }
+    }
+
+    const fn seed(self) -> u64 {
+        match self {
+            Baseline::Random { seed } => seed,
+            _ => 0,
+        }
+    }
+
+    fn choose(self, mask: ActionMask, position: i8, rng: &mut Rng) -> Action {
+        match self {
+            Baseline::Flat => Action::Hold,
+            Baseline::Random { .. } => {
+                let n = u64::from(mask.count().max(1));
+                Action::ALL
+                    .into_iter()
+                    .filter(|a| mask.allows(*a))
+                    .nth((rng.next_u64() % n) as usize)
+                    .unwrap_or(Action::Hold)
+            }
+            Baseline::BuyAndHold if position == 0 && mask.allows(Action::Buy) => Action::Buy,
+            Baseline::BuyAndHold => Action::Hold,
+        }
+    }
+
+    /// What the rule's choice distribution was, for the equity rows.
+    fn probabilities(self, mask: ActionMask, chosen: Action) -> [f32; MAX_ACTIONS] {
+        let mut probs = [0.0; MAX_ACTIONS];
+        match self {
+            Baseline::Random { .. } => {
+                let n = mask.count().max(1) as f32;
+                for a in Action::ALL.iter().filter(|a| mask.allows(**a)) {
+                    probs[a.code() as usize] = 1.0 / n;
+                }
+            }
+            _ => probs[chosen.code() as usize] = 1.0,
+        }
+        probs
+    }
+}
+
+fn replay_inner(
+    name: &str,
+    kind: &'static str,
+    checkpoint: &CheckpointFile,
+    config: Option<EngineConfig>,
+    data: &MarketReader,
+    range: DateRange,
+    mut choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
+) -> Result<Run> {
     let mut clock = NewYorkClock::new();
     let mut engine = checkpoint.engine(config)?;
     let sim = *engine.simulator().config();
     let mut run = Run {
         name: name.to_string(),
-        kind: "policy",
+        kind,
         sim,
         trades: Vec::new(),
         equity: Vec::new(),
@@ -111,7 +218,11 @@ pub fn replay(
             for tick in ticks.iter().filter(|t| range.contains(&mut clock, t.ts_ns)) {
                 // The reader validated every tick, so a refusal cannot happen;
                 // were it to, skipping it is what live execution would do.
-                let decision = engine.on_tick(tick).ok().flatten();
+                let decision = match choose.as_deref_mut() {
+                    Some(f) => engine.on_tick_with(tick, f),
+                    None => engine.on_tick(tick),
+                };
+                let decision = decision.ok().flatten();
                 collect(&engine, decision, &mut run);
             }
             run.records += ticks.len() as u64;
@@ -119,7 +230,10 @@ pub fn replay(
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
             for bar in bars.iter().filter(|b| range.contains(&mut clock, b.ts_ns)) {
-                let decision = engine.on_bar(bar);
+                let decision = match choose.as_deref_mut() {
+                    Some(f) => engine.on_bar_with(bar, f),
+                    None => engine.on_bar(bar),
+                };
                 collect(&engine, decision, &mut run);
             }
             run.records += bars.len() as u64;
@@ -151,35 +265,33 @@ fn collect(engine: &Engine<'_>, decision: Option<Decision>, run: &mut Run) {
     }
 }
 
-/// The always-flat baseline over the decision bars of `run`: no trades, the
-/// balance never moves. Nothing to simulate, so it is derived, not replayed.
-pub fn flat_baseline(run: &Run) -> Run {
-    let start = run.sim.starting_balance;
-    Run {
-        name: "flat".to_string(),
-        kind: "baseline",
-        sim: run.sim,
-        trades: Vec::new(),
-        equity: run
-            .equity
-            .iter()
-            .map(|row| {
-                let mut probs = [0.0; MAX_ACTIONS];
-                probs[0] = 1.0;
-                EquityRow {
-                    ts_ns: row.ts_ns,
-                    equity: start,
-                    balance: start,
-                    position: 0,
-                    action: Action::Hold,
-                    probs,
-                    n_actions: row.n_actions,
-                    mask: row.mask,
-                }
-            })
-            .collect(),
-        breached: false,
-        open_at_end: 0,
-        records: run.records,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_baseline_draws_every_allowed_action_and_nothing_else() {
+        let mask = ActionMask::HOLD_ONLY.with(Action::Sell);
+        let mut rng = Rng::new(7);
+        let mut seen = [0usize; MAX_ACTIONS];
+        for _ in 0..1000 {
+            let a = Baseline::Random { seed: 7 }.choose(mask, 1, &mut rng);
+            assert!(mask.allows(a), "{a:?}");
+            seen[a.code() as usize] += 1;
+        }
+        assert!(seen[0] > 400 && seen[Action::Sell.code() as usize] > 400);
+        let probs = Baseline::Random { seed: 7 }.probabilities(mask, Action::Hold);
+        assert_eq!(&probs[..3], &[0.5, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn buy_and_hold_buys_only_when_flat() {
+        let mut rng = Rng::new(0);
+        let all = ActionMask::HOLD_ONLY.with(Action::Buy).with(Action::Sell);
+        assert_eq!(Baseline::BuyAndHold.choose(all, 0, &mut rng), Action::Buy);
+        assert_eq!(Baseline::BuyAndHold.choose(all, 1, &mut rng), Action::Hold);
+        let hold = ActionMask::HOLD_ONLY;
+        assert_eq!(Baseline::BuyAndHold.choose(hold, 0, &mut rng), Action::Hold);
+        assert_eq!(Baseline::Flat.choose(all, 0, &mut rng), Action::Hold);
     }
 }

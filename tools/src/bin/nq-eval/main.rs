@@ -10,7 +10,7 @@ use nq_formats::{Action, Instrument, SessionHours};
 use nq_runtime::engine::{EngineConfig, Sampling};
 use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::eval::report::write_report;
-use nq_tools::eval::{flat_baseline, replay, DateRange, Run, Summary, SORT_METRICS};
+use nq_tools::eval::{replay, replay_baseline, Baseline, DateRange, Run, Summary, SORT_METRICS};
 use nq_tools::market_data::MarketReader;
 use nq_tools::{Error, Result};
 
@@ -21,8 +21,8 @@ use nq_tools::{Error, Result};
     about = "Backtest checkpoints over market data (Parquet ticks or bars) through the runtime engine.",
     long_about = "Backtest checkpoints over market data through the runtime engine: ticks are \
 replayed tick by tick, bars bar by bar (conservative fill rule). Simulator settings come from \
-each checkpoint's metadata unless overridden. Prints a summary beside the always-flat \
-baseline; with several checkpoints, one comparison table sorted by --sort-by, the best \
+each checkpoint's metadata unless overridden. Prints a summary beside three baselines \
+on the same data and engine (flat; random valid actions, seed 1; buy and hold each session); with several checkpoints, one comparison table sorted by --sort-by, the best \
 marked with *.\n\nSharpe and Sortino are of daily (per-session) P&L, annualised by sqrt(252).\n\n\
 Errors (a checkpoint that does not match the data or the runtime, a truncated checkpoint, \
 bad data) exit with code 2 and leave no report folder.",
@@ -131,16 +131,18 @@ fn run(cli: &Cli) -> Result<()> {
         to: cli.to,
     };
     let mut runs: Vec<Run> = Vec::new();
-    for path in &checkpoints {
+    let mut baselines: Vec<Run> = Vec::new();
+    for (i, path) in checkpoints.iter().enumerate() {
         let ckpt = CheckpointFile::read(path)?;
         let config = engine_config(cli, &ckpt)?;
-        runs.push(replay(
-            &label(path, &checkpoints),
-            &ckpt,
-            Some(config),
-            &reader,
-            range,
-        )?);
+        let name = label(path, &checkpoints);
+        runs.push(replay(&name, &ckpt, Some(config), &reader, range)?);
+        // The first checkpoint's engine settings define the baselines' market.
+        if i == 0 {
+            for b in Baseline::ALL {
+                baselines.push(replay_baseline(b, &ckpt, Some(config), &reader, range)?);
+            }
+        }
     }
     let mut policies: Vec<(Run, Summary)> = runs
         .into_iter()
@@ -152,12 +154,9 @@ fn run(cli: &Cli) -> Result<()> {
     let key = |s: &Summary| s.metric(&cli.sort_by).unwrap_or(f64::NEG_INFINITY);
     // Stable: ties keep the command line's order.
     policies.sort_by(|a, b| key(&b.1).total_cmp(&key(&a.1)));
-    let flat = flat_baseline(&policies[0].0);
-    let flat_summary = Summary::of(&flat);
-
     let (mut all_runs, mut summaries): (Vec<Run>, Vec<Summary>) = policies.into_iter().unzip();
-    all_runs.push(flat);
-    summaries.push(flat_summary);
+    summaries.extend(baselines.iter().map(Summary::of));
+    all_runs.extend(baselines);
     let n_policies = checkpoints.len();
     if cli.json {
         let json = serde_json::json!({
