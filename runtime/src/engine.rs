@@ -33,7 +33,7 @@ use nq_formats::{Action, ActionSet, Bar, Instrument, SimConfig, Tick};
 use crate::bars::{BarBuilder, TickRejected};
 use crate::features::{FeatureConfig, FeatureConfigError, FeatureEngine};
 use crate::policy::{Checkpoint, Policy, PolicyError, PolicyScratch, Rng, MAX_ACTIONS};
-use crate::sim::{ExitReason, PositionSync, SimEvents, Simulator};
+use crate::sim::{ExitReason, PositionSync, SimEvents, Simulator, TradeRecord};
 use crate::ActionMask;
 
 /// How the engine picks among the allowed actions.
@@ -538,6 +538,19 @@ impl<'a> Engine<'a> {
         }
         self.decisions += 1;
         Some(decision)
+    }
+
+    /// The data ran out (a backtest's end): closes any open position at the
+    /// last price seen, with slippage and commission, as
+    /// `ExitReason::EndOfData` at `ts_ns`, and drops a pending order. The
+    /// closed trade is returned and is also in [`Engine::events`].
+    pub fn end_of_data(&mut self, ts_ns: i64) -> Option<TradeRecord> {
+        self.events = SimEvents::default();
+        let price = self.sim.last_price().unwrap_or(f64::NAN);
+        let trade = self.sim.flatten(price, ts_ns, ExitReason::EndOfData);
+        self.events.exit = trade;
+        self.events.breached = trade.is_some() && self.sim.is_breached();
+        trade
     }
 
     /// Fills, exits and a breach caused by the last `on_tick`, `on_bar` or

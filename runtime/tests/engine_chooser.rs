@@ -10,6 +10,7 @@ mod policy_common;
 use nq_formats::checkpoint::Activation;
 use nq_formats::{Action, Bar, Side, Tick};
 use nq_runtime::engine::{DecisionKind, Engine};
+use nq_runtime::sim::ExitReason;
 use nq_runtime::ActionMask;
 use policy_common::Buffer;
 
@@ -109,4 +110,35 @@ fn ticks_and_bars_take_the_same_choices() {
     assert!(from_bars.len() > 100);
     // Ticks close a bar one tick late, so the last bar has no decision yet.
     assert_eq!(&from_bars[..from_ticks.len()], &from_ticks[..]);
+}
+
+#[test]
+fn end_of_data_closes_the_open_position() {
+    let buffer = checkpoint();
+    let mut engine = Engine::from_checkpoint_bytes(buffer.bytes()).unwrap();
+    let all = bars();
+    // Stop in the middle of a session, right after an entry filled.
+    let mut last_ts = 0;
+    let mut entry_commission = 0.0;
+    for bar in &all {
+        engine.on_bar_with(bar, &mut buy_when_flat);
+        last_ts = bar.ts_ns;
+        if let Some(entry) = engine.events().entry {
+            entry_commission = entry.commission;
+        }
+        if engine.simulator().position_side() == 1 {
+            break;
+        }
+    }
+    assert_eq!(engine.simulator().position_side(), 1);
+    let balance_before = engine.simulator().balance();
+    let trade = engine.end_of_data(last_ts).expect("a trade is closed");
+    assert_eq!(trade.exit_reason, ExitReason::EndOfData);
+    assert_eq!(trade.exit_ts_ns, last_ts);
+    assert_eq!(engine.events().exit, Some(trade));
+    assert_eq!(engine.simulator().position_side(), 0);
+    // The entry's commission left the balance when it filled.
+    let change = engine.simulator().balance() - balance_before;
+    assert!((change - trade.net_pnl - entry_commission).abs() < 1e-6);
+    assert_eq!(engine.end_of_data(last_ts), None, "nothing left to close");
 }
