@@ -240,3 +240,44 @@ fn user_errors_exit_2_without_a_report() {
     let out = eval(&[&data, &"--report", &report]);
     assert_user_error(&out, &report, "no checkpoint");
 }
+
+#[test]
+fn a_position_open_when_data_ends_is_closed_as_end_of_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = synth_ticks(tmp.path());
+    // Cut the data at 13:00 New York on the first day, mid-session.
+    let cut_ns = 1_709_575_200_000_000_000i64;
+    let ticks: Vec<nq_formats::Tick> = nq_tools::market_data::read_ticks(&full)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.ts_ns < cut_ns)
+        .collect();
+    let data = tmp.path().join("cut.parquet");
+    let mut w = nq_tools::market_data::TickWriter::create(&data).unwrap();
+    w.write(&ticks).unwrap();
+    w.finish().unwrap();
+    let report = tmp.path().join("report");
+    // No drawdown limit, so that nothing but the data's end closes the position.
+    let out = eval(&[&P1, &data, &"--drawdown-limit", &"0", &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+    let trades = read(&report.join("trades.parquet"));
+    let (policy, reason) = (strings(&trades, "policy"), strings(&trades, "exit_reason"));
+    let last_hold = (0..trades.num_rows())
+        .rfind(|&i| policy.value(i) == "buy_and_hold")
+        .expect("buy and hold traded");
+    assert_eq!(reason.value(last_hold), "END_OF_DATA");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
+    let hold = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["policy"] == "buy_and_hold")
+        .unwrap();
+    let pnl = f64s(&trades, "pnl_usd");
+    let sum: f64 = (0..trades.num_rows())
+        .filter(|&i| policy.value(i) == "buy_and_hold")
+        .map(|i| pnl.value(i))
+        .sum();
+    assert!((hold["net_pnl_usd"].as_f64().unwrap() - sum).abs() < 1e-6);
+}

@@ -76,9 +76,8 @@ pub struct Run {
     pub trades: Vec<TradeRecord>,
     pub equity: Vec<EquityRow>,
     pub breached: bool,
-    /// The position still open when the data ran out (the engine offers no
-    /// way to close it, so it is marked to market in the last equity row and
-    /// absent from `trades`), 0 when flat.
+    /// The position still open when the data ran out (closed at the last
+    /// price as an `END_OF_DATA` trade), 0 when flat.
     pub open_at_end: i8,
     /// Ticks or bars replayed.
     pub records: u64,
@@ -201,6 +200,7 @@ fn replay_inner(
     mut choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
 ) -> Result<Run> {
     let mut clock = NewYorkClock::new();
+    let mut last_ts = i64::MIN;
     let mut engine = checkpoint.engine(config)?;
     let sim = *engine.simulator().config();
     let mut run = Run {
@@ -216,6 +216,7 @@ fn replay_inner(
     match data.kind() {
         DataKind::Ticks => data.for_each_tick_chunk(|ticks| {
             for tick in ticks.iter().filter(|t| range.contains(&mut clock, t.ts_ns)) {
+                last_ts = tick.ts_ns;
                 // The reader validated every tick, so a refusal cannot happen;
                 // were it to, skipping it is what live execution would do.
                 let decision = match choose.as_deref_mut() {
@@ -230,6 +231,7 @@ fn replay_inner(
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
             for bar in bars.iter().filter(|b| range.contains(&mut clock, b.ts_ns)) {
+                last_ts = bar.ts_ns;
                 let decision = match choose.as_deref_mut() {
                     Some(f) => engine.on_bar_with(bar, f),
                     None => engine.on_bar(bar),
@@ -240,8 +242,11 @@ fn replay_inner(
             Ok(())
         })?,
     }
-    run.breached |= engine.simulator().is_breached();
     run.open_at_end = engine.simulator().position_side();
+    if let Some(trade) = engine.end_of_data(last_ts) {
+        run.trades.push(trade);
+    }
+    run.breached |= engine.simulator().is_breached();
     Ok(run)
 }
 

@@ -53,7 +53,7 @@ struct Cli {
     /// Session hours in New York time, e.g. 09:30-16:00, or RTH / GLOBEX.
     #[arg(long, value_name = "HH:MM-HH:MM")]
     session: Option<String>,
-    /// Trailing maximum drawdown in dollars that ends trading.
+    /// Trailing maximum drawdown in dollars that ends trading (0: no limit).
     #[arg(long, value_name = "USD")]
     drawdown_limit: Option<f64>,
     /// Instrument to simulate (must match the checkpoint's).
