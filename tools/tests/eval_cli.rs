@@ -281,3 +281,35 @@ fn a_position_open_when_data_ends_is_closed_as_end_of_data() {
         .sum();
     assert!((hold["net_pnl_usd"].as_f64().unwrap() - sum).abs() < 1e-6);
 }
+
+/// The report read with pyarrow, as a Python user would. Skipped (with a
+/// note) where python3 has no pyarrow, unless `NQ_REQUIRE_PYARROW=1` (CI).
+#[test]
+fn pyarrow_reads_the_report_consistently() {
+    let has_pyarrow = Command::new("python3")
+        .args(["-c", "import pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pyarrow {
+        assert!(
+            std::env::var("NQ_REQUIRE_PYARROW").as_deref() != Ok("1"),
+            "NQ_REQUIRE_PYARROW=1 but python3 cannot import pyarrow"
+        );
+        eprintln!("skipped: python3 with pyarrow not found");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let report = tmp.path().join("report");
+    assert!(eval(&[&P1, &P2, &data, &"--report", &report])
+        .status
+        .success());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/eval_reports_check.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 5 summaries"));
+}
