@@ -162,6 +162,20 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     assert_eq!(json[0]["policy"], "policy_tanh_p1");
     assert!((json[0]["net_pnl_usd"].as_f64().unwrap() - net).abs() < 1e-9);
 
+    // The page stands alone: the table and the picture inline, nothing fetched.
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("<td>policy_tanh_p1</td>") || html.contains("<th>policy_tanh_p1</th>"));
+    assert!(html.contains("<svg") && html.contains("<polyline"));
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    let svg = std::fs::read_to_string(report.join("equity.svg")).unwrap();
+    // One bar per session of daily P&L.
+    let days = json[0]["days"].as_i64().unwrap() as usize;
+    assert_eq!(
+        svg.matches("<rect x=").count(),
+        3 + days,
+        "3 panel frames and the bars"
+    );
+
     let again = tmp.path().join("again");
     assert!(eval(&[&P1, &data, &"--report", &again]).status.success());
     for f in [
@@ -169,6 +183,8 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
         "equity.parquet",
         "summary.parquet",
         "summary.json",
+        "equity.svg",
+        "report.html",
     ] {
         assert_eq!(
             std::fs::read(report.join(f)).unwrap(),

@@ -14,6 +14,7 @@
 //! # Ok::<(), nq_tools::Error>(())
 //! ```
 
+pub mod picture;
 pub mod report;
 mod summary;
 

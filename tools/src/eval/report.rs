@@ -1,5 +1,6 @@
 //! The `--report DIR` folder: `trades.parquet`, `equity.parquet`,
-//! `summary.parquet` (schemas of `nq_formats::schema`) and `summary.json`.
+//! `summary.parquet` (schemas of `nq_formats::schema`), `summary.json`,
+//! `equity.svg` and `report.html`.
 //! Everything is written into `DIR.tmp` and renamed into place at the end, so
 //! a failure leaves no partial folder; nothing depends on the clock, so the
 //! same inputs give byte-identical files.
@@ -19,6 +20,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
+use super::picture::{equity_svg, report_html};
 use super::{Run, Summary};
 use crate::market_data::temp_path;
 use crate::{Error, Result};
@@ -49,7 +51,13 @@ fn write_files(dir: &Path, runs: &[Run], summaries: &[Summary]) -> Result<()> {
     let json_path = dir.join("summary.json");
     let json = serde_json::to_string_pretty(summaries)
         .map_err(|e| Error::Internal(format!("summary.json: {e}")))?;
-    std::fs::write(&json_path, json + "\n").map_err(|e| Error::io(&json_path, e))
+    std::fs::write(&json_path, json + "\n").map_err(|e| Error::io(&json_path, e))?;
+    // The picture is of the first run: the best policy.
+    let svg = runs.first().map(equity_svg).unwrap_or_default();
+    let svg_path = dir.join("equity.svg");
+    std::fs::write(&svg_path, &svg).map_err(|e| Error::io(&svg_path, e))?;
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, report_html(summaries, &svg)).map_err(|e| Error::io(&html_path, e))
 }
 
 fn write_parquet(path: &Path, batch: RecordBatch) -> Result<()> {

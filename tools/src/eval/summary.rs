@@ -116,7 +116,7 @@ pub const SORT_METRICS: &[&str] = &[
 
 /// Equity change per session: each day's last equity minus the previous
 /// day's (the starting balance before the first).
-fn daily_pnl(run: &Run) -> Vec<f64> {
+pub(crate) fn daily_pnl(run: &Run) -> Vec<f64> {
     let mut clock = NewYorkClock::new();
     let mut out = Vec::new();
     let mut previous_close = run.sim.starting_balance;
