@@ -8,7 +8,7 @@
 //! use nq_tools::market_data::MarketReader;
 //! let ckpt = CheckpointFile::read("final.safetensors")?;
 //! let data = MarketReader::open("ticks.parquet")?;
-//! let run = replay("final", &ckpt, None, &data, Default::default())?;
+//! let run = replay("final", &ckpt, None, &data, Default::default(), &mut |_| {})?;
 //! let summary = Summary::of(&run);
 //! println!("{} trades, net {:.2} USD", summary.trades, summary.net_pnl_usd);
 //! # Ok::<(), nq_tools::Error>(())
@@ -85,16 +85,20 @@ pub struct Run {
 }
 
 /// Replays `data` through an engine over `checkpoint` (its own settings, or
-/// `config`), over the sessions in `range`. Errors name the checkpoint or the
-/// data file at fault.
+/// `config`), over the sessions in `range`; `progress` hears the records
+/// read so far after each chunk. Errors name the checkpoint or the data file
+/// at fault.
 pub fn replay(
     name: &str,
     checkpoint: &CheckpointFile,
     config: Option<EngineConfig>,
     data: &MarketReader,
     range: DateRange,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<Run> {
-    replay_inner(name, "policy", checkpoint, config, data, range, None)
+    replay_inner(
+        name, "policy", checkpoint, config, data, range, None, progress,
+    )
 }
 
 /// A baseline over the same data and engine settings as a policy replay:
@@ -106,6 +110,7 @@ pub fn replay_baseline(
     config: Option<EngineConfig>,
     data: &MarketReader,
     range: DateRange,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<Run> {
     let mut rng = Rng::new(baseline.seed());
     let mut choose = |mask: ActionMask, position: i8| baseline.choose(mask, position, &mut rng);
@@ -117,6 +122,7 @@ pub fn replay_baseline(
         data,
         range,
         Some(&mut choose),
+        progress,
     )?;
     for row in &mut run.equity {
         row.probs = baseline.probabilities(ActionMask::from_bits(row.mask), row.action);
@@ -191,6 +197,8 @@ impl Baseline {
     }
 }
 
+// One private worker behind the two public entry points.
+#[allow(clippy::too_many_arguments)]
 fn replay_inner(
     name: &str,
     kind: &'static str,
@@ -199,6 +207,7 @@ fn replay_inner(
     data: &MarketReader,
     range: DateRange,
     mut choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<Run> {
     let mut clock = NewYorkClock::new();
     let mut last_ts = i64::MIN;
@@ -228,6 +237,7 @@ fn replay_inner(
                 collect(&engine, decision, &mut run);
             }
             run.records += ticks.len() as u64;
+            progress(run.records);
             Ok(())
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
@@ -240,6 +250,7 @@ fn replay_inner(
                 collect(&engine, decision, &mut run);
             }
             run.records += bars.len() as u64;
+            progress(run.records);
             Ok(())
         })?,
     }

@@ -136,11 +136,24 @@ fn run(cli: &Cli) -> Result<()> {
         let ckpt = CheckpointFile::read(path)?;
         let config = engine_config(cli, &ckpt)?;
         let name = label(path, &checkpoints);
-        runs.push(replay(&name, &ckpt, Some(config), &reader, range)?);
+        let mut bar = ProgressBar::new(&name, reader.num_rows(), cli.json);
+        runs.push(replay(
+            &name,
+            &ckpt,
+            Some(config),
+            &reader,
+            range,
+            &mut |n| bar.show(n),
+        )?);
+        bar.done();
         // The first checkpoint's engine settings define the baselines' market.
         if i == 0 {
             for b in Baseline::ALL {
-                baselines.push(replay_baseline(b, &ckpt, Some(config), &reader, range)?);
+                let mut bar = ProgressBar::new(b.name(), reader.num_rows(), cli.json);
+                let run =
+                    replay_baseline(b, &ckpt, Some(config), &reader, range, &mut |n| bar.show(n))?;
+                bar.done();
+                baselines.push(run);
             }
         }
     }
@@ -195,6 +208,48 @@ fn label(path: &std::path::Path, all: &[&PathBuf]) -> String {
         }
     }
     own
+}
+
+/// A one-line percentage on stderr for long files, only on a terminal (so
+/// logs and pipes stay clean).
+struct ProgressBar<'a> {
+    label: &'a str,
+    total: u64,
+    shown: Option<u64>,
+    enabled: bool,
+}
+
+impl<'a> ProgressBar<'a> {
+    /// Below this many records a replay is too quick to need one.
+    const MIN_RECORDS: u64 = 2_000_000;
+
+    fn new(label: &'a str, total: u64, quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        let enabled = !quiet && total >= Self::MIN_RECORDS && std::io::stderr().is_terminal();
+        ProgressBar {
+            label,
+            total,
+            shown: None,
+            enabled,
+        }
+    }
+
+    fn show(&mut self, done: u64) {
+        if !self.enabled {
+            return;
+        }
+        let pct = done.saturating_mul(100) / self.total.max(1);
+        if self.shown != Some(pct) {
+            self.shown = Some(pct);
+            eprint!("\r{}: {pct:>3}% of {} records", self.label, self.total);
+        }
+    }
+
+    fn done(&self) {
+        if self.enabled {
+            eprintln!();
+        }
+    }
 }
 
 fn money(x: f64) -> String {
