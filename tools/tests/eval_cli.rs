@@ -329,3 +329,47 @@ fn pyarrow_reads_the_report_consistently() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 5 summaries"));
 }
+
+#[test]
+fn bars_of_another_length_than_the_checkpoints_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report");
+    // Five-minute bars through an RTH session; the fixture uses 60 s bars.
+    let start = 1_709_562_600_000_000_000i64; // 2024-03-04 14:30 UTC, 09:30 New York
+    let bars: Vec<nq_formats::Bar> = (0..78)
+        .map(|i| {
+            let p = 18_000.0 + (i % 7) as f64;
+            nq_formats::Bar {
+                ts_ns: start + i * 300_000_000_000,
+                open: p,
+                high: p + 1.0,
+                low: p - 1.0,
+                close: p + 0.5,
+                volume: 100.0,
+            }
+        })
+        .collect();
+    let data = tmp.path().join("bars5.parquet");
+    let mut w = nq_tools::market_data::BarWriter::create(&data).unwrap();
+    w.write(&bars).unwrap();
+    w.finish().unwrap();
+    let out = eval(&[&P1, &data, &"--report", &report]);
+    assert_user_error(&out, &report, "bar length mismatch");
+
+    // The same bars one minute apart are accepted.
+    let one_minute: Vec<nq_formats::Bar> = bars
+        .iter()
+        .enumerate()
+        .map(|(i, b)| nq_formats::Bar {
+            ts_ns: start + i as i64 * 60_000_000_000,
+            ..*b
+        })
+        .collect();
+    let data = tmp.path().join("bars1.parquet");
+    let mut w = nq_tools::market_data::BarWriter::create(&data).unwrap();
+    w.write(&one_minute).unwrap();
+    w.finish().unwrap();
+    let out = eval(&[&P1, &data, &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(report.join("summary.json").exists());
+}

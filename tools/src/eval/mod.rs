@@ -29,7 +29,7 @@ use nq_runtime::ActionMask;
 use crate::checkpoint_file::CheckpointFile;
 use crate::market_data::{DataKind, MarketReader};
 use crate::time::NewYorkClock;
-use crate::Result;
+use crate::{Error, Result};
 
 /// The sessions to replay, as CME trading dates (both ends included; `None`
 /// leaves that side open).
@@ -211,6 +211,7 @@ fn replay_inner(
 ) -> Result<Run> {
     let mut clock = NewYorkClock::new();
     let mut last_ts = i64::MIN;
+    let mut min_bar_gap = i64::MAX;
     let mut engine = checkpoint.engine(config)?;
     let sim = *engine.simulator().config();
     let mut run = Run {
@@ -242,6 +243,9 @@ fn replay_inner(
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
             for bar in bars.iter().filter(|b| range.contains(&mut clock, b.ts_ns)) {
+                if last_ts != i64::MIN {
+                    min_bar_gap = min_bar_gap.min(bar.ts_ns - last_ts);
+                }
                 last_ts = bar.ts_ns;
                 let decision = match choose.as_deref_mut() {
                     Some(f) => engine.on_bar_with(bar, f),
@@ -253,6 +257,25 @@ fn replay_inner(
             progress(run.records);
             Ok(())
         })?,
+    }
+    // Bars of another length than the checkpoint's would be read as if they
+    // were its bars: the closest two bars tell the data's bar length.
+    let bar_ns = i64::from(sim.bar_seconds) * 1_000_000_000;
+    if min_bar_gap != i64::MAX && min_bar_gap != bar_ns {
+        return Err(Error::BadFile {
+            file: data
+                .files()
+                .first()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default(),
+            column: Some("ts".into()),
+            problem: format!(
+                "bar length mismatch: the data's bars are {} s apart at the closest, \
+                 the checkpoint {name:?} uses {} s bars",
+                min_bar_gap as f64 / 1e9,
+                sim.bar_seconds
+            ),
+        });
     }
     run.open_at_end = engine.simulator().position_side();
     if let Some(trade) = engine.end_of_data(last_ts) {
