@@ -373,3 +373,27 @@ fn bars_of_another_length_than_the_checkpoints_are_refused() {
     assert!(out.status.success(), "{out:?}");
     assert!(report.join("summary.json").exists());
 }
+
+#[test]
+fn quoted_checkpoint_patterns_expand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let pattern = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../runtime/fixtures/policy/policy_*.safetensors"
+    );
+    let out = eval(&[&pattern, &data, &"--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let policies = json["summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "policy")
+        .count();
+    assert_eq!(policies, 2);
+
+    let report = tmp.path().join("report");
+    let out = eval(&[&"/nonexistent/*.safetensors", &data, &"--report", &report]);
+    assert_user_error(&out, &report, "matches no file");
+}

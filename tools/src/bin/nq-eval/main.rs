@@ -71,6 +71,28 @@ fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date YYYY-MM-DD"))
 }
 
+/// Patterns the shell left alone (quoted) expand here, in sorted order; a
+/// pattern that matches nothing is a user error.
+fn expand_globs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let text = input.to_string_lossy();
+        if input.exists() || !text.contains(['*', '?', '[']) {
+            out.push(input.clone());
+            continue;
+        }
+        let paths = glob::glob(&text)
+            .map_err(|e| Error::Usage(format!("pattern {text:?}: {e}")))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::io(e.path(), std::io::Error::other(e.to_string())))?;
+        if paths.is_empty() {
+            return Err(Error::Usage(format!("pattern {text:?} matches no file")));
+        }
+        out.extend(paths);
+    }
+    Ok(out)
+}
+
 fn is_checkpoint(path: &std::path::Path) -> bool {
     path.extension().is_some_and(|e| e == "safetensors")
 }
@@ -108,8 +130,9 @@ fn engine_config(cli: &Cli, ckpt: &CheckpointFile) -> Result<EngineConfig> {
 }
 
 fn run(cli: &Cli) -> Result<()> {
+    let inputs = expand_globs(&cli.inputs)?;
     let (checkpoints, data): (Vec<&PathBuf>, Vec<&PathBuf>) =
-        cli.inputs.iter().partition(|p| is_checkpoint(p));
+        inputs.iter().partition(|p| is_checkpoint(p));
     if checkpoints.is_empty() {
         return Err(Error::Usage(
             "no checkpoint given (a *.safetensors file)".into(),
