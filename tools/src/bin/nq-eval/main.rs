@@ -35,7 +35,8 @@ struct Cli {
     /// Checkpoints (*.safetensors) and data files or directories, in any order.
     #[arg(required = true, value_name = "CKPT|DATA")]
     inputs: Vec<PathBuf>,
-    /// Write trades.parquet, equity.parquet, summary.parquet and summary.json here.
+    /// Write trades.parquet, equity.parquet, summary.parquet, summary.json, equity.svg and
+    /// report.html here (through DIR.tmp, renamed at the end).
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
     /// Print the summaries as JSON instead of a table.
