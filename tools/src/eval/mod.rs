@@ -82,6 +82,10 @@ pub struct Run {
     pub open_at_end: i8,
     /// Ticks or bars replayed.
     pub records: u64,
+    /// Largest fall of equity (marked at every tick, or every bar's close)
+    /// from its running peak: what the trailing drawdown limit watches, so
+    /// it can exceed the fall seen at decision bars.
+    pub max_drawdown: f64,
 }
 
 /// Replays `data` through an engine over `checkpoint` (its own settings, or
@@ -223,7 +227,9 @@ fn replay_inner(
         breached: false,
         open_at_end: 0,
         records: 0,
+        max_drawdown: 0.0,
     };
+    let mut peak = sim.starting_balance;
     match data.kind() {
         DataKind::Ticks => data.for_each_tick_chunk(|ticks| {
             for tick in ticks.iter().filter(|t| range.contains(&mut clock, t.ts_ns)) {
@@ -235,7 +241,7 @@ fn replay_inner(
                     None => engine.on_tick(tick),
                 };
                 let decision = decision.ok().flatten();
-                collect(&engine, decision, &mut run);
+                collect(&engine, decision, &mut run, &mut peak);
             }
             run.records += ticks.len() as u64;
             progress(run.records);
@@ -251,7 +257,7 @@ fn replay_inner(
                     Some(f) => engine.on_bar_with(bar, f),
                     None => engine.on_bar(bar),
                 };
-                collect(&engine, decision, &mut run);
+                collect(&engine, decision, &mut run, &mut peak);
             }
             run.records += bars.len() as u64;
             progress(run.records);
@@ -285,7 +291,10 @@ fn replay_inner(
     Ok(run)
 }
 
-fn collect(engine: &Engine<'_>, decision: Option<Decision>, run: &mut Run) {
+fn collect(engine: &Engine<'_>, decision: Option<Decision>, run: &mut Run, peak: &mut f64) {
+    let equity = engine.simulator().equity_at_last();
+    *peak = peak.max(equity);
+    run.max_drawdown = run.max_drawdown.max(*peak - equity);
     let events = engine.events();
     if let Some(trade) = events.exit {
         run.trades.push(trade);

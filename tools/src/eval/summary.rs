@@ -24,7 +24,8 @@ pub struct Summary {
     pub net_pnl_usd: f64,
     pub gross_pnl_usd: f64,
     pub commission_usd: f64,
-    /// Largest fall of equity from its running peak (starting balance included).
+    /// Largest fall of equity from its running peak (starting balance
+    /// included), at ticks or decision bars, whichever saw more.
     pub max_drawdown_usd: f64,
     pub profit_factor: Option<f64>,
     pub avg_win_usd: Option<f64>,
@@ -63,7 +64,9 @@ impl Summary {
             net_pnl_usd: total(net.iter().copied()),
             gross_pnl_usd: total(trades.iter().map(|t| t.gross_pnl)),
             commission_usd: total(trades.iter().map(|t| t.commission)),
-            max_drawdown_usd: max_drawdown(run.sim.starting_balance, &run.equity),
+            max_drawdown_usd: run
+                .max_drawdown
+                .max(max_drawdown(run.sim.starting_balance, &run.equity)),
             profit_factor: (gross_loss > 0.0).then(|| gross_win / gross_loss),
             avg_win_usd: mean(&wins),
             avg_loss_usd: mean(&losses),
@@ -241,6 +244,7 @@ mod tests {
             breached: false,
             open_at_end: 0,
             records: 10,
+            max_drawdown: 0.0,
         };
         let s = Summary::of(&run);
         assert_eq!(s.trades, 3);
@@ -266,6 +270,25 @@ mod tests {
     }
 
     #[test]
+    fn drawdown_between_decisions_counts() {
+        let sim = SimConfig::default_for(Instrument::Nq);
+        let mut run = Run {
+            name: "p".into(),
+            kind: "policy",
+            sim,
+            trades: vec![],
+            equity: vec![row(T0, sim.starting_balance - 10.0, 0)],
+            breached: true,
+            open_at_end: 0,
+            records: 1,
+            max_drawdown: 700.0,
+        };
+        assert_eq!(Summary::of(&run).max_drawdown_usd, 700.0);
+        run.max_drawdown = 0.0;
+        assert_eq!(Summary::of(&run).max_drawdown_usd, 10.0);
+    }
+
+    #[test]
     fn undefined_ratios_are_none() {
         let sim = SimConfig::default_for(Instrument::Nq);
         let run = Run {
@@ -277,6 +300,7 @@ mod tests {
             breached: false,
             open_at_end: 0,
             records: 1,
+            max_drawdown: 0.0,
         };
         let s = Summary::of(&run);
         assert_eq!(s.trades, 0);
