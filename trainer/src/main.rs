@@ -233,10 +233,14 @@ fn run(cli: Cli) -> Result<(), TrainError> {
         }
         let paths: Vec<String> = data_paths.iter().map(|p| p.display().to_string()).collect();
         println!(
-            "Full report once nq-eval lands: nq-eval {} {}  (held-out = the last {} sessions)",
+            "Full backtest report (Parquet, SVG, HTML; add --from DATE for the last {} held-out sessions only):\n  nq-eval {} {} --report {}",
+            cfg.holdout_sessions,
             summary.checkpoint.display(),
             paths.join(" "),
-            cfg.holdout_sessions
+            summary
+                .checkpoint
+                .with_file_name("report")
+                .display()
         );
     }
     Ok(())
