@@ -474,3 +474,13 @@ fn help_teaches_with_examples() {
     let o = nq_data(&["import", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("ninja-minutes"));
 }
+
+#[test]
+fn text_given_where_parquet_is_expected_says_how_to_convert() {
+    let csv = real("nq_firstrate_2023_11/nq_1min_bars_utc.csv");
+    let out = nq_data(&["inspect", s(&csv)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nq_1min_bars_utc.csv"), "{err}");
+    assert!(err.contains("nq-data import"), "{err}");
+}

@@ -1,7 +1,9 @@
-//! A short out-of-sample evaluation for the end of a run, until `nq-eval`
-//! exists: each held-out session is replayed with the runtime's own policy
-//! forward (`nq_runtime::policy::Policy`, greedy) and simulator, beside a
-//! random valid policy as the baseline.
+//! A short out-of-sample check for the end of a run and the learning test:
+//! each held-out session is one episode of the training environment (the
+//! runtime's features and simulator, breach reset per session), replayed with
+//! the runtime's own policy forward (`nq_runtime::policy::Policy`, greedy),
+//! beside a random valid policy. The full backtest, tick by tick through the
+//! runtime `Engine`, is `nq-eval`.
 
 use std::sync::Arc;
 

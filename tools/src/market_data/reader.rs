@@ -237,7 +237,21 @@ pub fn read_bars(path: impl AsRef<Path>) -> Result<Vec<Bar>> {
 }
 
 fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
-    Error::bad_file(path, None, format!("not a readable Parquet file: {e}"))
+    // Text market data is the usual mistake here; say how to convert it.
+    let is_text = path
+        .extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| ["csv", "txt"].contains(&x.to_ascii_lowercase().as_str()));
+    let hint = if is_text {
+        " (text data: convert it first with `nq-data import FILE -o FILE.parquet`)"
+    } else {
+        ""
+    };
+    Error::bad_file(
+        path,
+        None,
+        format!("not a readable Parquet file: {e}{hint}"),
+    )
 }
 
 fn open_source(path: &Path) -> Result<Source> {
