@@ -484,3 +484,40 @@ fn text_given_where_parquet_is_expected_says_how_to_convert() {
     assert!(err.contains("nq_1min_bars_utc.csv"), "{err}");
     assert!(err.contains("nq-data import"), "{err}");
 }
+
+#[test]
+fn inspect_describes_checkpoints_and_exits_2_on_a_refused_one() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../runtime/fixtures/policy/policy_tanh_p1.safetensors");
+    let out = nq_data(&["inspect", s(&fixture), "--json"]);
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &json[0];
+    assert_eq!(first["accepted"]["obs_dim"], 225);
+    assert_eq!(first["metadata"]["phase"], "1");
+    assert_eq!(
+        first["accepted"]["obs_layout_hash"],
+        first["runtime_layout_hash"]
+    );
+
+    // The same file with another layout hash (same length, header intact).
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(&fixture).unwrap();
+    let hash = first["runtime_layout_hash"].as_str().unwrap().as_bytes();
+    let at = bytes.windows(hash.len()).position(|w| w == hash).unwrap();
+    bytes[at..at + hash.len()].copy_from_slice(b"0123456789abcdef");
+    let other = dir.path().join("other.safetensors");
+    std::fs::write(&other, &bytes).unwrap();
+    let out = nq_data(&["inspect", s(&other)]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("runtime: REFUSED"), "{stdout}");
+    assert!(
+        stderr.contains("other.safetensors") && stderr.contains("0123456789abcdef"),
+        "{stderr}"
+    );
+
+    let mixed = nq_data(&["inspect", s(&fixture), s(&real("nq_firstrate_2023_11"))]);
+    assert_eq!(mixed.status.code(), Some(2));
+}

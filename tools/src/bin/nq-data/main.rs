@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use nq_formats::Instrument;
+use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::inspect::{inspect, InspectOptions};
 use nq_tools::market_data::MarketReader;
 use nq_tools::split::{split, SplitAt};
@@ -105,10 +106,12 @@ backwards, ...) is an error with exit code 2.\n\n\
 Examples:\n  \
 nq-data inspect ticks.parquet\n  \
 nq-data inspect data/ --json | jq .days\n  \
-nq-data inspect es.parquet --instrument ES --gap-minutes 5"
+nq-data inspect es.parquet --instrument ES --gap-minutes 5\n  \
+nq-data inspect runs/p1/final.safetensors        # a checkpoint: metadata, tensors, accepted?"
 )]
 struct InspectArgs {
-    /// Parquet files or directories, read as one time-ordered stream.
+    /// Parquet files or directories, read as one time-ordered stream; or
+    /// checkpoints (`.safetensors`), each described on its own.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Print the report as JSON.
@@ -197,7 +200,49 @@ fn run_import(args: &ImportArgs) -> Result<()> {
     Ok(())
 }
 
+fn is_checkpoint(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "safetensors")
+}
+
+/// Describes each checkpoint; exit 2 if the runtime refuses any of them, after
+/// printing what they hold (a refusal is what the user came to find out).
+fn inspect_checkpoints(args: &InspectArgs) -> Result<()> {
+    let mut summaries = Vec::new();
+    for path in &args.inputs {
+        summaries.push(CheckpointFile::read(path)?.summary()?);
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&summaries)
+            .map_err(|e| Error::Internal(format!("summary to JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        for s in &summaries {
+            print!("{s}");
+        }
+    }
+    match summaries.iter().find(|s| s.refusal.is_some()) {
+        Some(s) => Err(Error::BadFile {
+            file: s.file.clone(),
+            column: None,
+            problem: format!(
+                "the runtime refuses this checkpoint: {}",
+                s.refusal.as_deref().unwrap_or_default()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn run_inspect(args: &InspectArgs) -> Result<()> {
+    let checkpoints = args.inputs.iter().filter(|p| is_checkpoint(p)).count();
+    if checkpoints == args.inputs.len() {
+        return inspect_checkpoints(args);
+    }
+    if checkpoints > 0 {
+        return Err(Error::Usage(
+            "inspect either market data or checkpoints (.safetensors), not both at once".into(),
+        ));
+    }
     let instrument = Instrument::from_symbol(&args.instrument).ok_or_else(|| {
         Error::Usage(format!(
             "unknown instrument {:?}; one of NQ, MNQ, ES, MES, YM, RTY",
