@@ -344,3 +344,23 @@ fn a_drawdown_breach_stops_trading_for_good() {
         "{d:?}"
     );
 }
+
+#[test]
+fn engines_on_other_threads_share_one_checkpoint_and_agree() {
+    let buffer = checkpoint(1, 7);
+    let bars = real_bars();
+    let here = run_bars(&mut engine(&buffer), &bars);
+    // One read-only checkpoint, an engine per thread (one per account), and
+    // an engine built here then moved: the threading model the integration
+    // guide promises.
+    let (buffer, bars) = (&buffer, &bars[..]);
+    let mut moved = engine(buffer);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run_bars(&mut engine(buffer), bars));
+        let b = s.spawn(move || run_bars(&mut moved, bars));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(here.len() > 100, "{} decisions", here.len());
+    assert_eq!(a, here);
+    assert_eq!(b, here);
+}
