@@ -14,10 +14,12 @@
 //! # Ok::<(), nq_tools::Error>(())
 //! ```
 
+mod overrides;
 pub mod picture;
 pub mod report;
 mod summary;
 
+pub use overrides::SimOverrides;
 pub use summary::{Summary, ANNUALISATION_DAYS, SORT_METRICS};
 
 use nq_formats::{Action, SimConfig};

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use chrono::NaiveDate;
 use clap::Parser;
-use nq_formats::{Action, Instrument, SessionHours};
-use nq_runtime::engine::{EngineConfig, Sampling};
+use nq_formats::Action;
 use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::eval::report::write_report;
-use nq_tools::eval::{replay, replay_baseline, Baseline, DateRange, Run, Summary, SORT_METRICS};
+use nq_tools::eval::{
+    replay, replay_baseline, Baseline, DateRange, Run, SimOverrides, Summary, SORT_METRICS,
+};
 use nq_tools::market_data::MarketReader;
 use nq_tools::{Error, Result};
 
@@ -45,21 +46,8 @@ struct Cli {
     /// Metric to rank checkpoints by (larger is better; max_drawdown ranks the smallest first).
     #[arg(long, default_value = "net_pnl", value_parser = clap::builder::PossibleValuesParser::new(SORT_METRICS))]
     sort_by: String,
-    /// Commission per contract per side, in dollars.
-    #[arg(long, value_name = "USD")]
-    commission: Option<f64>,
-    /// Slippage per market fill, in ticks.
-    #[arg(long, value_name = "TICKS")]
-    slippage_ticks: Option<f64>,
-    /// Session hours in New York time, e.g. 09:30-16:00, or RTH / GLOBEX.
-    #[arg(long, value_name = "HH:MM-HH:MM")]
-    session: Option<String>,
-    /// Trailing maximum drawdown in dollars that ends trading (0: no limit).
-    #[arg(long, value_name = "USD")]
-    drawdown_limit: Option<f64>,
-    /// Instrument to simulate (must match the checkpoint's).
-    #[arg(long, value_name = "SYMBOL")]
-    instrument: Option<String>,
+    #[command(flatten)]
+    overrides: SimOverrides,
     /// First session (CME trading date) to replay, YYYY-MM-DD.
     #[arg(long, value_parser = parse_date)]
     from: Option<NaiveDate>,
@@ -98,38 +86,6 @@ fn is_checkpoint(path: &std::path::Path) -> bool {
     path.extension().is_some_and(|e| e == "safetensors")
 }
 
-/// The checkpoint's own settings with the command line's overrides.
-fn engine_config(cli: &Cli, ckpt: &CheckpointFile) -> Result<EngineConfig> {
-    let mut config = EngineConfig::from_policy(&ckpt.policy()?);
-    let sim = &mut config.sim;
-    if let Some(c) = cli.commission {
-        sim.commission_per_side = c;
-    }
-    if let Some(s) = cli.slippage_ticks {
-        sim.slippage_ticks = s;
-    }
-    if let Some(d) = cli.drawdown_limit {
-        sim.max_drawdown = d;
-    }
-    if let Some(s) = &cli.session {
-        sim.session = match s.to_ascii_uppercase().as_str() {
-            "RTH" => SessionHours::RTH,
-            "GLOBEX" => SessionHours::GLOBEX,
-            _ => SessionHours::parse(s).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--session {s:?}: expected HH:MM-HH:MM, RTH or GLOBEX"
-                ))
-            })?,
-        };
-    }
-    if let Some(i) = &cli.instrument {
-        sim.instrument = Instrument::from_symbol(&i.to_ascii_uppercase())
-            .ok_or_else(|| Error::Usage(format!("--instrument {i:?}: unknown symbol")))?;
-    }
-    config.sampling = Sampling::Greedy;
-    Ok(config)
-}
-
 fn run(cli: &Cli) -> Result<()> {
     let inputs = expand_globs(&cli.inputs)?;
     let (checkpoints, data): (Vec<&PathBuf>, Vec<&PathBuf>) =
@@ -158,7 +114,7 @@ fn run(cli: &Cli) -> Result<()> {
     let mut baselines: Vec<Run> = Vec::new();
     for (i, path) in checkpoints.iter().enumerate() {
         let ckpt = CheckpointFile::read(path)?;
-        let config = engine_config(cli, &ckpt)?;
+        let config = cli.overrides.engine_config(&ckpt)?;
         let name = label(path, &checkpoints);
         let mut bar = ProgressBar::new(&name, reader.num_rows(), cli.json);
         runs.push(replay(
