@@ -46,6 +46,7 @@ pub mod error;
 pub mod eval;
 pub mod inspect;
 pub mod market_data;
+pub mod signal;
 pub mod split;
 pub mod synth;
 pub mod text_import;

@@ -188,14 +188,14 @@ pub fn detect_format(head: &[u8]) -> Option<TextFormat> {
     }
 }
 
-fn trim_line(line: &[u8]) -> &[u8] {
+pub(crate) fn trim_line(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.trim_ascii()
 }
 
 // ---------- nom field parsers ----------
 
-type Res<'a, T> = IResult<&'a [u8], T>;
+pub(crate) type Res<'a, T> = IResult<&'a [u8], T>;
 
 fn fail(i: &[u8]) -> nom::Err<nom::error::Error<&[u8]>> {
     nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify))
@@ -215,7 +215,7 @@ fn fixed_digits(n: usize) -> impl Fn(&[u8]) -> Res<'_, u32> {
 }
 
 /// An optionally signed integer that fits i64.
-fn integer(i: &[u8]) -> Res<'_, i64> {
+pub(crate) fn integer(i: &[u8]) -> Res<'_, i64> {
     let (i, neg) = opt(ch('-')).parse(i)?;
     let (rest, digits) = take_while(|b: u8| b.is_ascii_digit()).parse(i)?;
     if digits.is_empty() || digits.len() > 19 {
@@ -240,7 +240,7 @@ const POW10: [f64; 23] = [
 /// Short decimals (all prices and sizes) take an exact fast path: a mantissa
 /// below 2^53 divided by an exact power of ten rounds once, so the result is
 /// the nearest double; anything longer goes to the standard library parser.
-fn decimal(input: &[u8]) -> Res<'_, f64> {
+pub(crate) fn decimal(input: &[u8]) -> Res<'_, f64> {
     let mut i = 0;
     let bytes = input;
     let neg = matches!(bytes.first(), Some(b'-'));
@@ -463,7 +463,7 @@ fn ninja_time(with_fraction: bool) -> impl Fn(&[u8]) -> Res<'_, Stamp> {
     }
 }
 
-fn side_field(i: &[u8]) -> Res<'_, Side> {
+pub(crate) fn side_field(i: &[u8]) -> Res<'_, Side> {
     let (i, text) = rest(i)?;
     let text = text.trim_ascii();
     let side = match text {
