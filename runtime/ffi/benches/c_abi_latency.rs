@@ -1,1 +1,140 @@
-fn main() {}
+//! Decision latency through the C ABI: p50 and p99 of `nq_engine_on_tick`
+//! calls that close a bar and return a policy decision, over the real NQ
+//! 1-minute bars of Nov 2023 replayed as ticks (four per bar; 14,714 bar
+//! closes, Globex session so nearly every bar decides), with the trainer's
+//! default network (phase 2, hidden 256x256, tanh).
+//!
+//! Two measurements of the same calls:
+//! - `rust`: this process calls the `extern "C"` functions (static linking,
+//!   as a C program would), timing each with `Instant` (clock_gettime);
+//! - `c`: `examples/c/replay.c` built with `cc -O2` against
+//!   `libnq_runtime_ffi.a` from this same build, run with `--bench` (it times
+//!   each call with clock_gettime itself).
+//!
+//! Run on one core: `taskset -c 0 cargo bench -p nq-runtime-ffi --bench c_abi_latency`
+//! (set `NQ_FFI_BENCH_DIR=dir` to keep the C program and its inputs).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::Instant;
+
+use nq_formats::SessionHours;
+use nq_runtime_ffi::*;
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn report(label: &str, mut ns: Vec<u64>) {
+    ns.sort_unstable();
+    let mean = ns.iter().sum::<u64>() as f64 / ns.len() as f64;
+    println!(
+        "bench {label} n={} p50_ns={} p99_ns={} p99.9_ns={} max_ns={} mean_ns={mean:.0}",
+        ns.len(),
+        percentile(&ns, 50.0),
+        percentile(&ns, 99.0),
+        percentile(&ns, 99.9),
+        ns[ns.len() - 1]
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this once
+    // too, which is fine: it is quick.
+    let spec = common::Spec {
+        phase: 2,
+        hidden: &[256, 256],
+        seed: 11,
+        session: SessionHours::GLOBEX,
+        max_drawdown: 0.0,
+    };
+    let bytes = common::checkpoint(&spec);
+    let ckpt = common::Aligned::new(&bytes);
+    let bars = common::real_bars();
+    let csv = common::ticks_csv_of(&bars);
+    let ticks: Vec<nq_tick> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            nq_tick {
+                ts_ns: f[0].parse().unwrap(),
+                price: f[1].parse().unwrap(),
+                size: f[2].parse().unwrap(),
+                side: nq_side::NQ_SIDE_NONE as i32,
+            }
+        })
+        .collect();
+
+    let mut storage = vec![0u64; nq_engine_size().div_ceil(8)];
+    let mut err = nq_error::default();
+    // SAFETY: storage and checkpoint outlive the engine.
+    let engine = unsafe {
+        nq_engine_init(
+            storage.as_mut_ptr().cast(),
+            storage.len() * 8,
+            ckpt.bytes().as_ptr(),
+            ckpt.bytes().len(),
+            &mut err,
+        )
+    };
+    assert!(!engine.is_null(), "{}", err.message_str());
+    let mut decision_ns = Vec::with_capacity(bars.len());
+    let mut other_ns = Vec::with_capacity(ticks.len());
+    let mut d = nq_decision::default();
+    for tick in &ticks {
+        let t0 = Instant::now();
+        // SAFETY: live engine, valid tick and output.
+        let s = unsafe { nq_engine_on_tick(engine, black_box(tick), &mut d) };
+        let dt = t0.elapsed().as_nanos() as u64;
+        if s == nq_status::NQ_DECISION && d.kind == nq_decision_kind::NQ_KIND_POLICY as i32 {
+            decision_ns.push(dt);
+        } else {
+            other_ns.push(dt);
+        }
+    }
+    println!(
+        "checkpoint: phase 2, hidden 256x256 tanh, {} bytes; {} ticks from {} real bars",
+        bytes.len(),
+        ticks.len(),
+        bars.len()
+    );
+    report("rust_ffi decision_ticks", decision_ns);
+    report("rust_ffi other_ticks", other_ns);
+
+    // The same through the C example, if a C compiler is there.
+    // NQ_FFI_BENCH_DIR keeps the checkpoint, ticks and replay binary there,
+    // to rerun `replay --bench` by hand (e.g. on a quieter machine).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("NQ_FFI_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt_path = dir.join("policy.safetensors");
+    let ticks_path = dir.join("ticks.csv");
+    std::fs::write(&ckpt_path, &bytes).unwrap();
+    std::fs::write(&ticks_path, &csv).unwrap();
+    if Command::new("cc").arg("--version").output().is_err() {
+        println!("bench c: skipped, no `cc`");
+        return;
+    }
+    let replay = common::build_replay(&dir, true);
+    let out = Command::new(replay)
+        .arg(&ckpt_path)
+        .arg(&ticks_path)
+        .arg("--bench")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        println!("c_replay {line}");
+    }
+}

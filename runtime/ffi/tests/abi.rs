@@ -36,7 +36,7 @@ impl Storage {
     }
 }
 
-fn init(storage: &mut Storage, ckpt: &[u8]) -> Result<*mut nq_engine, nq_error> {
+fn init(storage: &mut Storage, ckpt: &[u8]) -> Result<*mut nq_engine, Box<nq_error>> {
     let mut err = nq_error::default();
     // SAFETY: storage and checkpoint outlive the engine in every test.
     let e = unsafe {
@@ -49,7 +49,7 @@ fn init(storage: &mut Storage, ckpt: &[u8]) -> Result<*mut nq_engine, nq_error> 
         )
     };
     if e.is_null() {
-        Err(err)
+        Err(Box::new(err))
     } else {
         assert_eq!(err.code, nq_status::NQ_OK as i32);
         Ok(e)

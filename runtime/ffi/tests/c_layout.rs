@@ -94,9 +94,9 @@ fn c_compiler_sees_the_rust_layout() {
         program.push_str(c);
         expected.push_str(rust);
     }
-    program.push_str(&format!(
-        "printf(\"NQ_MAX_ACTIONS=%d NQ_ERROR_MESSAGE_LEN=%d\\n\", NQ_MAX_ACTIONS, NQ_ERROR_MESSAGE_LEN);\nreturn 0;\n}}\n"
-    ));
+    program.push_str(
+        "printf(\"NQ_MAX_ACTIONS=%d NQ_ERROR_MESSAGE_LEN=%d\\n\", NQ_MAX_ACTIONS, NQ_ERROR_MESSAGE_LEN);\nreturn 0;\n}\n",
+    );
     expected.push_str(&format!(
         "NQ_MAX_ACTIONS={NQ_MAX_ACTIONS} NQ_ERROR_MESSAGE_LEN={NQ_ERROR_MESSAGE_LEN}\n"
     ));
