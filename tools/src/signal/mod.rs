@@ -167,7 +167,10 @@ impl<'a> Signal<'a> {
         self.stats.warmup_decisions += 1;
         self.seq += 1;
         if self.options.show_warmup {
-            self.out.begin("decision").int("seq", self.seq as i64).decision(&d);
+            self.out
+                .begin("decision")
+                .int("seq", self.seq as i64)
+                .decision(&d);
             self.out.bool("warmup", true);
             emit(out, self.out.finish())?;
         }
@@ -191,7 +194,8 @@ impl<'a> Signal<'a> {
             }
             self.line(line_no, &line, out)?;
         }
-        out.flush().map_err(|e| Error::io(Path::new("<stdout>"), e))?;
+        out.flush()
+            .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
         Ok(self.stats)
     }
 
@@ -257,7 +261,10 @@ impl<'a> Signal<'a> {
         let Some(d) = decision else { return Ok(()) };
         self.stats.decisions += 1;
         self.seq += 1;
-        self.out.begin("decision").int("seq", self.seq as i64).decision(&d);
+        self.out
+            .begin("decision")
+            .int("seq", self.seq as i64)
+            .decision(&d);
         emit(out, self.out.finish())
     }
 
@@ -387,7 +394,10 @@ mod tests {
         text.extend_from_slice(b"\nshort\nlast");
         let mut input = std::io::BufReader::with_capacity(64, &text[..]);
         let mut line = Vec::new();
-        assert_eq!(read_line(&mut input, &mut line).unwrap(), LineStatus::TooLong);
+        assert_eq!(
+            read_line(&mut input, &mut line).unwrap(),
+            LineStatus::TooLong
+        );
         assert_eq!(line.len(), MAX_LINE);
         line.clear();
         assert_eq!(read_line(&mut input, &mut line).unwrap(), LineStatus::Line);

@@ -292,7 +292,12 @@ fn json_field<'a>(i: &'a [u8], key: &[u8], f: &mut Fields) -> Step<'a, ()> {
                 b"tick" => Kind::Tick,
                 b"fill" | b"position" => Kind::Fill,
                 b"clock" => Kind::Clock,
-                _ => return bad(i, "type: expected \"tick\", \"fill\", \"position\" or \"clock\""),
+                _ => {
+                    return bad(
+                        i,
+                        "type: expected \"tick\", \"fill\", \"position\" or \"clock\"",
+                    )
+                }
             });
             rest
         }
@@ -402,7 +407,9 @@ fn json_message(line: &[u8]) -> Result<Message, Bad<'_>> {
             let entry_price = match f.entry_price {
                 Some(p) => p,
                 None if position == 0 => 0.0,
-                None => return missing("fill: \"entry_price\" is required when the position is not 0"),
+                None => {
+                    return missing("fill: \"entry_price\" is required when the position is not 0")
+                }
             };
             Ok(Message::Fill(FillReport {
                 ts_ns,
@@ -434,17 +441,17 @@ mod tests {
             parse_line(b"1746396000058002213,20186.25,4,B\r"),
             Ok(tick(1746396000058002213, 20186.25, 4.0, Side::Buy))
         );
-        assert_eq!(
-            parse_line(b"5,1.5,2"),
-            Ok(tick(5, 1.5, 2.0, Side::None))
-        );
+        assert_eq!(parse_line(b"5,1.5,2"), Ok(tick(5, 1.5, 2.0, Side::None)));
         assert_eq!(parse_line(b"5,1.5,2,A"), Ok(tick(5, 1.5, 2.0, Side::Sell)));
-        assert_eq!(parse_line(b"ts_utc_ns,price,size,side"), Ok(Message::Nothing));
+        assert_eq!(
+            parse_line(b"ts_utc_ns,price,size,side"),
+            Ok(Message::Nothing)
+        );
         assert_eq!(parse_line(b"  # note"), Ok(Message::Nothing));
         assert_eq!(parse_line(b""), Ok(Message::Nothing));
         assert_eq!(parse_line(b"clock,77"), Ok(Message::Clock(77)));
         assert_eq!(
-            parse_line(b"fill,9,1,100.25,99,,"),
+            parse_line(b"fill,9,1,100.25,99,"),
             Ok(Message::Fill(FillReport {
                 ts_ns: 9,
                 position: 1,

@@ -1,0 +1,185 @@
+//! `nq-signal` end to end: the exact lines a session answers to late ticks,
+//! bad lines, fills and clock lines; the late-tick policies; exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const NQ_SIGNAL: &str = env!("CARGO_BIN_EXE_nq-signal");
+const P1: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../runtime/fixtures/policy/policy_tanh_p1.safetensors"
+);
+const SYNTH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../data/nq_synth_ticks.parquet"
+);
+
+fn signal(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(NQ_SIGNAL)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // A process that exits early closes the pipe: that is not a test failure.
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).unwrap()
+}
+
+/// 2025-05-04 22:00 UTC (18:00 New York, outside the checkpoint's RTH session).
+const T0: i64 = 1_746_396_000_000_000_000;
+const SEC: i64 = 1_000_000_000;
+
+fn session_input() -> String {
+    [
+        "ts_utc_ns,price,size,side".to_string(),
+        "# a comment, then an empty line".into(),
+        String::new(),
+        format!("{T0},20181.5,16,N"),
+        format!("{T0},abc,1,B"),
+        format!("{},20181.5,16,N", T0 - SEC),
+        format!(
+            r#"{{"ts_utc_ns":{},"price":20182,"size":1,"side":"B"}}"#,
+            T0 + SEC
+        ),
+        format!("fill,{},1,20182,20170,20200", T0 + SEC + 1),
+        "fill,1,3,1".into(),
+        format!("{},-5,1,B", T0 + 2 * SEC),
+        format!(r#"{{"type":"clock","ts_utc_ns":{}}}"#, T0 + 60 * SEC),
+        format!("{},20181.5,16,N", T0 + 30 * SEC),
+        format!("{},20183,2,A", T0 + 61 * SEC),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+#[test]
+fn a_session_answers_every_kind_of_line() {
+    let out = signal(&[P1], &session_input());
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let expected_before_decision = [
+        r#"{"type":"rejected","line":5,"column":21,"reason":"price: expected a number","input":"1746396000000000000,abc,1,B"}"#.to_string(),
+        r#"{"type":"rejected","line":6,"reason":"timestamp earlier than the previous tick","input":"1746395999000000000,20181.5,16,N"}"#.into(),
+        r#"{"type":"fill_ack","line":8,"ts_utc_ns":1746396001000000001,"position":1,"entry_price":20182,"stop":20170,"target":20200}"#.into(),
+        r#"{"type":"fill_rejected","line":9,"reason":"position must be -1, 0 or +1 (one contract)","input":"fill,1,3,1"}"#.into(),
+        r#"{"type":"rejected","line":10,"reason":"price is zero or negative","input":"1746396002000000000,-5,1,B"}"#.into(),
+    ];
+    assert_eq!(lines.len(), 7, "{stdout}");
+    assert_eq!(
+        &lines[..5],
+        &expected_before_decision.each_ref().map(String::as_str)
+    );
+    // The clock closes the bar outside the session while long (the fill):
+    // the engine's session-end rule flattens, without the policy.
+    let decision: serde_json::Value = serde_json::from_str(lines[5]).unwrap();
+    assert_eq!(decision["type"], "decision");
+    assert_eq!(decision["seq"], 1);
+    assert_eq!(decision["ts_utc_ns"], T0 + 60 * SEC);
+    assert_eq!(decision["bar_ts_utc_ns"], T0);
+    assert_eq!(decision["kind"], "session_end");
+    assert_eq!(decision["action"], "HOLD");
+    assert_eq!(decision["position"], 1);
+    assert_eq!(decision["target_position"], 0);
+    assert_eq!(decision["close"], 20182.0);
+    assert_eq!(decision["mask"], serde_json::json!(["HOLD"]));
+    for (action, p) in [("HOLD", 1.0), ("BUY", 0.0), ("SELL", 0.0)] {
+        assert_eq!(decision["probs"][action].as_f64(), Some(p), "{action}");
+    }
+    assert_eq!(decision["probs"].as_object().unwrap().len(), 3);
+    assert_eq!(
+        lines[6],
+        r#"{"type":"rejected","line":12,"reason":"timestamp inside a bar already closed by flush","input":"1746396030000000000,20181.5,16,N"}"#
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "13 lines, 3 ticks, 1 decisions, 4 rejected lines, 2 late ticks, 2 fills (1 refused), 1 clock lines"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn late_ticks_can_be_dropped_or_fatal() {
+    let input = session_input();
+    let out = signal(&[P1, "--late", "drop"], &input);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("earlier than"), "{stdout}");
+    assert!(!stdout.contains("already closed"), "{stdout}");
+    assert!(text(&out.stderr).contains("2 late ticks"));
+
+    let out = signal(&[P1, "--late", "fail"], &input);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("<stdin>: line 6: late tick"), "{stderr}");
+    // Everything before the failing line was answered.
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+}
+
+#[test]
+fn strict_stops_at_a_bad_line_naming_line_and_column() {
+    let out = signal(&[P1, "--strict"], &session_input());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("<stdin>: line 5: column 21: price: expected a number"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn warmup_decisions_are_hidden_unless_asked() {
+    // Two synthetic sessions are enough to pass the 132-bar warm-up.
+    let out = signal(&[P1, "--warmup", SYNTH], "");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("warm-up: 484509 records"), "{stderr}");
+    // A tick inside the warm-up's span is late.
+    let out = signal(&[P1, "--warmup", SYNTH], "1709506800000000000,18000,1,B\n");
+    assert!(
+        text(&out.stdout).contains("\"type\":\"rejected\""),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn user_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let truncated = tmp.path().join("cut.safetensors");
+    std::fs::write(&truncated, &std::fs::read(P1).unwrap()[..3000]).unwrap();
+    let missing = tmp.path().join("none.safetensors");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![P1, "--instrument", "ES"],
+            "the checkpoint was trained on NQ, the engine is set up for ES",
+        ),
+        (vec![P1, "--instrument", "XX"], "unknown symbol"),
+        (vec![P1, "--session", "9-5"], "--session"),
+        (vec![P1, "--late", "never"], "invalid value"),
+        (vec![P1, "--bogus"], "unexpected argument"),
+        (vec![], "required"),
+        (vec![truncated.to_str().unwrap()], "cut.safetensors"),
+        (vec![missing.to_str().unwrap()], "none.safetensors"),
+        (
+            vec![P1, "--warmup", missing.to_str().unwrap()],
+            "none.safetensors",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = signal(&args, "1746396000000000000,20181.5,16,N\n");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(text(&out.stderr).contains(message), "{args:?}: {out:?}");
+        assert_eq!(text(&out.stdout), "", "{args:?}");
+    }
+}

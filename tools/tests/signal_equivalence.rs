@@ -1,0 +1,382 @@
+//! The same ticks through `nq-signal` (lines on stdin) and through `nq-eval`
+//! (Parquet) give the same decisions, bar for bar: time, position, action,
+//! probabilities and mask bitwise, equity bitwise (from `equity.parquet`).
+//! The fields `equity.parquet` does not carry (target position, stop,
+//! target, close, ATR) are checked against the engine driven in this process
+//! the way `nq-eval` drives it.
+//!
+//! Real data: the 2025-05-04 Databento NQ trades cover 120 minutes, fewer
+//! than the 132-bar feature warm-up, so they follow real FirstRate 1-minute
+//! NQ bars (2023-12-04) written as four ticks per bar (open, the extreme
+//! nearer the open, the other extreme, close). nq-eval reads both as one
+//! stream of two Parquet files (ordered by first timestamp); nq-signal warms
+//! up on the first (`--warmup`) and reads the raw trades CSV on stdin.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use arrow_array::{
+    Array, Float32Array, Float64Array, Int8Array, RecordBatch, StringArray, UInt8Array,
+};
+use nq_formats::{Action, Side, Tick};
+use nq_runtime::engine::Decision;
+use nq_tools::checkpoint_file::CheckpointFile;
+use nq_tools::eval::SimOverrides;
+use nq_tools::market_data::{MarketReader, TickWriter};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+const NQ_SIGNAL: &str = env!("CARGO_BIN_EXE_nq-signal");
+const NQ_EVAL: &str = env!("CARGO_BIN_EXE_nq-eval");
+const NQ_DATA: &str = env!("CARGO_BIN_EXE_nq-data");
+const P1: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../runtime/fixtures/policy/policy_tanh_p1.safetensors"
+);
+const SYNTH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../data/nq_synth_ticks.parquet"
+);
+const REAL_TRADES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/real/nq_databento_trades_2025_05_04/nqm5_trades_utc.csv"
+);
+const REAL_BARS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
+);
+
+/// One `equity.parquet` row of the policy run.
+#[derive(Debug)]
+struct EvalRow {
+    ts_ns: i64,
+    equity: f64,
+    position: i8,
+    action: String,
+    probs: Vec<f32>,
+    mask: u8,
+}
+
+fn read_batch(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> &'a T {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref()
+        .unwrap()
+}
+
+/// nq-eval over `data`, its policy run's decisions.
+fn eval_decisions(dir: &Path, data: &[&Path], args: &[&str]) -> Vec<EvalRow> {
+    let report = dir.join("report");
+    let out = Command::new(NQ_EVAL)
+        .arg(P1)
+        .args(data)
+        .args(args)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let b = read_batch(&report.join("equity.parquet"));
+    let policy = column::<StringArray>(&b, "policy");
+    let ts = b
+        .column_by_name("ts")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::TimestampNanosecondArray>()
+        .unwrap();
+    let equity = column::<Float64Array>(&b, "equity_usd");
+    let position = column::<Int8Array>(&b, "position");
+    let action = column::<StringArray>(&b, "action_name");
+    let mask = column::<UInt8Array>(&b, "mask");
+    let probs: Vec<&Float32Array> = Action::ALL[..3]
+        .iter()
+        .map(|a| column::<Float32Array>(&b, &nq_formats::schema::probability_column(*a)))
+        .collect();
+    (0..b.num_rows())
+        .filter(|&r| policy.value(r) == "policy_tanh_p1")
+        .map(|r| EvalRow {
+            ts_ns: ts.value(r),
+            equity: equity.value(r),
+            position: position.value(r),
+            action: action.value(r).to_string(),
+            probs: probs.iter().map(|p| p.value(r)).collect(),
+            mask: mask.value(r),
+        })
+        .collect()
+}
+
+/// The raw text of `key`'s value in one output line (numbers are compared
+/// as text parsed by the standard library, so no JSON library rounds them).
+fn raw<'a>(line: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\":");
+    let start = line.find(&pat).unwrap_or_else(|| panic!("{key} in {line}")) + pat.len();
+    let rest = &line[start..];
+    let end = if rest.starts_with('{') {
+        rest.find('}').unwrap() + 1
+    } else if rest.starts_with('[') {
+        rest.find(']').unwrap() + 1
+    } else {
+        rest.find([',', '}']).unwrap()
+    };
+    &rest[..end]
+}
+
+fn opt_f64(text: &str) -> Option<f64> {
+    (text != "null").then(|| text.parse().unwrap())
+}
+
+/// nq-signal's decision lines for `stdin`.
+fn signal_decisions(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: &[u8]) -> Vec<String> {
+    let mut cmd = Command::new(NQ_SIGNAL);
+    cmd.arg(P1);
+    for a in args {
+        cmd.arg(a);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in text.lines() {
+        assert!(
+            line.starts_with("{\"type\":\"decision\""),
+            "only decisions expected: {line}"
+        );
+    }
+    text.lines().map(str::to_string).collect()
+}
+
+/// The engine in this process, as nq-eval's replay drives it.
+fn engine_decisions(ticks: &[Tick], session: Option<&str>) -> Vec<Decision> {
+    let ckpt = CheckpointFile::read(P1).unwrap();
+    let overrides = SimOverrides {
+        session: session.map(str::to_string),
+        ..SimOverrides::default()
+    };
+    let config = overrides.engine_config(&ckpt).unwrap();
+    let mut engine = ckpt.engine(Some(config)).unwrap();
+    ticks
+        .iter()
+        .filter_map(|t| engine.on_tick(t).ok().flatten())
+        .collect()
+}
+
+fn assert_same(signal: &[String], eval: &[EvalRow], engine: &[Decision]) {
+    assert_eq!(signal.len(), eval.len(), "decision counts differ");
+    assert_eq!(signal.len(), engine.len(), "decision counts differ");
+    for (k, ((line, row), d)) in signal.iter().zip(eval).zip(engine).enumerate() {
+        let ctx = || format!("decision {k}: {line}\n{row:?}");
+        assert_eq!(
+            raw(line, "ts_utc_ns").parse::<i64>().unwrap(),
+            row.ts_ns,
+            "{}",
+            ctx()
+        );
+        assert_eq!(
+            raw(line, "action"),
+            format!("\"{}\"", row.action),
+            "{}",
+            ctx()
+        );
+        assert_eq!(
+            raw(line, "position").parse::<i8>().unwrap(),
+            row.position,
+            "{}",
+            ctx()
+        );
+        let equity: f64 = raw(line, "equity").parse().unwrap();
+        assert_eq!(equity.to_bits(), row.equity.to_bits(), "{}", ctx());
+        let probs = raw(line, "probs");
+        let probs: Vec<f32> = probs[1..probs.len() - 1]
+            .split(',')
+            .map(|kv| kv.split(':').nth(1).unwrap().parse().unwrap())
+            .collect();
+        let bits = |v: &[f32]| v.iter().map(|p| p.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&probs), bits(&row.probs), "{}", ctx());
+        let mask = raw(line, "mask");
+        let mask = mask[1..mask.len() - 1]
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| Action::from_name(s.trim_matches('"')).unwrap().code())
+            .fold(0u8, |m, c| m | (1 << c));
+        assert_eq!(mask, row.mask, "{}", ctx());
+        // What equity.parquet does not hold, against the engine itself.
+        assert_eq!(d.ts_ns, row.ts_ns, "{}", ctx());
+        assert_eq!(
+            raw(line, "target_position").parse::<i8>().unwrap(),
+            d.target_position,
+            "{}",
+            ctx()
+        );
+        assert_eq!(
+            raw(line, "kind"),
+            format!("\"{}\"", d.kind.name()),
+            "{}",
+            ctx()
+        );
+        let same = |a: Option<f64>, b: Option<f64>| a.map(f64::to_bits) == b.map(f64::to_bits);
+        assert!(same(opt_f64(raw(line, "stop")), d.stop_price), "{}", ctx());
+        assert!(
+            same(opt_f64(raw(line, "target")), d.target_price),
+            "{}",
+            ctx()
+        );
+        assert!(
+            same(opt_f64(raw(line, "close")), Some(d.close)),
+            "{}",
+            ctx()
+        );
+        assert!(same(opt_f64(raw(line, "atr")), Some(d.atr)), "{}", ctx());
+    }
+}
+
+fn csv(ticks: &[Tick]) -> Vec<u8> {
+    let mut text = b"ts_utc_ns,price,size,side\n".to_vec();
+    for t in ticks {
+        let side = match t.side {
+            Side::Buy => "B",
+            Side::Sell => "A",
+            Side::None => "N",
+        };
+        writeln!(text, "{},{},{},{side}", t.ts_ns, t.price, t.size).unwrap();
+    }
+    text
+}
+
+fn write_ticks(path: &Path, ticks: &[Tick]) {
+    let mut w = TickWriter::create(path).unwrap();
+    w.write(ticks).unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn synthetic_ticks_piped_as_csv_decide_as_nq_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = MarketReader::open(SYNTH).unwrap().read_all_ticks().unwrap();
+    // Three sessions (Sunday evening to Wednesday evening) keep it quick.
+    let end = all[0].ts_ns + 3 * 86_400_000_000_000;
+    let ticks: Vec<Tick> = all.into_iter().take_while(|t| t.ts_ns < end).collect();
+    let data = tmp.path().join("ticks.parquet");
+    write_ticks(&data, &ticks);
+    let eval = eval_decisions(tmp.path(), &[&data], &[]);
+    let signal = signal_decisions(&[], &csv(&ticks));
+    let engine = engine_decisions(&ticks, None);
+    assert!(signal.len() >= 500, "only {} decisions", signal.len());
+    assert!(
+        signal.iter().any(|l| !l.contains("\"action\":\"HOLD\"")),
+        "the policy never trades here: a weak comparison"
+    );
+    assert_same(&signal, &eval, &engine);
+}
+
+/// Real 1-minute bars as ticks: open, the nearer extreme, the farther one, close.
+fn bar_ticks(csv_path: &str, last_bars: usize) -> Vec<Tick> {
+    let text = std::fs::read_to_string(csv_path).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    let mut ticks = Vec::new();
+    for row in &rows[rows.len() - last_bars..] {
+        let f: Vec<f64> = row.split(',').map(|v| v.parse().unwrap()).collect();
+        let ts = row.split(',').next().unwrap().parse::<i64>().unwrap();
+        let (open, high, low, close, volume) = (f[1], f[2], f[3], f[4], f[5]);
+        let (first, second) = if high - open <= open - low {
+            (high, low)
+        } else {
+            (low, high)
+        };
+        let size = (volume / 4.0).floor().max(1.0);
+        for (k, price) in [open, first, second, close].into_iter().enumerate() {
+            ticks.push(Tick {
+                ts_ns: ts + k as i64 * 15_000_000_000,
+                price,
+                size,
+                side: Side::None,
+            });
+        }
+    }
+    ticks
+}
+
+fn real_trades() -> Vec<Tick> {
+    let text = std::fs::read_to_string(REAL_TRADES).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Tick {
+                ts_ns: f[0].parse().unwrap(),
+                price: f[1].parse().unwrap(),
+                size: f[2].parse().unwrap(),
+                side: Side::from_letter(f[3]).unwrap(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn real_trades_after_real_bar_warmup_decide_as_nq_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let warm_ticks = bar_ticks(REAL_BARS, 600);
+    let warm = tmp.path().join("warm.parquet");
+    write_ticks(&warm, &warm_ticks);
+    let trades = tmp.path().join("trades.parquet");
+    let out = Command::new(NQ_DATA)
+        .args(["import", REAL_TRADES, "-o"])
+        .arg(&trades)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The trades are a Sunday evening: only the Globex session decides there.
+    let session = ["--session", "GLOBEX"];
+    let eval = eval_decisions(tmp.path(), &[&trades, &warm], &session);
+    let raw_csv = std::fs::read(REAL_TRADES).unwrap();
+    let signal = signal_decisions(
+        &[
+            &"--warmup",
+            &warm,
+            &"--show-warmup",
+            &session[0],
+            &session[1],
+        ],
+        &raw_csv,
+    );
+    let mut stream = warm_ticks.clone();
+    stream.extend(real_trades());
+    let engine = engine_decisions(&stream, Some("GLOBEX"));
+    let first_real = 1_746_396_000_000_000_000;
+    let live: Vec<&String> = signal
+        .iter()
+        .filter(|l| !l.contains("\"warmup\":true"))
+        .collect();
+    // The warm-up's last bar is still open when it ends; the first real
+    // trade closes it, so one live decision may be about 2023.
+    let on_real = live
+        .iter()
+        .filter(|l| raw(l, "ts_utc_ns").parse::<i64>().unwrap() > first_real)
+        .count();
+    assert!(live.len() - on_real <= 1, "{live:?}");
+    assert!(
+        on_real >= 100,
+        "only {on_real} decisions on the real trades"
+    );
+    assert!(signal.len() >= 500, "{} decisions", signal.len());
+    assert_same(&signal, &eval, &engine);
+}
