@@ -5,7 +5,8 @@
 //! read back is recorded. Prints p50, p99, mean and max over the decisions.
 //!
 //! Run: `cargo bench -p nq-tools --bench signal_latency`
-//! (`NQ_SIGNAL_BENCH_DECISIONS` sets how many timed decisions; default 3000).
+//! (`NQ_SIGNAL_BENCH_DECISIONS` sets how many timed decisions, default 3000;
+//! `NQ_SIGNAL_BENCH_JSON=1` sends JSON tick lines instead of CSV).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -42,9 +43,14 @@ impl Walk {
     }
 }
 
-fn tick_line(ts_ns: i64, price: f64, k: i64) -> String {
+fn tick_line(ts_ns: i64, price: f64, k: i64, json: bool) -> String {
     let side = if k % 2 == 0 { "B" } else { "A" };
-    format!("{ts_ns},{price},{},{side}\n", 1 + k % 4)
+    let size = 1 + k % 4;
+    if json {
+        format!("{{\"ts_utc_ns\":{ts_ns},\"price\":{price},\"size\":{size},\"side\":\"{side}\"}}\n")
+    } else {
+        format!("{ts_ns},{price},{size},{side}\n")
+    }
 }
 
 fn taskset() -> bool {
@@ -66,6 +72,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
+    let json = std::env::var_os("NQ_SIGNAL_BENCH_JSON").is_some_and(|v| v == "1");
     let pinned = taskset();
     let mut cmd = if pinned {
         let mut c = Command::new("taskset");
@@ -103,7 +110,7 @@ fn main() {
     while latencies.len() < wanted {
         let bar_start = START_NS + minute * MINUTE_NS;
         // The first tick of this minute closes the previous bar.
-        let closing = tick_line(bar_start, walk.next(), 0);
+        let closing = tick_line(bar_start, walk.next(), 0, json);
         let sent = Instant::now();
         stdin.write_all(closing.as_bytes()).unwrap();
         stdin.flush().unwrap();
@@ -133,7 +140,7 @@ fn main() {
         let mut rest = String::new();
         for k in 1..=TICKS_PER_BAR {
             let ts = bar_start + k * MINUTE_NS / (TICKS_PER_BAR + 1);
-            rest.push_str(&tick_line(ts, walk.next(), k));
+            rest.push_str(&tick_line(ts, walk.next(), k, json));
         }
         stdin.write_all(rest.as_bytes()).unwrap();
         minute += 1;
@@ -156,8 +163,9 @@ fn main() {
         .unwrap_or_else(|| "unknown CPU".into());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "nq-signal decision latency, stdin tick line to stdout decision line \
+        "nq-signal decision latency, stdin {} tick line to stdout decision line \
          ({} decisions, {} bars without a decision, {})",
+        if json { "JSON" } else { "CSV" },
         latencies.len(),
         quiet_bars,
         if pinned {
@@ -174,7 +182,11 @@ fn main() {
         latencies[0].as_secs_f64() * 1e6,
         latencies[latencies.len() - 1].as_secs_f64() * 1e6,
     );
-    println!("  machine: {cpu}, {} CPUs, load average {}", num_cpus(), load.trim());
+    println!(
+        "  machine: {cpu}, {} CPUs, load average {}",
+        num_cpus(),
+        load.trim()
+    );
 }
 
 fn num_cpus() -> usize {
