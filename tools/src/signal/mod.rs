@@ -248,7 +248,7 @@ impl<'a> Signal<'a> {
                         self.out
                             .begin("fill_rejected")
                             .int("line", line_no as i64)
-                            .str("reason", &why.to_string())
+                            .message("reason", &why)
                             .bytes("input", quoted(raw));
                     }
                 }

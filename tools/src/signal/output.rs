@@ -48,6 +48,14 @@ impl JsonLine {
         self
     }
 
+    /// A string from a `Display` value, written without an intermediate
+    /// `String`. For the program's own messages: they are not escaped.
+    pub fn message(&mut self, key: &str, value: &dyn std::fmt::Display) -> &mut Self {
+        self.key(key);
+        let _ = write!(self.buf, "\"{value}\"");
+        self
+    }
+
     /// A string from raw input bytes: invalid UTF-8 becomes U+FFFD.
     pub fn bytes(&mut self, key: &str, value: &[u8]) -> &mut Self {
         self.key(key);
