@@ -46,6 +46,11 @@ const REAL_BARS: &str = concat!(
     "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
 );
 
+/// The fixture's $2,500 trailing drawdown limit is breached within hours,
+/// after which every decision is a forced HOLD: without a limit the policy
+/// decides every bar, which is what is worth comparing.
+const NO_DRAWDOWN_LIMIT: [&str; 2] = ["--drawdown-limit", "0"];
+
 /// One `equity.parquet` row of the policy run.
 #[derive(Debug)]
 struct EvalRow {
@@ -82,6 +87,7 @@ fn eval_decisions(dir: &Path, data: &[&Path], args: &[&str]) -> Vec<EvalRow> {
         .arg(P1)
         .args(data)
         .args(args)
+        .args(NO_DRAWDOWN_LIMIT)
         .arg("--report")
         .arg(&report)
         .output()
@@ -139,7 +145,7 @@ fn opt_f64(text: &str) -> Option<f64> {
 /// nq-signal's decision lines for `stdin`.
 fn signal_decisions(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: &[u8]) -> Vec<String> {
     let mut cmd = Command::new(NQ_SIGNAL);
-    cmd.arg(P1);
+    cmd.arg(P1).args(NO_DRAWDOWN_LIMIT);
     for a in args {
         cmd.arg(a);
     }
@@ -170,6 +176,7 @@ fn engine_decisions(ticks: &[Tick], session: Option<&str>) -> Vec<Decision> {
     let ckpt = CheckpointFile::read(P1).unwrap();
     let overrides = SimOverrides {
         session: session.map(str::to_string),
+        drawdown_limit: Some(0.0),
         ..SimOverrides::default()
     };
     let config = overrides.engine_config(&ckpt).unwrap();
@@ -280,7 +287,12 @@ fn synthetic_ticks_piped_as_csv_decide_as_nq_eval() {
     let eval = eval_decisions(tmp.path(), &[&data], &[]);
     let signal = signal_decisions(&[], &csv(&ticks));
     let engine = engine_decisions(&ticks, None);
-    assert!(signal.len() >= 500, "only {} decisions", signal.len());
+    let policy = signal
+        .iter()
+        .filter(|l| raw(l, "kind") == "\"policy\"")
+        .count();
+    assert!(policy >= 500, "only {policy} policy decisions");
+    eprintln!("synthetic: {policy} policy decisions of {}", signal.len());
     assert!(
         signal.iter().any(|l| !l.contains("\"action\":\"HOLD\"")),
         "the policy never trades here: a weak comparison"
@@ -373,10 +385,23 @@ fn real_trades_after_real_bar_warmup_decide_as_nq_eval() {
         .filter(|l| raw(l, "ts_utc_ns").parse::<i64>().unwrap() > first_real)
         .count();
     assert!(live.len() - on_real <= 1, "{live:?}");
+    let policy_on_real = live
+        .iter()
+        .filter(|l| raw(l, "ts_utc_ns").parse::<i64>().unwrap() > first_real)
+        .filter(|l| raw(l, "kind") == "\"policy\"")
+        .count();
     assert!(
-        on_real >= 100,
-        "only {on_real} decisions on the real trades"
+        policy_on_real >= 100,
+        "only {policy_on_real} policy decisions on the real trades"
     );
     assert!(signal.len() >= 500, "{} decisions", signal.len());
+    assert!(
+        signal.iter().any(|l| !l.contains("\"action\":\"HOLD\"")),
+        "the policy never trades here: a weak comparison"
+    );
+    eprintln!(
+        "real: {policy_on_real} policy decisions on the trades, {} in all",
+        signal.len()
+    );
     assert_same(&signal, &eval, &engine);
 }
