@@ -82,7 +82,9 @@ fn main() {
         Command::new(NQ_SIGNAL)
     };
     let mut child = cmd
-        .args([CHECKPOINT, "--session", "GLOBEX"])
+        // No drawdown limit: after a breach decisions skip the policy, which
+        // would time less than the real work.
+        .args([CHECKPOINT, "--session", "GLOBEX", "--drawdown-limit", "0"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -106,6 +108,7 @@ fn main() {
     };
     let mut latencies = Vec::with_capacity(wanted);
     let mut quiet_bars = 0u64;
+    let mut policy = 0usize;
     let mut minute = 0i64;
     while latencies.len() < wanted {
         let bar_start = START_NS + minute * MINUTE_NS;
@@ -123,6 +126,7 @@ fn main() {
                     Ok((at, line)) => {
                         assert!(line.starts_with("{\"type\":\"decision\""), "{line}");
                         if line.contains(&this_bar) {
+                            policy += usize::from(line.contains("\"kind\":\"policy\""));
                             latencies.push(at - sent);
                             break;
                         }
@@ -164,7 +168,7 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "nq-signal decision latency, stdin {} tick line to stdout decision line \
-         ({} decisions, {} bars without a decision, {})",
+         ({} decisions, {policy} by the policy, {} bars without a decision, {})",
         if json { "JSON" } else { "CSV" },
         latencies.len(),
         quiet_bars,
