@@ -183,3 +183,48 @@ fn user_errors_exit_2() {
         assert_eq!(text(&out.stdout), "", "{args:?}");
     }
 }
+
+#[test]
+fn warmup_on_real_bars_then_live_ticks() {
+    let bars_csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let bars = tmp.path().join("bars.parquet");
+    let out = Command::new(env!("CARGO_BIN_EXE_nq-data"))
+        .args(["import", bars_csv, "-o"])
+        .arg(&bars)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let bars = bars.to_str().unwrap();
+    // The last bar starts 2023-12-04 21:59 UTC and ends at 22:00.
+    let end = 1_701_727_200_000_000_000i64;
+    let input = format!("{},16000,1,B\n{end},16000,1,B\n", end - SEC);
+    let out = signal(&[P1, "--warmup", bars, "--show-warmup"], &input);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let warm = lines
+        .iter()
+        .filter(|l| l.contains("\"warmup\":true"))
+        .count();
+    // Two weeks of RTH sessions after the 132-bar warm-up.
+    assert!(warm > 3000, "{warm} warm-up decisions");
+    assert!(lines[..warm].iter().all(|l| l.contains("\"warmup\":true")));
+    assert_eq!(
+        lines[warm],
+        r#"{"type":"rejected","line":1,"reason":"timestamp inside the warm-up data","input":"1701727199000000000,16000,1,B"}"#
+    );
+    assert_eq!(lines.len(), warm + 1, "the tick at the end is accepted");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("1 ticks, 0 decisions, 1 rejected lines, 1 late ticks"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warm-up: 14714 records"), "{stderr}");
+    // Without --show-warmup, the history stays silent.
+    let out = signal(&[P1, "--warmup", bars], &input);
+    assert_eq!(text(&out.stdout).lines().count(), 1, "{out:?}");
+}
