@@ -11,6 +11,7 @@ pub mod env;
 pub mod error;
 pub mod eval;
 pub mod gae;
+pub mod layer;
 pub mod monitor;
 pub mod net;
 pub mod norm;

@@ -148,10 +148,12 @@ impl<B: Backend> Mlp<B> {
         let layers = self.num_layers();
         let mut h = x;
         for l in 0..layers {
-            h = h.matmul(self.params[2 * l].clone()) + self.params[2 * l + 1].clone();
-            if l + 1 < layers {
-                h = h.tanh();
-            }
+            h = crate::layer::linear(
+                h,
+                self.params[2 * l].clone(),
+                self.params[2 * l + 1].clone(),
+                l + 1 < layers,
+            );
         }
         h
     }
@@ -211,16 +213,16 @@ impl<B: Backend> Adam<B> {
 
     /// One step over `params` with `grads` (same order), after scaling all
     /// gradients so their global L2 norm is at most `max_norm`. Returns the
-    /// norm before clipping.
+    /// norm before clipping, `[1]`, on the device.
     pub fn step(
         &mut self,
         params: &mut [Tensor<B, 2>],
         grads: Vec<Tensor<B, 2>>,
         lr: f64,
         max_norm: f32,
-    ) -> f32 {
-        // The global norm and the clip factor stay on the device: one host
-        // sync per step (for the statistic) instead of one per tensor.
+    ) -> Tensor<B, 1> {
+        // The global norm and the clip factor stay on the device: no host
+        // sync here at all.
         let sq = grads
             .iter()
             .map(|g| g.clone().powi_scalar(2).sum())
@@ -234,7 +236,6 @@ impl<B: Backend> Adam<B> {
             .mul_scalar(max_norm)
             .clamp_max(1.0)
             .reshape([1, 1]);
-        let norm = norm_t.into_scalar().to_f32_lossy();
         self.step += 1;
         let bias1 = 1.0 - self.beta1.powi(self.step as i32);
         let bias2 = 1.0 - self.beta2.powi(self.step as i32);
@@ -251,16 +252,6 @@ impl<B: Backend> Adam<B> {
             self.m[i] = m;
             self.v[i] = v;
         }
-        norm
-    }
-}
-
-trait ToF32Lossy {
-    fn to_f32_lossy(self) -> f32;
-}
-
-impl<E: burn::tensor::ElementConversion> ToF32Lossy for E {
-    fn to_f32_lossy(self) -> f32 {
-        self.elem::<f32>()
+        norm_t
     }
 }

@@ -224,7 +224,10 @@ pub fn update<B: AutodiffBackend>(
     let (d, a_n, mb) = (batch.obs_dim, batch.num_actions, p.minibatch_size);
     scratch.idx.clear();
     scratch.idx.extend(0..n);
-    let mut totals = UpdateStats::default();
+    let mut timing = UpdateStats::default();
+    // Statistics stay on the device and are read once per update: a host
+    // read per minibatch would stall a GPU's queue seven times per step.
+    let mut sums: Option<Tensor<B::InnerBackend, 1>> = None;
     let mut count = 0.0f32;
     for _ in 0..p.epochs {
         rng.shuffle(&mut scratch.idx);
@@ -261,33 +264,42 @@ pub fn update<B: AutodiffBackend>(
                 let std = var.sqrt() + 1e-8;
                 s.adv.iter_mut().for_each(|x| *x = (*x - mean) / std);
             }
-            totals.seconds_gather += gather_start.elapsed().as_secs_f64();
-            let stats = minibatch_step::<B>(agent, adam, s, mb, d, a_n, p, device);
-            totals.seconds_forward_backward += stats.seconds_forward_backward;
-            totals.seconds_optimizer += stats.seconds_optimizer;
-            totals.loss += stats.loss;
-            totals.policy_loss += stats.policy_loss;
-            totals.value_loss += stats.value_loss;
-            totals.entropy += stats.entropy;
-            totals.approx_kl += stats.approx_kl;
-            totals.clip_fraction += stats.clip_fraction;
-            totals.grad_norm += stats.grad_norm;
+            timing.seconds_gather += gather_start.elapsed().as_secs_f64();
+            let step = minibatch_step::<B>(agent, adam, s, mb, d, a_n, p, device);
+            timing.seconds_forward_backward += step.seconds_forward_backward;
+            timing.seconds_optimizer += step.seconds_optimizer;
+            sums = Some(match sums {
+                Some(total) => total + step.stats,
+                None => step.stats,
+            });
             count += 1.0;
         }
     }
     let c = count.max(1.0);
+    let sums = sums
+        .map(|t| tensor_to_vec(&t))
+        .unwrap_or_else(|| vec![0.0; STAT_COUNT]);
+    let mean = |i: usize| sums[i] / c;
     UpdateStats {
-        loss: totals.loss / c,
-        policy_loss: totals.policy_loss / c,
-        value_loss: totals.value_loss / c,
-        entropy: totals.entropy / c,
-        approx_kl: totals.approx_kl / c,
-        clip_fraction: totals.clip_fraction / c,
-        grad_norm: totals.grad_norm / c,
-        seconds_gather: totals.seconds_gather,
-        seconds_forward_backward: totals.seconds_forward_backward,
-        seconds_optimizer: totals.seconds_optimizer,
+        loss: mean(0),
+        policy_loss: mean(1),
+        value_loss: mean(2),
+        entropy: mean(3),
+        approx_kl: mean(4),
+        clip_fraction: mean(5),
+        grad_norm: mean(6),
+        ..timing
     }
+}
+
+/// loss, policy loss, value loss, entropy, approx KL, clip fraction, grad norm.
+const STAT_COUNT: usize = 7;
+
+struct MinibatchStep<B: Backend> {
+    /// `[STAT_COUNT]`, in the order of `STAT_COUNT`'s list.
+    stats: Tensor<B, 1>,
+    seconds_forward_backward: f64,
+    seconds_optimizer: f64,
 }
 
 fn column<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 2> {
@@ -304,7 +316,7 @@ fn minibatch_step<B: AutodiffBackend>(
     a_n: usize,
     p: &UpdateParams,
     device: &B::Device,
-) -> UpdateStats {
+) -> MinibatchStep<B::InnerBackend> {
     let start = std::time::Instant::now();
     let params: Vec<Tensor<B, 2>> = agent
         .params()
@@ -366,23 +378,22 @@ fn minibatch_step<B: AutodiffBackend>(
     // Diagnostics (CleanRL: approx_kl is the low-variance estimator of http://joschu.net/blog/kl-approx.html).
     let logratio = logratio.inner();
     let ratio = ratio.inner();
-    let approx_kl = ((ratio.clone() - 1.0) - logratio).mean().into_scalar();
-    let clip_fraction = (ratio - 1.0)
-        .abs()
-        .greater_elem(p.clip_coef)
-        .float()
-        .mean()
-        .into_scalar();
-    use burn::tensor::ElementConversion;
-    UpdateStats {
-        loss: loss.inner().into_scalar().elem(),
-        policy_loss: policy_loss.inner().into_scalar().elem(),
-        value_loss: value_loss.inner().into_scalar().elem(),
-        entropy: entropy.inner().into_scalar().elem(),
-        approx_kl: approx_kl.elem(),
-        clip_fraction: clip_fraction.elem(),
-        grad_norm,
-        seconds_gather: 0.0,
+    let approx_kl = ((ratio.clone() - 1.0) - logratio).mean();
+    let clip_fraction = (ratio - 1.0).abs().greater_elem(p.clip_coef).float().mean();
+    let stats = Tensor::cat(
+        vec![
+            loss.inner(),
+            policy_loss.inner(),
+            value_loss.inner(),
+            entropy.inner(),
+            approx_kl,
+            clip_fraction,
+            grad_norm,
+        ],
+        0,
+    );
+    MinibatchStep {
+        stats,
         seconds_forward_backward: (backward_done - start).as_secs_f64(),
         seconds_optimizer: backward_done.elapsed().as_secs_f64(),
     }
