@@ -98,6 +98,14 @@ fn bench_policy(c: &mut Criterion) {
         b.iter(|| mlp::matvec(black_box(&w), &bias, black_box(&x), &mut y))
     });
 
+    // The first layer of the checkpoint above, in place: 231-float rows start
+    // at every 4-byte offset, so half the loads straddle two cache lines.
+    let (w0, b0) = layers[0];
+    let x0: Vec<f32> = x.iter().cycle().take(231).copied().collect();
+    c.bench_function("matvec_231x256_first_layer", |b| {
+        b.iter(|| mlp::matvec(black_box(w0), b0, black_box(&x0), &mut y))
+    });
+
     // Small enough for L1: the kernel's compute rate without cache traffic.
     let (w_small, x_small, b_small) = (&w[..64 * 64], &x[..64], &bias[..64]);
     let mut y_small = vec![0.0f32; 64];

@@ -6,7 +6,7 @@ use nq_runtime::policy::mlp::*;
 #[test]
 fn grouped_and_single_row_kernels_agree_bitwise() {
     for cols in [1usize, 7, 8, 9, 31, 231] {
-        for rows in [1usize, 3, 4, 5, 9] {
+        for rows in [1usize, 3, 4, 5, 8, 9, 17] {
             let w: Vec<f32> = (0..rows * cols)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
                 .collect();
@@ -61,4 +61,49 @@ fn tanh_fast_is_within_a_few_ulps() {
         );
     }
     assert!(worst < 4e-7, "worst relative error {worst:e}");
+}
+
+mod policy_common;
+
+use nq_formats::checkpoint::Activation;
+use nq_runtime::policy::{Checkpoint, Policy, PolicyScratch, Rng};
+use nq_runtime::ActionMask;
+use policy_common::{file, metadata, metadata_pairs, random_tensors, Buffer};
+
+/// FNV-1a over the bits of every logit of a production-sized policy
+/// (231->256->256->6, both activations), weights in place and decoded.
+fn production_logits_digest() -> u64 {
+    let mut digest = 0xcbf2_9ce4_8422_2325u64;
+    let mut rng = Rng::new(5);
+    let mut scratch = PolicyScratch::new();
+    for (activation, seed) in [(Activation::Tanh, 11), (Activation::Relu, 12)] {
+        let m = metadata(2, &[256, 256], activation);
+        let bytes = file(&random_tensors(&m, seed), &metadata_pairs(&m));
+        for shift in [0, 1] {
+            let buf = Buffer::new(&bytes, shift);
+            let ck = Checkpoint::parse(buf.bytes()).unwrap();
+            let policy = Policy::from_checkpoint(&ck).unwrap();
+            assert_eq!(policy.weights_in_place(), shift == 0);
+            for _ in 0..20 {
+                let obs: Vec<f32> = (0..231).map(|_| (rng.next_f32() - 0.5) * 8.0).collect();
+                let out = policy
+                    .forward(&obs, ActionMask::from_bits(0xff), &mut scratch)
+                    .unwrap();
+                for logit in out.logits() {
+                    for byte in logit.to_bits().to_le_bytes() {
+                        digest = (digest ^ byte as u64).wrapping_mul(0x100_0000_01b3);
+                    }
+                }
+            }
+        }
+    }
+    digest
+}
+
+/// Pinned from the first (SSE2, 4-row) kernels: every build since (AVX,
+/// 8-row groups, masked tails, transposed reductions) must give the very
+/// same bits, on any CPU and whatever `target-cpu` the build uses.
+#[test]
+fn production_logits_are_bit_identical_on_every_build() {
+    assert_eq!(production_logits_digest(), 5_481_852_817_154_407_442);
 }

@@ -505,7 +505,10 @@ impl<'a> Policy<'a> {
                 found: obs.len(),
             });
         }
-        if let Some(index) = obs.iter().position(|v| v.is_nan()) {
+        // A branch-free scan (it vectorises; `position` is a branch per
+        // value), then the index only when there is one to report.
+        if obs.iter().fold(false, |nan, v| nan | v.is_nan()) {
+            let index = obs.iter().position(|v| v.is_nan()).unwrap_or(0);
             return Err(PolicyError::NanObservation { index });
         }
         let clip = self.metadata.norm_clip;
