@@ -228,3 +228,29 @@ fn warmup_on_real_bars_then_live_ticks() {
     let out = signal(&[P1, "--warmup", bars], &input);
     assert_eq!(text(&out.stdout).lines().count(), 1, "{out:?}");
 }
+
+#[test]
+fn warmup_bars_of_another_length_are_refused() {
+    let bars_csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/real/nq_databento_5min_2023_01/nq_5min_bars_utc.csv"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let bars = tmp.path().join("bars5.parquet");
+    let out = Command::new(env!("CARGO_BIN_EXE_nq-data"))
+        .args(["import", bars_csv, "-o"])
+        .arg(&bars)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = signal(&[P1, "--warmup", bars.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bars5.parquet")
+            && stderr.contains("300 s apart")
+            && stderr.contains("60 s bars"),
+        "{stderr}"
+    );
+}

@@ -217,7 +217,7 @@ fn replay_inner(
 ) -> Result<Run> {
     let mut clock = NewYorkClock::new();
     let mut last_ts = i64::MIN;
-    let mut min_bar_gap = i64::MAX;
+    let mut spacing = BarSpacing::default();
     let mut engine = checkpoint.engine(config)?;
     let sim = *engine.simulator().config();
     let mut run = Run {
@@ -251,9 +251,7 @@ fn replay_inner(
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
             for bar in bars.iter().filter(|b| range.contains(&mut clock, b.ts_ns)) {
-                if last_ts != i64::MIN {
-                    min_bar_gap = min_bar_gap.min(bar.ts_ns - last_ts);
-                }
+                spacing.observe(bar.ts_ns);
                 last_ts = bar.ts_ns;
                 let decision = match choose.as_deref_mut() {
                     Some(f) => engine.on_bar_with(bar, f),
@@ -266,11 +264,47 @@ fn replay_inner(
             Ok(())
         })?,
     }
-    // Bars of another length than the checkpoint's would be read as if they
-    // were its bars: the closest two bars tell the data's bar length.
-    let bar_ns = i64::from(sim.bar_seconds) * 1_000_000_000;
-    if min_bar_gap != i64::MAX && min_bar_gap != bar_ns {
-        return Err(Error::BadFile {
+    spacing.check(data, sim.bar_seconds, &format!("the checkpoint {name:?}"))?;
+    run.open_at_end = engine.simulator().position_side();
+    if let Some(trade) = engine.end_of_data(last_ts) {
+        run.trades.push(trade);
+    }
+    run.breached |= engine.simulator().is_breached();
+    Ok(run)
+}
+
+/// Bars of another length than the checkpoint's would be read as if they
+/// were its bars: the closest two bars tell the data's bar length.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BarSpacing {
+    last_ts: i64,
+    min_gap: i64,
+}
+
+impl Default for BarSpacing {
+    fn default() -> Self {
+        BarSpacing {
+            last_ts: i64::MIN,
+            min_gap: i64::MAX,
+        }
+    }
+}
+
+impl BarSpacing {
+    pub(crate) fn observe(&mut self, ts_ns: i64) {
+        if self.last_ts != i64::MIN {
+            self.min_gap = self.min_gap.min(ts_ns - self.last_ts);
+        }
+        self.last_ts = ts_ns;
+    }
+
+    /// `whose` names what expects `bar_seconds` bars, for the message.
+    pub(crate) fn check(&self, data: &MarketReader, bar_seconds: u32, whose: &str) -> Result<()> {
+        let bar_ns = i64::from(bar_seconds) * 1_000_000_000;
+        if self.min_gap == i64::MAX || self.min_gap == bar_ns {
+            return Ok(());
+        }
+        Err(Error::BadFile {
             file: data
                 .files()
                 .first()
@@ -279,18 +313,11 @@ fn replay_inner(
             column: Some("ts".into()),
             problem: format!(
                 "bar length mismatch: the data's bars are {} s apart at the closest, \
-                 the checkpoint {name:?} uses {} s bars",
-                min_bar_gap as f64 / 1e9,
-                sim.bar_seconds
+                 {whose} uses {bar_seconds} s bars",
+                self.min_gap as f64 / 1e9,
             ),
-        });
+        })
     }
-    run.open_at_end = engine.simulator().position_side();
-    if let Some(trade) = engine.end_of_data(last_ts) {
-        run.trades.push(trade);
-    }
-    run.breached |= engine.simulator().is_breached();
-    Ok(run)
 }
 
 fn collect(engine: &Engine<'_>, decision: Option<Decision>, run: &mut Run, peak: &mut f64) {

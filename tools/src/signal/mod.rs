@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use nq_runtime::bars::TickRejected;
 use nq_runtime::engine::{Decision, Engine};
 
+use crate::eval::BarSpacing;
 use crate::market_data::{DataKind, MarketReader};
 use crate::{Error, Result};
 use output::JsonLine;
@@ -138,6 +139,7 @@ impl<'a> Signal<'a> {
     pub fn warm_up(&mut self, paths: &[PathBuf], out: &mut impl Write) -> Result<()> {
         let reader = MarketReader::open_many(paths)?;
         let bar_ns = self.engine.features().config().bar_ns();
+        let mut spacing = BarSpacing::default();
         match reader.kind() {
             DataKind::Ticks => reader.for_each_tick_chunk(|ticks| {
                 for tick in ticks {
@@ -151,6 +153,7 @@ impl<'a> Signal<'a> {
             })?,
             DataKind::Bars => reader.for_each_bar_chunk(|bars| {
                 for bar in bars {
+                    spacing.observe(bar.ts_ns);
                     let decision = self.engine.on_bar(bar);
                     self.floor_ns = self.floor_ns.max(bar.ts_ns.saturating_add(bar_ns));
                     self.warmup_decision(decision, out)?;
@@ -159,7 +162,8 @@ impl<'a> Signal<'a> {
                 Ok(())
             })?,
         }
-        Ok(())
+        let bar_seconds = self.engine.simulator().config().bar_seconds;
+        spacing.check(&reader, bar_seconds, "the checkpoint")
     }
 
     fn warmup_decision(&mut self, decision: Option<Decision>, out: &mut impl Write) -> Result<()> {
