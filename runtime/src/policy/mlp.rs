@@ -47,11 +47,16 @@ fn fits<const R: usize>(rows: &[&[f32]; R], x: &[f32], cols: usize) -> bool {
     cols <= x.len() && rows.iter().all(|r| r.len() >= cols)
 }
 
+/// `TAIL_MASK[LANES - t..][..LANES]` enables the first `t` lanes.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
+static TAIL_MASK: [i32; 2 * LANES] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
 /// The row sums every kernel computes, lane by lane: over the first
 /// `full = cols - cols % LANES` columns, `acc[l] = sum_k w[k*LANES+l] *
 /// x[k*LANES+l]` accumulated in increasing `k`; then the tail column
-/// `full + l` added into lane `l`; then [`reduce`].
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
+/// `full + l` added into lane `l`; then [`reduce`]. Targets other than
+/// x86-64 run it as plain code.
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn dot_rows<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [f32; R] {
     let cols = x.len();
@@ -59,8 +64,16 @@ fn dot_rows<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [f32; R] {
     if !fits(&rows, x, cols) {
         return [0.0; R];
     }
-    let mut acc = lane_sums_checked(rows, x, full);
+    let mut acc = [[0.0f32; LANES]; R];
     for (a, row) in acc.iter_mut().zip(rows) {
+        for (w, v) in row[..full]
+            .chunks_exact(LANES)
+            .zip(x[..full].chunks_exact(LANES))
+        {
+            for l in 0..LANES {
+                a[l] += w[l] * v[l];
+            }
+        }
         for (l, (w, v)) in row[full..cols].iter().zip(&x[full..]).enumerate() {
             a[l] += w * v;
         }
@@ -68,66 +81,111 @@ fn dot_rows<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [f32; R] {
     acc.map(reduce)
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
+#[cfg(not(target_arch = "x86_64"))]
 use dot_rows as dot_group;
 
-/// Portable x86-64 (SSE2 is part of the base ISA): two 4-wide registers per row.
+/// Portable x86-64 (SSE2 is part of the base ISA): two 4-wide registers per
+/// row (lanes 0..4 and 4..8), and without a tail the 4 row sums of a group
+/// reduced together: letting LLVM reduce them from arrays cost 10% of the
+/// whole matvec (its vectorised reduction went through the stack).
 #[cfg(all(target_arch = "x86_64", not(target_feature = "avx")))]
-#[inline(always)]
-fn lane_sums_checked<const R: usize>(
-    rows: [&[f32]; R],
-    x: &[f32],
-    full: usize,
-) -> [[f32; LANES]; R] {
+mod sse2 {
+    use super::{fits, reduce, LANES, ROWS};
     use core::arch::x86_64::*;
-    let mut out = [[0.0f32; LANES]; R];
-    // SAFETY: `dot_rows` checked that `x` and every row hold at least
-    // `full` elements, and `k + LANES <= full` in the loop, so every load
-    // reads inside its slice; each store writes 4 floats into an 8-float
-    // array at 0 or 4.
-    unsafe {
-        let mut lo = [_mm_setzero_ps(); R];
-        let mut hi = [_mm_setzero_ps(); R];
-        let mut k = 0;
-        while k < full {
-            let v_lo = _mm_loadu_ps(x.as_ptr().add(k));
-            let v_hi = _mm_loadu_ps(x.as_ptr().add(k + 4));
-            for r in 0..R {
-                let p = rows[r].as_ptr().add(k);
-                lo[r] = _mm_add_ps(lo[r], _mm_mul_ps(_mm_loadu_ps(p), v_lo));
-                hi[r] = _mm_add_ps(hi[r], _mm_mul_ps(_mm_loadu_ps(p.add(4)), v_hi));
-            }
-            k += LANES;
+
+    // `dot_group` reduces 4 rows per register.
+    const _: () = assert!(ROWS == 4 && LANES == 8);
+
+    /// Lane sums of `R` rows over the first `x.len() - x.len() % LANES`
+    /// columns, as (lanes 0..4, lanes 4..8); `None` if a row is shorter
+    /// than `x`.
+    #[inline(always)]
+    fn lane_sums<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> Option<[(__m128, __m128); R]> {
+        let cols = x.len();
+        if !fits(&rows, x, cols) {
+            return None;
         }
-        for r in 0..R {
-            _mm_storeu_ps(out[r].as_mut_ptr(), lo[r]);
-            _mm_storeu_ps(out[r].as_mut_ptr().add(4), hi[r]);
+        let full = cols - cols % LANES;
+        // SAFETY: every row holds at least `cols` elements (checked above),
+        // and the loads read columns `k..k + LANES` with `k + LANES <= full`.
+        unsafe {
+            let mut acc = [(_mm_setzero_ps(), _mm_setzero_ps()); R];
+            let mut k = 0;
+            while k < full {
+                let v_lo = _mm_loadu_ps(x.as_ptr().add(k));
+                let v_hi = _mm_loadu_ps(x.as_ptr().add(k + 4));
+                for (a, row) in acc.iter_mut().zip(rows) {
+                    let p = row.as_ptr().add(k);
+                    a.0 = _mm_add_ps(a.0, _mm_mul_ps(_mm_loadu_ps(p), v_lo));
+                    a.1 = _mm_add_ps(a.1, _mm_mul_ps(_mm_loadu_ps(p.add(4)), v_hi));
+                }
+                k += LANES;
+            }
+            Some(acc)
         }
     }
-    out
+
+    /// `R` dot products, each reduced on its own.
+    #[inline(always)]
+    pub(super) fn dot_rows<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [f32; R] {
+        let Some(acc) = lane_sums(rows, x) else {
+            return [0.0; R];
+        };
+        let cols = x.len();
+        let full = cols - cols % LANES;
+        let mut out = [0.0; R];
+        for ((o, (lo, hi)), row) in out.iter_mut().zip(acc).zip(rows) {
+            let mut lanes = [0.0f32; LANES];
+            // SAFETY: writes the 8 floats of `lanes`, 4 at 0 and 4 at 4.
+            unsafe {
+                _mm_storeu_ps(lanes.as_mut_ptr(), lo);
+                _mm_storeu_ps(lanes.as_mut_ptr().add(4), hi);
+            }
+            for (l, (w, v)) in row[full..cols].iter().zip(&x[full..]).enumerate() {
+                lanes[l] += w * v;
+            }
+            *o = reduce(lanes);
+        }
+        out
+    }
+
+    /// [`ROWS`] dot products reduced together: lane `r` of the last step
+    /// holds row `r`'s sum, paired exactly as [`reduce`] pairs it.
+    #[inline(always)]
+    pub(super) fn dot_group(rows: [&[f32]; ROWS], x: &[f32]) -> [f32; ROWS] {
+        // SSE2 has no masked loads; tails are added to the lanes in memory.
+        if !x.len().is_multiple_of(LANES) {
+            return dot_rows(rows, x);
+        }
+        let Some(a) = lane_sums(rows, x) else {
+            return [0.0; ROWS];
+        };
+        let mut out = [0.0f32; ROWS];
+        // SAFETY: register arithmetic, and a store of the 4 floats of `out`.
+        unsafe {
+            // Row r: [a0+a4, a1+a5, a2+a6, a3+a7].
+            let half = |r: usize| _mm_add_ps(a[r].0, a[r].1);
+            // Rows r, r + 1: [(a0+a4)+(a2+a6), (a1+a5)+(a3+a7)] each.
+            let quarter = |s: __m128, t: __m128| {
+                _mm_add_ps(
+                    _mm_shuffle_ps::<0b01_00_01_00>(s, t),
+                    _mm_shuffle_ps::<0b11_10_11_10>(s, t),
+                )
+            };
+            let q01 = quarter(half(0), half(1));
+            let q23 = quarter(half(2), half(3));
+            let sums = _mm_add_ps(
+                _mm_shuffle_ps::<0b10_00_10_00>(q01, q23),
+                _mm_shuffle_ps::<0b11_01_11_01>(q01, q23),
+            );
+            _mm_storeu_ps(out.as_mut_ptr(), sums);
+        }
+        out
+    }
 }
 
-/// Other targets: the same lanes in plain code.
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn lane_sums_checked<const R: usize>(
-    rows: [&[f32]; R],
-    x: &[f32],
-    full: usize,
-) -> [[f32; LANES]; R] {
-    let mut acc = [[0.0f32; LANES]; R];
-    for (r, row) in rows.iter().enumerate() {
-        for (w, v) in row[..full]
-            .chunks_exact(LANES)
-            .zip(x[..full].chunks_exact(LANES))
-        {
-            for l in 0..LANES {
-                acc[r][l] += w[l] * v[l];
-            }
-        }
-    }
-    acc
-}
+#[cfg(all(target_arch = "x86_64", not(target_feature = "avx")))]
+use sse2::{dot_group, dot_rows};
 
 /// x86-64 with AVX (e.g. `-C target-cpu=native`): one 8-wide register per
 /// row, the tail columns added under a mask, and for a whole group of
@@ -135,14 +193,11 @@ fn lane_sums_checked<const R: usize>(
 /// in the same order as the portable kernels.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
 mod avx {
-    use super::{fits, reduce, LANES, ROWS};
+    use super::{fits, reduce, LANES, ROWS, TAIL_MASK};
     use core::arch::x86_64::*;
 
     // `dot_group` reduces 8 rows per register.
     const _: () = assert!(ROWS.is_multiple_of(8) && LANES == 8);
-
-    /// `MASK[LANES - t..][..LANES]` enables the first `t` lanes.
-    static MASK: [i32; 2 * LANES] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
 
     /// Lane sums (tail included) of `R` rows of `x.len()` columns; `None`
     /// if a row is shorter than `x` (callers never pass one).
@@ -169,7 +224,7 @@ mod avx {
             }
             let tail = cols - full;
             if tail > 0 {
-                let mask = _mm256_loadu_si256(MASK.as_ptr().add(LANES - tail).cast());
+                let mask = _mm256_loadu_si256(TAIL_MASK.as_ptr().add(LANES - tail).cast());
                 let v = _mm256_maskload_ps(x.as_ptr().add(full), mask);
                 for r in 0..R {
                     let w = _mm256_maskload_ps(rows[r].as_ptr().add(full), mask);
