@@ -84,11 +84,22 @@ impl<B: Backend> Agent<B> {
         values: &mut [f32],
     ) {
         let dim = obs.len() / rows;
+        let actions = logits.len() / rows;
         let x: Tensor<B, 2> = Tensor::from_data(TensorData::new(obs.to_vec(), [rows, dim]), device);
-        let l = tensor_to_vec(&self.actor.forward(x.clone()));
-        logits.copy_from_slice(&l);
-        let v = tensor_to_vec(&self.critic.forward(x));
-        values.copy_from_slice(&v);
+        // One read back per rollout step, not two (each is a device sync on a GPU).
+        let both = Tensor::cat(
+            vec![self.actor.forward(x.clone()), self.critic.forward(x)],
+            1,
+        );
+        let both = tensor_to_vec(&both);
+        for ((row, l), v) in both
+            .chunks_exact(actions + 1)
+            .zip(logits.chunks_exact_mut(actions))
+            .zip(values.iter_mut())
+        {
+            l.copy_from_slice(&row[..actions]);
+            *v = row[actions];
+        }
     }
 
     pub fn values(&self, obs: &[f32], rows: usize, device: &B::Device, values: &mut [f32]) {

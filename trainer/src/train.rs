@@ -371,7 +371,9 @@ pub fn train<B: AutodiffBackend>(
     let mut logp_row = vec![0.0f32; a_n];
     let mut done = vec![0u8; n];
     let mut rms_scratch = vec![0.0f64; 2 * dim];
-    let mut final_norm = vec![0.0f32; dim];
+    let mut final_norm: Vec<f32> = Vec::with_capacity(n * dim);
+    let mut trunc_envs: Vec<usize> = Vec::with_capacity(n);
+    let mut trunc_values: Vec<f32> = Vec::with_capacity(n);
     let mut mb_scratch = MinibatchScratch::default();
     let mut timing = Timing::default();
 
@@ -446,14 +448,21 @@ pub fn train<B: AutodiffBackend>(
             r_rewards[row.clone()].copy_from_slice(&buf.rewards);
             r_term[row.clone()].copy_from_slice(&buf.terminated);
             r_trunc[row.clone()].copy_from_slice(&buf.truncated);
-            for e in 0..n {
-                r_trunc_values[row.start + e] = 0.0;
-                if buf.truncated[e] != 0 {
-                    final_norm.copy_from_slice(&buf.final_obs[e * dim..(e + 1) * dim]);
-                    normalize_rows(&mut final_norm, &mean, &var, cfg.obs_eps, cfg.obs_clip);
-                    let mut v = [0.0f32];
-                    agent.values(&final_norm, 1, device, &mut v);
-                    r_trunc_values[row.start + e] = v[0];
+            // Values of the truncated episodes' last observations, all in one
+            // forward (one device sync on a GPU, not one per episode).
+            r_trunc_values[row.clone()].fill(0.0);
+            final_norm.clear();
+            trunc_envs.clear();
+            for e in (0..n).filter(|&e| buf.truncated[e] != 0) {
+                final_norm.extend_from_slice(&buf.final_obs[e * dim..(e + 1) * dim]);
+                trunc_envs.push(e);
+            }
+            if !trunc_envs.is_empty() {
+                normalize_rows(&mut final_norm, &mean, &var, cfg.obs_eps, cfg.obs_clip);
+                trunc_values.resize(trunc_envs.len(), 0.0);
+                agent.values(&final_norm, trunc_envs.len(), device, &mut trunc_values);
+                for (&e, &v) in trunc_envs.iter().zip(&trunc_values) {
+                    r_trunc_values[row.start + e] = v;
                 }
             }
             global_step += n as u64;
