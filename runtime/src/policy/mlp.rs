@@ -19,16 +19,17 @@
 //!
 //! Every row is summed in the same order whichever path runs it (SSE2, AVX,
 //! plain, grouped or single row, the byte-decoding fallback), and no fused
-//! multiply-add is used (Zen 4 multiplies and adds on separate pipes, so FMA
-//! would not be faster here), so the logits are bit-identical across builds,
+//! multiply-add is used (FMA would round differently; and since the kernel
+//! waits on L2, not on arithmetic, it would not help), so the logits are
+//! bit-identical across builds,
 //! CPU features and buffer alignment (`tests/policy_kernels.rs` pins them).
 
 /// Independent accumulators per row.
 pub const LANES: usize = 8;
 /// Rows per group in the in-place kernel: each load of `x` serves them all.
-/// With AVX, 8 rows keep 8 independent add chains in flight (enough to
-/// cover the add latency; 4 chains left the adders idle half the time) in
-/// 8 of the 16 registers; SSE2 needs two registers per row, so it stays at 4.
+/// With AVX, 8 rows keep 8 independent add chains in flight in 8 of the 16
+/// registers (4 chains could not cover the add latency: a 64x64 matvec in
+/// L1 ran 1.4x slower); SSE2 needs two registers per row, so it stays at 4.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
 pub const ROWS: usize = 8;
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
