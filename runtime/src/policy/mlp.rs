@@ -21,8 +21,8 @@
 //! plain, grouped or single row, the byte-decoding fallback), and no fused
 //! multiply-add is used (FMA would round differently; and since the kernel
 //! waits on L2, not on arithmetic, it would not help), so the logits are
-//! bit-identical across builds,
-//! CPU features and buffer alignment (`tests/policy_kernels.rs` pins them).
+//! bit-identical across builds, CPU features and buffer alignment
+//! (`tests/policy_kernels.rs` pins them).
 
 /// Independent accumulators per row.
 pub const LANES: usize = 8;
