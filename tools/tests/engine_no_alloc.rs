@@ -5,50 +5,16 @@
 //! The engine is loaded the way users load it, through the std wrapper
 //! (`CheckpointFile`), from the Python-made fixture checkpoint.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
+use counting_alloc::allocations_during;
 use nq_formats::{Side, Tick};
 use nq_runtime::engine::{EngineConfig, Sampling};
 use nq_tools::checkpoint_file::CheckpointFile;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    // Only the measuring thread counts: the test harness allocates on its own threads.
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note_allocation() {
-    if WATCHING.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// A seeded random walk on the 0.25 grid, one trade every 400 ms from a
 /// Monday at midnight UTC: about 4.6 days, five RTH sessions.
@@ -91,27 +57,21 @@ fn one_million_ticks_allocate_nothing() {
     let ticks = ticks(1_000_000);
 
     // The counter must see an allocation when there is one, or a zero proves nothing.
-    WATCHING.with(|w| w.set(true));
-    drop(std::hint::black_box(vec![0u8; 64]));
-    WATCHING.with(|w| w.set(false));
-    assert_eq!(ALLOCATIONS.swap(0, Ordering::Relaxed), 1);
+    let ((), seen) = allocations_during(|| drop(std::hint::black_box(vec![0u8; 64])));
+    assert_eq!(seen, 1);
 
     let (mut decisions, mut trades, mut moves) = (0u64, 0u64, 0u64);
-    WATCHING.with(|w| w.set(true));
-    for tick in &ticks {
-        if let Some(d) = engine.on_tick(tick).expect("valid tick") {
-            decisions += 1;
-            moves += d.action.is_position_management() as u64;
+    let ((), allocations) = allocations_during(|| {
+        for tick in &ticks {
+            if let Some(d) = engine.on_tick(tick).expect("valid tick") {
+                decisions += 1;
+                moves += d.action.is_position_management() as u64;
+            }
+            trades += engine.events().exit.is_some() as u64;
         }
-        trades += engine.events().exit.is_some() as u64;
-    }
-    WATCHING.with(|w| w.set(false));
+    });
 
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::Relaxed),
-        0,
-        "allocations in the hot path"
-    );
+    assert_eq!(allocations, 0, "allocations in the hot path");
     assert!(decisions > 1_500, "{decisions} decisions");
     assert!(trades > 50, "{trades} trades");
     assert!(moves > 0, "no position-management action was exercised");

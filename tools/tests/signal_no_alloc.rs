@@ -3,51 +3,18 @@
 //! clock lines, fills, late and unreadable lines, with hundreds of decision
 //! lines written, and sees only the one line buffer `serve` starts with.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
+use counting_alloc::allocations_during;
 use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::eval::SimOverrides;
 use nq_tools::signal::{Options, Signal};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    // Only the measuring thread counts: the test harness allocates on its own threads.
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note_allocation() {
-    if WATCHING.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 const P1: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -127,9 +94,8 @@ fn serving_lines_allocates_nothing_per_line() {
     let mut signal = Signal::new(engine, Options::default());
     let mut out = Tally::default();
 
-    WATCHING.with(|w| w.set(true));
-    let stats = signal.serve(input.as_bytes(), &mut out).unwrap();
-    WATCHING.with(|w| w.set(false));
+    let (stats, allocations) = allocations_during(|| signal.serve(input.as_bytes(), &mut out));
+    let stats = stats.unwrap();
 
     assert!(out.decisions > 800, "{} decisions", out.decisions);
     assert_eq!(out.decisions, stats.decisions);
@@ -138,9 +104,5 @@ fn serving_lines_allocates_nothing_per_line() {
         "{stats:?}"
     );
     assert!(out.others >= 100, "{} other lines", out.others);
-    assert!(
-        ALLOCATIONS.load(Ordering::Relaxed) <= 1,
-        "{} allocations",
-        ALLOCATIONS.load(Ordering::Relaxed)
-    );
+    assert!(allocations <= 1, "{allocations} allocations");
 }

@@ -5,52 +5,15 @@
 //! must see zero allocations.
 
 mod common;
+#[path = "../../../tools/tests/support/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
+use counting_alloc::allocations_during;
 use nq_formats::SessionHours;
 use nq_runtime_ffi::*;
 
-struct Counting;
-
-thread_local! {
-    // Per thread: the harness runs the tests, and allocates, on other threads.
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note_allocation() {
-    if WATCHING.with(Cell::get) {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-    }
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn creation_in_storage_and_feeding_never_allocate() {
@@ -79,9 +42,8 @@ fn creation_in_storage_and_feeding_never_allocate() {
     let mut err = nq_error::default();
     let (mut decisions, mut fills, mut refused) = (0, 0, 0);
 
-    WATCHING.with(|w| w.set(true));
     // SAFETY: storage, checkpoint and outputs outlive the engine.
-    unsafe {
+    let ((), allocations) = allocations_during(|| unsafe {
         let e = nq_engine_init(
             storage.as_mut_ptr().cast(),
             storage.len() * 8,
@@ -126,34 +88,29 @@ fn creation_in_storage_and_feeding_never_allocate() {
             nq_status::NQ_OK
         );
         assert_eq!(nq_engine_deinit(e), nq_status::NQ_OK);
-    }
-    WATCHING.with(|w| w.set(false));
+    });
 
     assert!(
         decisions > 1_000 && fills > 10 && refused > 10,
         "{decisions} {fills} {refused}"
     );
-    assert_eq!(allocations(), 0);
+    assert_eq!(allocations, 0);
 }
 
 /// The counter itself works: the boxed constructor is seen allocating.
 #[test]
 fn the_counter_sees_nq_engine_new() {
     let ckpt = common::Aligned::new(&common::checkpoint(&common::Spec::default()));
-    WATCHING.with(|w| w.set(true));
-    let before = allocations();
     // SAFETY: the checkpoint outlives the engine.
-    let e = unsafe {
+    let (e, allocations) = allocations_during(|| unsafe {
         nq_engine_new(
             ckpt.bytes().as_ptr(),
             ckpt.bytes().len(),
             std::ptr::null_mut(),
         )
-    };
-    let after = allocations();
-    WATCHING.with(|w| w.set(false));
+    });
     assert!(!e.is_null());
-    assert!(after > before);
+    assert!(allocations > 0);
     // SAFETY: made by nq_engine_new.
     assert_eq!(unsafe { nq_engine_free(e) }, nq_status::NQ_OK);
 }
