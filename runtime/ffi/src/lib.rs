@@ -432,6 +432,32 @@ unsafe fn with_engine(
     )
 }
 
+/// A getter of one number: `*out = value(engine)`, or an error naming
+/// `function` when `out` is NULL.
+///
+/// # Safety
+/// As [`live`]; `out` NULL or writable.
+unsafe fn read_u64(
+    engine: *mut nq_engine,
+    out: *mut u64,
+    function: &str,
+    value: impl FnOnce(&nq_engine) -> u64,
+) -> nq_status {
+    let body = |e: &mut nq_engine| {
+        // SAFETY: the caller's contract on `out`.
+        let Some(out) = (unsafe { out.as_mut() }) else {
+            return e.fail(
+                nq_status::NQ_ERR_NULL_POINTER,
+                format_args!("{function}: out is NULL"),
+            );
+        };
+        *out = value(e);
+        nq_status::NQ_OK
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_engine(engine, body) }
+}
+
 fn write_decision(d: &Decision, out: &mut nq_decision) {
     *out = nq_decision {
         kind: match d.kind {
@@ -1072,19 +1098,12 @@ pub unsafe extern "C" fn nq_engine_observation(
 /// `engine` as returned by creation; `out` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nq_engine_layout_hash(engine: *mut nq_engine, out: *mut u64) -> nq_status {
-    let body = |e: &mut nq_engine| {
-        // SAFETY: the caller's contract on `out`.
-        let Some(out) = (unsafe { out.as_mut() }) else {
-            return e.fail(
-                nq_status::NQ_ERR_NULL_POINTER,
-                format_args!("nq_engine_layout_hash: out is NULL"),
-            );
-        };
-        *out = e.engine.policy().metadata().obs_layout_hash;
-        nq_status::NQ_OK
-    };
     // SAFETY: the caller's contract.
-    unsafe { with_engine(engine, body) }
+    unsafe {
+        read_u64(engine, out, "nq_engine_layout_hash", |e| {
+            e.engine.policy().metadata().obs_layout_hash
+        })
+    }
 }
 
 /// Policy decisions made so far (session-end and drawdown decisions are not
@@ -1097,19 +1116,12 @@ pub unsafe extern "C" fn nq_engine_decision_count(
     engine: *mut nq_engine,
     out: *mut u64,
 ) -> nq_status {
-    let body = |e: &mut nq_engine| {
-        // SAFETY: the caller's contract on `out`.
-        let Some(out) = (unsafe { out.as_mut() }) else {
-            return e.fail(
-                nq_status::NQ_ERR_NULL_POINTER,
-                format_args!("nq_engine_decision_count: out is NULL"),
-            );
-        };
-        *out = e.engine.decision_count();
-        nq_status::NQ_OK
-    };
     // SAFETY: the caller's contract.
-    unsafe { with_engine(engine, body) }
+    unsafe {
+        read_u64(engine, out, "nq_engine_decision_count", |e| {
+            e.engine.decision_count()
+        })
+    }
 }
 
 /// Copies the engine's most recent error (code and message) into `out`;
