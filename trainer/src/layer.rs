@@ -18,7 +18,7 @@
 //! the trainer stays generic over `AutodiffBackend`; any other backend (CUDA)
 //! gets burn's own `matmul + add + tanh`.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -252,11 +252,45 @@ fn matmul_into(
     }
 }
 
+thread_local! {
+    /// Set while this thread runs one half of [`join_on_cpu`]: the other half
+    /// already has the other cores, so its products run on this one alone.
+    static IN_PAIR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether `B` is the CPU backend these kernels serve (plain or under autodiff).
+pub fn is_cpu_backend<B: Backend>() -> bool {
+    let primitive = TypeId::of::<B::FloatTensorPrimitive>();
+    primitive == TypeId::of::<NdArrayTensor>() || primitive == TypeId::of::<AutodiffTensor>()
+}
+
+/// Runs `a` and `b` side by side on the CPU backend, each with single-threaded
+/// products (the actor's and the critic's graphs are disjoint, and two whole
+/// passes at once keep both cores busier than splitting every product), or
+/// one after the other on any other backend. The split never changes a result.
+pub fn join_on_cpu<B: Backend, RA: Send, RB: Send>(
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    if !is_cpu_backend::<B>() || rayon::current_num_threads() < 2 {
+        return (a(), b());
+    }
+    rayon::join(|| alone(a), || alone(b))
+}
+
+fn alone<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_PAIR.with(|flag| flag.replace(true));
+    let result = f();
+    IN_PAIR.with(|flag| flag.set(was));
+    result
+}
+
 /// Below this many multiply-adds a product is not worth waking threads for.
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 fn gemm_parallelism(work: usize) -> gemm::Parallelism {
-    if work >= PARALLEL_MIN_WORK && rayon::current_num_threads() > 1 {
+    let in_pair = IN_PAIR.with(|flag| flag.get());
+    if !in_pair && work >= PARALLEL_MIN_WORK && rayon::current_num_threads() > 1 {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

@@ -87,10 +87,11 @@ impl<B: Backend> Agent<B> {
         let actions = logits.len() / rows;
         let x: Tensor<B, 2> = Tensor::from_data(TensorData::new(obs.to_vec(), [rows, dim]), device);
         // One read back per rollout step, not two (each is a device sync on a GPU).
-        let both = Tensor::cat(
-            vec![self.actor.forward(x.clone()), self.critic.forward(x)],
-            1,
+        let (logits_t, values_t) = crate::layer::join_on_cpu::<B, _, _>(
+            || self.actor.forward(x.clone()),
+            || self.critic.forward(x.clone()),
         );
+        let both = Tensor::cat(vec![logits_t, values_t], 1);
         let both = tensor_to_vec(&both);
         for ((row, l), v) in both
             .chunks_exact(actions + 1)
@@ -276,7 +277,7 @@ pub fn update<B: AutodiffBackend>(
                 s.adv.iter_mut().for_each(|x| *x = (*x - mean) / std);
             }
             timing.seconds_gather += gather_start.elapsed().as_secs_f64();
-            let step = minibatch_step::<B>(agent, adam, s, mb, d, a_n, p, device);
+            let step = minibatch_step::<B>(agent, adam, s, d, a_n, p, device);
             timing.seconds_forward_backward += step.seconds_forward_backward;
             timing.seconds_optimizer += step.seconds_optimizer;
             sums = Some(match sums {
@@ -313,8 +314,28 @@ struct MinibatchStep<B: Backend> {
     seconds_optimizer: f64,
 }
 
-fn column<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 2> {
-    Tensor::from_data(TensorData::new(v.to_vec(), [v.len(), 1]), device)
+struct ActorSide<B: Backend> {
+    grads: Vec<Tensor<B, 2>>,
+    loss: Tensor<B, 1>,
+    policy_loss: Tensor<B, 1>,
+    entropy: Tensor<B, 1>,
+    logratio: Tensor<B, 2>,
+    ratio: Tensor<B, 2>,
+}
+
+/// `loss`'s gradient for each of `params` (zeros where it does not reach).
+fn gradients<B: AutodiffBackend>(
+    loss: &Tensor<B, 1>,
+    params: &[Tensor<B, 2>],
+) -> Vec<Tensor<B::InnerBackend, 2>> {
+    let grads = loss.backward();
+    params
+        .iter()
+        .map(|t| {
+            t.grad(&grads)
+                .unwrap_or_else(|| t.clone().inner().zeros_like())
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -322,7 +343,6 @@ fn minibatch_step<B: AutodiffBackend>(
     agent: &mut Agent<B::InnerBackend>,
     adam: &mut Adam<B::InnerBackend>,
     s: &MinibatchScratch,
-    mb: usize,
     d: usize,
     a_n: usize,
     p: &UpdateParams,
@@ -335,68 +355,81 @@ fn minibatch_step<B: AutodiffBackend>(
         .map(|t| Tensor::from_inner(t).require_grad())
         .collect();
     let n_actor = agent.actor.params.len();
-    let actor = Mlp::<B> {
-        params: params[..n_actor].to_vec(),
+    let (actor_params, critic_params) = params.split_at(n_actor);
+    let table = |v: &[f32], cols: usize| -> Tensor<B, 2> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len() / cols, cols]), device)
     };
-    let critic = Mlp::<B> {
-        params: params[n_actor..].to_vec(),
-    };
-    let obs: Tensor<B, 2> = Tensor::from_data(TensorData::new(s.obs.clone(), [mb, d]), device);
-    let onehot: Tensor<B, 2> =
-        Tensor::from_data(TensorData::new(s.onehot.clone(), [mb, a_n]), device);
-    let penalty: Tensor<B, 2> =
-        Tensor::from_data(TensorData::new(s.penalty.clone(), [mb, a_n]), device);
-    let old_logp = column::<B>(&s.logp, device);
-    let old_values = column::<B>(&s.values, device);
-    let adv = column::<B>(&s.adv, device);
-    let returns = column::<B>(&s.returns, device);
-
-    // ALGO LOGIC: the PPO loss (CleanRL ppo.py, lines "Policy loss" .. "loss =").
-    let logp_all = log_softmax(actor.forward(obs.clone()) + penalty, 1);
-    let new_logp = (logp_all.clone() * onehot).sum_dim(1);
-    let entropy = (logp_all.clone().exp() * logp_all).sum_dim(1).neg().mean();
-    let logratio = new_logp - old_logp;
-    let ratio = logratio.clone().exp();
-    let pg1 = adv.clone().neg() * ratio.clone();
-    let pg2 = adv.neg() * ratio.clone().clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
-    let policy_loss = pg1.max_pair(pg2).mean();
-    let new_values = critic.forward(obs);
-    let v_unclipped = (new_values.clone() - returns.clone()).powi_scalar(2);
-    let value_loss = if p.clip_vloss {
-        let v_clipped =
-            old_values.clone() + (new_values - old_values).clamp(-p.clip_coef, p.clip_coef);
-        let v_clipped = (v_clipped - returns).powi_scalar(2);
-        v_unclipped.max_pair(v_clipped).mean().mul_scalar(0.5)
-    } else {
-        v_unclipped.mean().mul_scalar(0.5)
-    };
-    let loss = policy_loss.clone() - entropy.clone().mul_scalar(p.ent_coef)
-        + value_loss.clone().mul_scalar(p.vf_coef);
-
-    let grads = loss.backward();
+    // The actor's and the critic's graphs meet only in the loss sum, whose
+    // gradient reaches each side unchanged: each side's own backward gives
+    // the same gradients, and on the CPU the two run at once.
+    let (actor_side, critic_side) = crate::layer::join_on_cpu::<B, _, _>(
+        || {
+            // ALGO LOGIC: the PPO loss (CleanRL ppo.py, lines "Policy loss" .. "loss =").
+            let actor = Mlp::<B> {
+                params: actor_params.to_vec(),
+            };
+            let logp_all = log_softmax(actor.forward(table(&s.obs, d)) + table(&s.penalty, a_n), 1);
+            let new_logp = (logp_all.clone() * table(&s.onehot, a_n)).sum_dim(1);
+            let entropy = (logp_all.clone().exp() * logp_all).sum_dim(1).neg().mean();
+            let logratio = new_logp - table(&s.logp, 1);
+            let ratio = logratio.clone().exp();
+            let adv = table(&s.adv, 1);
+            let pg1 = adv.clone().neg() * ratio.clone();
+            let pg2 = adv.neg() * ratio.clone().clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
+            let policy_loss = pg1.max_pair(pg2).mean();
+            let loss = policy_loss.clone() - entropy.clone().mul_scalar(p.ent_coef);
+            let grads = gradients(&loss, actor_params);
+            ActorSide {
+                grads,
+                loss: loss.inner(),
+                policy_loss: policy_loss.inner(),
+                entropy: entropy.inner(),
+                logratio: logratio.inner(),
+                ratio: ratio.inner(),
+            }
+        },
+        || {
+            let critic = Mlp::<B> {
+                params: critic_params.to_vec(),
+            };
+            let new_values = critic.forward(table(&s.obs, d));
+            let (old_values, returns) = (table(&s.values, 1), table(&s.returns, 1));
+            let v_unclipped = (new_values.clone() - returns.clone()).powi_scalar(2);
+            let value_loss = if p.clip_vloss {
+                let v_clipped =
+                    old_values.clone() + (new_values - old_values).clamp(-p.clip_coef, p.clip_coef);
+                let v_clipped = (v_clipped - returns).powi_scalar(2);
+                v_unclipped.max_pair(v_clipped).mean().mul_scalar(0.5)
+            } else {
+                v_unclipped.mean().mul_scalar(0.5)
+            };
+            let loss = value_loss.clone().mul_scalar(p.vf_coef);
+            (
+                gradients(&loss, critic_params),
+                value_loss.inner(),
+                loss.inner(),
+            )
+        },
+    );
+    let (critic_grads, value_loss, weighted_value_loss) = critic_side;
+    let loss = actor_side.loss + weighted_value_loss;
     let backward_done = std::time::Instant::now();
-    let grad_list: Vec<Tensor<B::InnerBackend, 2>> = params
-        .iter()
-        .map(|t| {
-            t.grad(&grads)
-                .unwrap_or_else(|| t.clone().inner().zeros_like())
-        })
-        .collect();
+    let mut grad_list = actor_side.grads;
+    grad_list.extend(critic_grads);
     let mut inner = agent.params();
     let grad_norm = adam.step(&mut inner, grad_list, p.lr, p.max_grad_norm);
     agent.set_params(inner);
 
     // Diagnostics (CleanRL: approx_kl is the low-variance estimator of http://joschu.net/blog/kl-approx.html).
-    let logratio = logratio.inner();
-    let ratio = ratio.inner();
+    let (logratio, ratio) = (actor_side.logratio, actor_side.ratio);
     let approx_kl = ((ratio.clone() - 1.0) - logratio).mean();
     let clip_fraction = (ratio - 1.0).abs().greater_elem(p.clip_coef).float().mean();
     let stats = Tensor::cat(
         vec![
-            loss.inner(),
-            policy_loss.inner(),
-            value_loss.inner(),
-            entropy.inner(),
+            loss,
+            actor_side.policy_loss,
+            value_loss,
+            actor_side.entropy,
             approx_kl,
             clip_fraction,
             grad_norm,
@@ -407,5 +440,75 @@ fn minibatch_step<B: AutodiffBackend>(
         stats,
         seconds_forward_backward: (backward_done - start).as_secs_f64(),
         seconds_optimizer: backward_done.elapsed().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CpuBackend;
+
+    /// The actor and critic passes run side by side only when the pool has
+    /// two or more threads; the weights after an update must not show it.
+    #[test]
+    fn update_does_not_depend_on_the_thread_count() {
+        let (obs_dim, num_actions, rows) = (9, 3, 64);
+        let mut rng = Rng::new(11, 0);
+        let host = HostAgent::init(obs_dim, &[16, 16], num_actions, &mut rng);
+        let obs: Vec<f32> = (0..rows * obs_dim).map(|_| rng.normal() as f32).collect();
+        let actions: Vec<u8> = (0..rows).map(|_| rng.below(num_actions) as u8).collect();
+        let masks: Vec<u8> = actions.iter().map(|&a| (1 << a) | 0b001).collect();
+        let column =
+            |rng: &mut Rng| -> Vec<f32> { (0..rows).map(|_| rng.normal() as f32).collect() };
+        let (values, advantages, returns) = (column(&mut rng), column(&mut rng), column(&mut rng));
+        let logp: Vec<f32> = (0..rows).map(|_| -(rng.uniform() as f32) - 0.1).collect();
+        let batch = Batch {
+            obs: &obs,
+            obs_dim,
+            num_actions,
+            actions: &actions,
+            masks: &masks,
+            logp: &logp,
+            values: &values,
+            advantages: &advantages,
+            returns: &returns,
+        };
+        let params = UpdateParams {
+            epochs: 2,
+            minibatch_size: 32,
+            lr: 1e-2,
+            clip_coef: 0.2,
+            clip_vloss: true,
+            ent_coef: 0.01,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            norm_adv: true,
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let device = Default::default();
+                let mut agent = host.to_backend(&device);
+                let mut adam = Adam::new(&agent.params(), 1e-5);
+                let stats = update::<CpuBackend>(
+                    &mut agent,
+                    &mut adam,
+                    &batch,
+                    &params,
+                    &mut Rng::new(3, 1),
+                    &mut MinibatchScratch::default(),
+                    &device,
+                );
+                (agent.to_host(), stats.loss, stats.grad_norm)
+            })
+        };
+        let alone = run(1);
+        assert_ne!(alone.0, host, "the update moved the weights");
+        for threads in [2, 3] {
+            assert!(run(threads) == alone, "{threads} threads");
+        }
     }
 }
