@@ -314,13 +314,25 @@ struct MinibatchStep<B: Backend> {
     seconds_optimizer: f64,
 }
 
-struct ActorSide<B: Backend> {
-    grads: Vec<Tensor<B, 2>>,
+/// The actor's half of the PPO loss and the diagnostics it yields.
+struct ActorLoss<B: Backend> {
     loss: Tensor<B, 1>,
     policy_loss: Tensor<B, 1>,
     entropy: Tensor<B, 1>,
     logratio: Tensor<B, 2>,
     ratio: Tensor<B, 2>,
+}
+
+impl<B: AutodiffBackend> ActorLoss<B> {
+    fn inner(self) -> ActorLoss<B::InnerBackend> {
+        ActorLoss {
+            loss: self.loss.inner(),
+            policy_loss: self.policy_loss.inner(),
+            entropy: self.entropy.inner(),
+            logratio: self.logratio.inner(),
+            ratio: self.ratio.inner(),
+        }
+    }
 }
 
 /// `loss`'s gradient for each of `params` (zeros where it does not reach).
@@ -359,63 +371,85 @@ fn minibatch_step<B: AutodiffBackend>(
     let table = |v: &[f32], cols: usize| -> Tensor<B, 2> {
         Tensor::from_data(TensorData::new(v.to_vec(), [v.len() / cols, cols]), device)
     };
-    // The actor's and the critic's graphs meet only in the loss sum, whose
-    // gradient reaches each side unchanged: each side's own backward gives
-    // the same gradients, and on the CPU the two run at once.
-    let (actor_side, critic_side) = crate::layer::join_on_cpu::<B, _, _>(
-        || {
-            // ALGO LOGIC: the PPO loss (CleanRL ppo.py, lines "Policy loss" .. "loss =").
-            let actor = Mlp::<B> {
-                params: actor_params.to_vec(),
-            };
-            let logp_all = log_softmax(actor.forward(table(&s.obs, d)) + table(&s.penalty, a_n), 1);
-            let new_logp = (logp_all.clone() * table(&s.onehot, a_n)).sum_dim(1);
-            let entropy = (logp_all.clone().exp() * logp_all).sum_dim(1).neg().mean();
-            let logratio = new_logp - table(&s.logp, 1);
-            let ratio = logratio.clone().exp();
-            let adv = table(&s.adv, 1);
-            let pg1 = adv.clone().neg() * ratio.clone();
-            let pg2 = adv.neg() * ratio.clone().clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
-            let policy_loss = pg1.max_pair(pg2).mean();
-            let loss = policy_loss.clone() - entropy.clone().mul_scalar(p.ent_coef);
-            let grads = gradients(&loss, actor_params);
-            ActorSide {
-                grads,
-                loss: loss.inner(),
-                policy_loss: policy_loss.inner(),
-                entropy: entropy.inner(),
-                logratio: logratio.inner(),
-                ratio: ratio.inner(),
-            }
-        },
-        || {
-            let critic = Mlp::<B> {
-                params: critic_params.to_vec(),
-            };
-            let new_values = critic.forward(table(&s.obs, d));
-            let (old_values, returns) = (table(&s.values, 1), table(&s.returns, 1));
-            let v_unclipped = (new_values.clone() - returns.clone()).powi_scalar(2);
-            let value_loss = if p.clip_vloss {
-                let v_clipped =
-                    old_values.clone() + (new_values - old_values).clamp(-p.clip_coef, p.clip_coef);
-                let v_clipped = (v_clipped - returns).powi_scalar(2);
-                v_unclipped.max_pair(v_clipped).mean().mul_scalar(0.5)
-            } else {
-                v_unclipped.mean().mul_scalar(0.5)
-            };
-            let loss = value_loss.clone().mul_scalar(p.vf_coef);
-            (
-                gradients(&loss, critic_params),
-                value_loss.inner(),
-                loss.inner(),
-            )
-        },
-    );
-    let (critic_grads, value_loss, weighted_value_loss) = critic_side;
-    let loss = actor_side.loss + weighted_value_loss;
+    // ALGO LOGIC: the PPO loss (CleanRL ppo.py, lines "Policy loss" .. "loss =").
+    let actor_loss = |obs: Tensor<B, 2>| {
+        let actor = Mlp::<B> {
+            params: actor_params.to_vec(),
+        };
+        let logp_all = log_softmax(actor.forward(obs) + table(&s.penalty, a_n), 1);
+        let new_logp = (logp_all.clone() * table(&s.onehot, a_n)).sum_dim(1);
+        let entropy = (logp_all.clone().exp() * logp_all).sum_dim(1).neg().mean();
+        let logratio = new_logp - table(&s.logp, 1);
+        let ratio = logratio.clone().exp();
+        let adv = table(&s.adv, 1);
+        let pg1 = adv.clone().neg() * ratio.clone();
+        let pg2 = adv.neg() * ratio.clone().clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
+        let policy_loss = pg1.max_pair(pg2).mean();
+        let loss = policy_loss.clone() - entropy.clone().mul_scalar(p.ent_coef);
+        ActorLoss {
+            loss,
+            policy_loss,
+            entropy,
+            logratio,
+            ratio,
+        }
+    };
+    let critic_loss = |obs: Tensor<B, 2>| {
+        let critic = Mlp::<B> {
+            params: critic_params.to_vec(),
+        };
+        let new_values = critic.forward(obs);
+        let (old_values, returns) = (table(&s.values, 1), table(&s.returns, 1));
+        let v_unclipped = (new_values.clone() - returns.clone()).powi_scalar(2);
+        let value_loss = if p.clip_vloss {
+            let v_clipped =
+                old_values.clone() + (new_values - old_values).clamp(-p.clip_coef, p.clip_coef);
+            let v_clipped = (v_clipped - returns).powi_scalar(2);
+            v_unclipped.max_pair(v_clipped).mean().mul_scalar(0.5)
+        } else {
+            v_unclipped.mean().mul_scalar(0.5)
+        };
+        let weighted = value_loss.clone().mul_scalar(p.vf_coef);
+        (value_loss, weighted)
+    };
+    let (actor_side, grad_list, value_loss, loss) = if crate::layer::is_cpu_backend::<B>() {
+        // The actor's and the critic's graphs meet only in the loss sum, whose
+        // gradient reaches each side unchanged: each side's own backward gives
+        // the same gradients, and on the CPU the two run at once.
+        let (actor_side, critic_side) = crate::layer::join_on_cpu::<B, _, _>(
+            || {
+                let side = actor_loss(table(&s.obs, d));
+                let grads = gradients(&side.loss, actor_params);
+                (side.inner(), grads)
+            },
+            || {
+                let (value_loss, weighted) = critic_loss(table(&s.obs, d));
+                let grads = gradients(&weighted, critic_params);
+                (value_loss.inner(), weighted.inner(), grads)
+            },
+        );
+        let ((actor_side, mut grad_list), (value_loss, weighted, critic_grads)) =
+            (actor_side, critic_side);
+        grad_list.extend(critic_grads);
+        let loss = actor_side.loss.clone() + weighted;
+        (actor_side, grad_list, value_loss, loss)
+    } else {
+        // On a GPU one upload of the observations and one backward pass: two
+        // would double the transfers and the launches (measured on an H200:
+        // 80.9k SPS at 256 envs with one pass, 63.6k with two).
+        let obs = table(&s.obs, d);
+        let actor_side = actor_loss(obs.clone());
+        let (value_loss, weighted) = critic_loss(obs);
+        let loss = actor_side.loss.clone() + weighted;
+        let grad_list = gradients(&loss, &params);
+        (
+            actor_side.inner(),
+            grad_list,
+            value_loss.inner(),
+            loss.inner(),
+        )
+    };
     let backward_done = std::time::Instant::now();
-    let mut grad_list = actor_side.grads;
-    grad_list.extend(critic_grads);
     let mut inner = agent.params();
     let grad_norm = adam.step(&mut inner, grad_list, p.lr, p.max_grad_norm);
     agent.set_params(inner);
