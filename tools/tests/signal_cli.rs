@@ -29,6 +29,21 @@ fn signal(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A CSV of `../shared/data/real` imported to Parquet at `out` with `nq-data`.
+fn import_real_bars(rel: &str, out: &std::path::Path) -> std::path::PathBuf {
+    let csv = format!(
+        "{}/../../shared/data/real/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_nq-data"))
+        .args(["import", &csv, "-o"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    out.to_path_buf()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8(b.to_vec()).unwrap()
 }
@@ -186,18 +201,11 @@ fn user_errors_exit_2() {
 
 #[test]
 fn warmup_on_real_bars_then_live_ticks() {
-    let bars_csv = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
-    );
     let tmp = tempfile::tempdir().unwrap();
-    let bars = tmp.path().join("bars.parquet");
-    let out = Command::new(env!("CARGO_BIN_EXE_nq-data"))
-        .args(["import", bars_csv, "-o"])
-        .arg(&bars)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let bars = import_real_bars(
+        "nq_firstrate_2023_11/nq_1min_bars_utc.csv",
+        &tmp.path().join("bars.parquet"),
+    );
     let bars = bars.to_str().unwrap();
     // The last bar starts 2023-12-04 21:59 UTC and ends at 22:00.
     let end = 1_701_727_200_000_000_000i64;
@@ -231,18 +239,11 @@ fn warmup_on_real_bars_then_live_ticks() {
 
 #[test]
 fn warmup_bars_of_another_length_are_refused() {
-    let bars_csv = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/real/nq_databento_5min_2023_01/nq_5min_bars_utc.csv"
-    );
     let tmp = tempfile::tempdir().unwrap();
-    let bars = tmp.path().join("bars5.parquet");
-    let out = Command::new(env!("CARGO_BIN_EXE_nq-data"))
-        .args(["import", bars_csv, "-o"])
-        .arg(&bars)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let bars = import_real_bars(
+        "nq_databento_5min_2023_01/nq_5min_bars_utc.csv",
+        &tmp.path().join("bars5.parquet"),
+    );
     let out = signal(&[P1, "--warmup", bars.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(out.stdout.is_empty());

@@ -632,6 +632,23 @@ pub extern "C" fn nq_engine_align() -> usize {
     align_of::<nq_engine>()
 }
 
+/// What a creation call answers if the runtime panicked: NULL, with the
+/// reason in `err`.
+///
+/// # Safety
+/// `err` is NULL or valid for writes.
+unsafe fn creation_panicked(err: *mut nq_error) -> *mut nq_engine {
+    // SAFETY: the caller's contract on `err`.
+    unsafe {
+        report(
+            err,
+            nq_status::NQ_ERR_INTERNAL,
+            format_args!("internal error (panic) while creating the engine"),
+        )
+    };
+    ptr::null_mut()
+}
+
 /// Builds an engine in `storage` over the checkpoint in `checkpoint`, with
 /// the simulator settings the checkpoint was trained with and greedy
 /// decisions. Allocates nothing.
@@ -658,17 +675,8 @@ pub unsafe extern "C" fn nq_engine_init(
     err: *mut nq_error,
 ) -> *mut nq_engine {
     guard(
-        || {
-            // SAFETY: the caller's contract on `err`.
-            unsafe {
-                report(
-                    err,
-                    nq_status::NQ_ERR_INTERNAL,
-                    format_args!("internal error (panic) while creating the engine"),
-                )
-            };
-            ptr::null_mut()
-        },
+        // SAFETY: the caller's contract on `err`.
+        || unsafe { creation_panicked(err) },
         || {
             if storage.is_null() {
                 // SAFETY: the caller's contract on `err`.
@@ -814,17 +822,8 @@ pub unsafe extern "C" fn nq_engine_new(
     err: *mut nq_error,
 ) -> *mut nq_engine {
     guard(
-        || {
-            // SAFETY: the caller's contract on `err`.
-            unsafe {
-                report(
-                    err,
-                    nq_status::NQ_ERR_INTERNAL,
-                    format_args!("internal error (panic) while creating the engine"),
-                )
-            };
-            ptr::null_mut()
-        },
+        // SAFETY: the caller's contract on `err`.
+        || unsafe { creation_panicked(err) },
         || {
             let mut slot = Box::<nq_engine>::new_uninit();
             // SAFETY: a fresh, aligned allocation of an nq_engine.
