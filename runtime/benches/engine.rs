@@ -13,6 +13,7 @@
 mod common;
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use nq_formats::checkpoint::Activation;
@@ -73,6 +74,38 @@ fn bench_engine(c: &mut Criterion) {
                     .ok(),
             )
         })
+    });
+
+    // As a live system runs it: `prepare_next_decision` in the idle time
+    // between bars (not timed), then the tick that closes the bar.
+    c.bench_function("engine_decision_prepared_231_256_256_6", |b| {
+        let mut engine = all_day_engine(bytes);
+        let mut step = 0i64;
+        while engine.decision_count() == 0 {
+            step += 1;
+            let _ = engine.on_tick(&tick(START + step * MINUTE, step));
+        }
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                engine.prepare_next_decision();
+                step += 1;
+                let closing = tick(START + step * MINUTE, step);
+                let start = Instant::now();
+                black_box(engine.on_tick(black_box(&closing)).ok());
+                timed += start.elapsed();
+            }
+            timed
+        });
+        // Only session changes (a bar with no decision before the next one)
+        // leave the prepared sums stale.
+        assert!(
+            engine.decision_count() < 100
+                || engine.prepared_decisions() * 10 >= engine.decision_count() * 9,
+            "prepared sums used in {} of {} decisions",
+            engine.prepared_decisions(),
+            engine.decision_count()
+        );
     });
 }
 

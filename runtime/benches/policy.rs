@@ -16,10 +16,11 @@
 mod common;
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use nq_formats::checkpoint::Activation;
-use nq_runtime::policy::{mlp, Checkpoint, Policy, PolicyScratch, Rng};
+use nq_runtime::policy::{mlp, Checkpoint, FirstLayerPrefix, Policy, PolicyScratch, Rng};
 use nq_runtime::ActionMask;
 
 fn bench_policy(c: &mut Criterion) {
@@ -44,6 +45,37 @@ fn bench_policy(c: &mut Criterion) {
             },
         );
     }
+
+    // The same decision with the first layer's 208 leading columns prepared
+    // beforehand (as the engine does between bars): only the forward pass
+    // is timed; the preparation is measured on its own below.
+    let words = common::random_checkpoint(Activation::Tanh);
+    let ck = Checkpoint::parse(words.bytes()).unwrap();
+    let policy = Policy::from_checkpoint(&ck).unwrap();
+    let mut scratch = PolicyScratch::new();
+    let mut prefix = Box::new(FirstLayerPrefix::new());
+    let known = &obs[..obs.len() - 23];
+    c.bench_function("decision_231_256_256_6_tanh_prepared", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                policy.prepare_prefix(known, &mut prefix);
+                let start = Instant::now();
+                black_box(
+                    policy
+                        .forward_prepared(black_box(&obs), mask, &mut scratch, &mut prefix)
+                        .unwrap()
+                        .argmax(),
+                );
+                timed += start.elapsed();
+            }
+            timed
+        });
+        assert!(prefix.hits() > 0, "the prepared prefix was never used");
+    });
+    c.bench_function("prepare_prefix_208_of_231", |b| {
+        b.iter(|| policy.prepare_prefix(black_box(known), &mut prefix))
+    });
 
     // The baseline the speed target is stated against: the same network as
     // plain loops (one accumulator per row, libm tanh), on the same machine.
@@ -113,6 +145,13 @@ fn bench_policy(c: &mut Criterion) {
     let x0: Vec<f32> = x.iter().cycle().take(231).copied().collect();
     c.bench_function("matvec_231x256_first_layer", |b| {
         b.iter(|| mlp::matvec(black_box(w0), b0, black_box(&x0), &mut y))
+    });
+
+    // Its last 23 columns only, the first 208 continued from lane sums.
+    let mut lanes = vec![[0.0f32; mlp::LANES]; 256];
+    let from = mlp::prefix_lane_sums(w0, 231, &x0[..208], &mut lanes);
+    c.bench_function("matvec_231x256_from_208", |b| {
+        b.iter(|| mlp::matvec_from(black_box(w0), b0, black_box(&x0), &mut y, from, &lanes))
     });
 
     // Small enough for L1: the kernel's compute rate without cache traffic.

@@ -22,17 +22,24 @@
 //!   system overrides its position, so the next observation describes the
 //!   position that really exists.
 //!
+//! - **Idle time** ([`Engine::prepare_next_decision`]): between bars the
+//!   engine can do the part of the next decision that is already known,
+//!   which shortens the time from the closing tick to the decision.
+//!
 //! Nothing here allocates; an `Engine` is a plain struct of fixed size
-//! (about 30 KiB) that can live on the stack, in a static or in a box.
+//! (about 70 KiB) that can live on the stack, in a static or in a box.
 
 use core::fmt;
 
-use nq_formats::obs::{OBS_DIM_PHASE2, OBS_LAYOUT_V1};
+use nq_formats::obs::{MARKET_DIM, OBS_DIM_PHASE2, OBS_LAYOUT_V1};
 use nq_formats::{Action, ActionSet, Bar, Instrument, SimConfig, Tick};
 
 use crate::bars::{BarBuilder, TickRejected};
+use crate::features::BAR_FEATURE_COUNT;
 use crate::features::{FeatureConfig, FeatureConfigError, FeatureEngine};
-use crate::policy::{Checkpoint, Policy, PolicyError, PolicyScratch, Rng, MAX_ACTIONS};
+use crate::policy::{
+    Checkpoint, FirstLayerPrefix, Policy, PolicyError, PolicyScratch, Rng, MAX_ACTIONS,
+};
 use crate::sim::{ExitReason, PositionSync, SimEvents, Simulator, TradeRecord};
 use crate::ActionMask;
 
@@ -231,6 +238,7 @@ pub struct Engine<'a> {
     features: FeatureEngine,
     sim: Simulator,
     scratch: PolicyScratch,
+    prefix: FirstLayerPrefix<'a>,
     obs: [f32; OBS_DIM_PHASE2],
     rng: Rng,
     sampling: Sampling,
@@ -298,6 +306,7 @@ impl<'a> Engine<'a> {
             features,
             sim,
             scratch: PolicyScratch::new(),
+            prefix: FirstLayerPrefix::new(),
             obs: [0.0; OBS_DIM_PHASE2],
             rng: Rng::new(seed),
             sampling: config.sampling,
@@ -497,7 +506,7 @@ impl<'a> Engine<'a> {
             .ok()?;
         let out = self
             .policy
-            .forward(&self.obs[..dim], mask, &mut self.scratch)
+            .forward_prepared(&self.obs[..dim], mask, &mut self.scratch, &mut self.prefix)
             .ok()?;
         let action = match (choose, self.sampling) {
             (Some(choose), _) => Some(choose(out.mask(), position))
@@ -538,6 +547,34 @@ impl<'a> Engine<'a> {
         }
         self.decisions += 1;
         Some(decision)
+    }
+
+    /// Does ahead of time the part of the next decision that is already
+    /// known: the policy's first layer over the 19 older bars of the next
+    /// observation (208 of its 225 or 231 values; their feature rows never
+    /// change once their bar has closed). Call it when idle, after acting on
+    /// a decision; the next bar close then skips that work. It costs about
+    /// 40% of a decision's time, spent here instead.
+    ///
+    /// Decisions are bit-identical with or without it: the prepared sums
+    /// are used only if the observation really begins with the values they
+    /// were computed from (a bar that brought no decision in between, say,
+    /// makes them stale, and the decision then computes everything itself).
+    /// [`Engine::prepared_decisions`] counts the decisions that used them.
+    pub fn prepare_next_decision(&mut self) {
+        let mut market = [0.0f32; MARKET_DIM];
+        // The buffer is exactly the market part's size.
+        if self.features.write_market(&mut market).is_ok() {
+            // The oldest row drops out; the other 19 move one row older.
+            self.policy
+                .prepare_prefix(&market[BAR_FEATURE_COUNT..], &mut self.prefix);
+        }
+    }
+
+    /// Policy decisions whose first layer started from sums done by
+    /// [`Engine::prepare_next_decision`].
+    pub fn prepared_decisions(&self) -> u64 {
+        self.prefix.hits()
     }
 
     /// The data ran out (a backtest's end): closes any open position at the

@@ -35,17 +35,41 @@ pub const ROWS: usize = 8;
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
 pub const ROWS: usize = 4;
 
+/// One row's [`LANES`] partial sums: what every kernel holds for a row after
+/// a multiple of [`LANES`] columns, so a row can be summed in two sittings
+/// ([`prefix_lane_sums`], then [`matvec_from`]) with the result of one.
+pub type LaneSums = [f32; LANES];
+
+/// Where the sums of `R` rows start: at column `from` (a multiple of
+/// [`LANES`]), holding `lanes` for the columns before it.
+#[derive(Clone, Copy)]
+struct Start<const R: usize> {
+    from: usize,
+    lanes: [LaneSums; R],
+}
+
+impl<const R: usize> Start<R> {
+    const ZERO: Start<R> = Start {
+        from: 0,
+        lanes: [[0.0; LANES]; R],
+    };
+}
+
 /// Pairwise reduction in a fixed order.
 #[inline(always)]
 fn reduce(acc: [f32; LANES]) -> f32 {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
-/// Whether `x` and every row hold at least `cols` elements. Callers always
-/// pass such slices; the kernels check anyway so their loads stay in bounds.
+/// Whether `x` and every row hold at least `cols` elements and `from` is a
+/// whole number of lanes within the full columns. Callers always pass such
+/// arguments; the kernels check anyway so their loads stay in bounds.
 #[inline(always)]
-fn fits<const R: usize>(rows: &[&[f32]; R], x: &[f32], cols: usize) -> bool {
-    cols <= x.len() && rows.iter().all(|r| r.len() >= cols)
+fn fits<const R: usize>(rows: &[&[f32]; R], x: &[f32], cols: usize, from: usize) -> bool {
+    cols <= x.len()
+        && from.is_multiple_of(LANES)
+        && from <= cols - cols % LANES
+        && rows.iter().all(|r| r.len() >= cols)
 }
 
 /// `TAIL_MASK[LANES - t..][..LANES]` enables the first `t` lanes.
@@ -58,32 +82,65 @@ static TAIL_MASK: [i32; 2 * LANES] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0
 /// `full + l` added into lane `l`; then [`reduce`]. Targets other than
 /// x86-64 run it as plain code.
 #[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn dot_rows<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [f32; R] {
-    let cols = x.len();
-    let full = cols - cols % LANES;
-    if !fits(&rows, x, cols) {
-        return [0.0; R];
-    }
-    let mut acc = [[0.0f32; LANES]; R];
-    for (a, row) in acc.iter_mut().zip(rows) {
-        for (w, v) in row[..full]
-            .chunks_exact(LANES)
-            .zip(x[..full].chunks_exact(LANES))
-        {
-            for l in 0..LANES {
-                a[l] += w[l] * v[l];
+mod plain {
+    use super::{fits, reduce, LaneSums, Start, LANES};
+
+    /// Lane sums of `R` rows over the full columns from `start.from`;
+    /// `None` if the arguments do not fit (callers never pass such).
+    #[inline(always)]
+    fn lane_sums<const R: usize>(
+        rows: [&[f32]; R],
+        x: &[f32],
+        start: &Start<R>,
+    ) -> Option<[LaneSums; R]> {
+        let cols = x.len();
+        if !fits(&rows, x, cols, start.from) {
+            return None;
+        }
+        let full = cols - cols % LANES;
+        let mut acc = start.lanes;
+        for (a, row) in acc.iter_mut().zip(rows) {
+            for (w, v) in row[start.from..full]
+                .chunks_exact(LANES)
+                .zip(x[start.from..full].chunks_exact(LANES))
+            {
+                for l in 0..LANES {
+                    a[l] += w[l] * v[l];
+                }
             }
         }
-        for (l, (w, v)) in row[full..cols].iter().zip(&x[full..]).enumerate() {
-            a[l] += w * v;
-        }
+        Some(acc)
     }
-    acc.map(reduce)
+
+    #[inline(always)]
+    pub(super) fn dot_rows<const R: usize>(
+        rows: [&[f32]; R],
+        x: &[f32],
+        start: &Start<R>,
+    ) -> [f32; R] {
+        let Some(mut acc) = lane_sums(rows, x, start) else {
+            return [0.0; R];
+        };
+        let cols = x.len();
+        let full = cols - cols % LANES;
+        for (a, row) in acc.iter_mut().zip(rows) {
+            for (l, (w, v)) in row[full..cols].iter().zip(&x[full..]).enumerate() {
+                a[l] += w * v;
+            }
+        }
+        acc.map(reduce)
+    }
+
+    /// The lane sums of `R` rows over `x`, whose length is a multiple of
+    /// [`LANES`].
+    #[inline(always)]
+    pub(super) fn group_lanes<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [LaneSums; R] {
+        lane_sums(rows, x, &Start::ZERO).unwrap_or([[0.0; LANES]; R])
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-use dot_rows as dot_group;
+use plain::{dot_rows, dot_rows as dot_group, group_lanes};
 
 /// Portable x86-64 (SSE2 is part of the base ISA): two 4-wide registers per
 /// row (lanes 0..4 and 4..8), and without a tail the 4 row sums of a group
@@ -91,27 +148,35 @@ use dot_rows as dot_group;
 /// whole matvec (its vectorised reduction went through the stack).
 #[cfg(all(target_arch = "x86_64", not(target_feature = "avx")))]
 mod sse2 {
-    use super::{fits, reduce, LANES, ROWS};
+    use super::{fits, reduce, LaneSums, Start, LANES, ROWS};
     use core::arch::x86_64::*;
 
     // `dot_group` reduces 4 rows per register.
     const _: () = assert!(ROWS == 4 && LANES == 8);
 
-    /// Lane sums of `R` rows over the first `x.len() - x.len() % LANES`
-    /// columns, as (lanes 0..4, lanes 4..8); `None` if a row is shorter
-    /// than `x`.
+    /// Lane sums of `R` rows from column `start.from` to the last full one
+    /// (`x.len() - x.len() % LANES`), as (lanes 0..4, lanes 4..8); `None`
+    /// if the arguments do not fit (callers never pass such).
     #[inline(always)]
-    fn lane_sums<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> Option<[(__m128, __m128); R]> {
+    fn lane_sums<const R: usize>(
+        rows: [&[f32]; R],
+        x: &[f32],
+        start: &Start<R>,
+    ) -> Option<[(__m128, __m128); R]> {
         let cols = x.len();
-        if !fits(&rows, x, cols) {
+        if !fits(&rows, x, cols, start.from) {
             return None;
         }
         let full = cols - cols % LANES;
         // SAFETY: every row holds at least `cols` elements (checked above),
-        // and the loads read columns `k..k + LANES` with `k + LANES <= full`.
+        // and the loads read columns `k..k + LANES` with `k + LANES <= full`,
+        // or the 8 floats of a `LaneSums`.
         unsafe {
-            let mut acc = [(_mm_setzero_ps(), _mm_setzero_ps()); R];
-            let mut k = 0;
+            let mut acc: [(__m128, __m128); R] = core::array::from_fn(|r| {
+                let lanes = start.lanes[r].as_ptr();
+                (_mm_loadu_ps(lanes), _mm_loadu_ps(lanes.add(4)))
+            });
+            let mut k = start.from;
             while k < full {
                 let v_lo = _mm_loadu_ps(x.as_ptr().add(k));
                 let v_hi = _mm_loadu_ps(x.as_ptr().add(k + 4));
@@ -126,22 +191,32 @@ mod sse2 {
         }
     }
 
+    #[inline(always)]
+    fn store(lo: __m128, hi: __m128) -> LaneSums {
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: writes the 8 floats of `lanes`, 4 at 0 and 4 at 4.
+        unsafe {
+            _mm_storeu_ps(lanes.as_mut_ptr(), lo);
+            _mm_storeu_ps(lanes.as_mut_ptr().add(4), hi);
+        }
+        lanes
+    }
+
     /// `R` dot products, each reduced on its own.
     #[inline(always)]
-    pub(super) fn dot_rows<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [f32; R] {
-        let Some(acc) = lane_sums(rows, x) else {
+    pub(super) fn dot_rows<const R: usize>(
+        rows: [&[f32]; R],
+        x: &[f32],
+        start: &Start<R>,
+    ) -> [f32; R] {
+        let Some(acc) = lane_sums(rows, x, start) else {
             return [0.0; R];
         };
         let cols = x.len();
         let full = cols - cols % LANES;
         let mut out = [0.0; R];
         for ((o, (lo, hi)), row) in out.iter_mut().zip(acc).zip(rows) {
-            let mut lanes = [0.0f32; LANES];
-            // SAFETY: writes the 8 floats of `lanes`, 4 at 0 and 4 at 4.
-            unsafe {
-                _mm_storeu_ps(lanes.as_mut_ptr(), lo);
-                _mm_storeu_ps(lanes.as_mut_ptr().add(4), hi);
-            }
+            let mut lanes = store(lo, hi);
             for (l, (w, v)) in row[full..cols].iter().zip(&x[full..]).enumerate() {
                 lanes[l] += w * v;
             }
@@ -150,15 +225,25 @@ mod sse2 {
         out
     }
 
+    /// The lane sums of `R` rows over `x`, whose length is a multiple of
+    /// [`LANES`].
+    #[inline(always)]
+    pub(super) fn group_lanes<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [LaneSums; R] {
+        match lane_sums(rows, x, &Start::ZERO) {
+            Some(acc) => acc.map(|(lo, hi)| store(lo, hi)),
+            None => [[0.0; LANES]; R],
+        }
+    }
+
     /// [`ROWS`] dot products reduced together: lane `r` of the last step
     /// holds row `r`'s sum, paired exactly as [`reduce`] pairs it.
     #[inline(always)]
-    pub(super) fn dot_group(rows: [&[f32]; ROWS], x: &[f32]) -> [f32; ROWS] {
+    pub(super) fn dot_group(rows: [&[f32]; ROWS], x: &[f32], start: &Start<ROWS>) -> [f32; ROWS] {
         // SSE2 has no masked loads; tails are added to the lanes in memory.
         if !x.len().is_multiple_of(LANES) {
-            return dot_rows(rows, x);
+            return dot_rows(rows, x, start);
         }
-        let Some(a) = lane_sums(rows, x) else {
+        let Some(a) = lane_sums(rows, x, start) else {
             return [0.0; ROWS];
         };
         let mut out = [0.0f32; ROWS];
@@ -186,7 +271,7 @@ mod sse2 {
 }
 
 #[cfg(all(target_arch = "x86_64", not(target_feature = "avx")))]
-use sse2::{dot_group, dot_rows};
+use sse2::{dot_group, dot_rows, group_lanes};
 
 /// x86-64 with AVX (e.g. `-C target-cpu=native`): one 8-wide register per
 /// row, the tail columns added under a mask, and for a whole group of
@@ -194,27 +279,34 @@ use sse2::{dot_group, dot_rows};
 /// in the same order as the portable kernels.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
 mod avx {
-    use super::{fits, reduce, LANES, ROWS, TAIL_MASK};
+    use super::{fits, reduce, LaneSums, Start, LANES, ROWS, TAIL_MASK};
     use core::arch::x86_64::*;
 
     // `dot_group` reduces 8 rows per register.
     const _: () = assert!(ROWS.is_multiple_of(8) && LANES == 8);
 
-    /// Lane sums (tail included) of `R` rows of `x.len()` columns; `None`
-    /// if a row is shorter than `x` (callers never pass one).
+    /// Lane sums (tail included) of `R` rows from column `start.from` to
+    /// `x.len()`; `None` if the arguments do not fit (callers never pass
+    /// such).
     #[inline(always)]
-    fn lane_sums<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> Option<[__m256; R]> {
+    fn lane_sums<const R: usize>(
+        rows: [&[f32]; R],
+        x: &[f32],
+        start: &Start<R>,
+    ) -> Option<[__m256; R]> {
         let cols = x.len();
-        if !fits(&rows, x, cols) {
+        if !fits(&rows, x, cols, start.from) {
             return None;
         }
         let full = cols - cols % LANES;
         // SAFETY: every row holds at least `cols` elements (checked above);
         // the full loads read columns `k..k + LANES` with `k + LANES <=
-        // full`, and the masked loads only columns `full..cols`.
+        // full`, the masked loads only columns `full..cols`, and the start
+        // loads the 8 floats of a `LaneSums`.
         unsafe {
-            let mut acc = [_mm256_setzero_ps(); R];
-            let mut k = 0;
+            let mut acc: [__m256; R] =
+                core::array::from_fn(|r| _mm256_loadu_ps(start.lanes[r].as_ptr()));
+            let mut k = start.from;
             while k < full {
                 let v = _mm256_loadu_ps(x.as_ptr().add(k));
                 for r in 0..R {
@@ -239,25 +331,42 @@ mod avx {
         }
     }
 
+    #[inline(always)]
+    fn store(a: __m256) -> LaneSums {
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: writes exactly the 8 floats of `lanes`.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a) };
+        lanes
+    }
+
     /// `R` dot products, each reduced on its own.
     #[inline(always)]
-    pub(super) fn dot_rows<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [f32; R] {
-        let Some(acc) = lane_sums(rows, x) else {
+    pub(super) fn dot_rows<const R: usize>(
+        rows: [&[f32]; R],
+        x: &[f32],
+        start: &Start<R>,
+    ) -> [f32; R] {
+        let Some(acc) = lane_sums(rows, x, start) else {
             return [0.0; R];
         };
-        acc.map(|a| {
-            let mut lanes = [0.0f32; LANES];
-            // SAFETY: writes exactly the 8 floats of `lanes`.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a) };
-            reduce(lanes)
-        })
+        acc.map(|a| reduce(store(a)))
+    }
+
+    /// The lane sums of `R` rows over `x`, whose length is a multiple of
+    /// [`LANES`].
+    #[inline(always)]
+    pub(super) fn group_lanes<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [LaneSums; R] {
+        match lane_sums(rows, x, &Start::ZERO) {
+            Some(acc) => acc.map(store),
+            None => [[0.0; LANES]; R],
+        }
     }
 
     /// [`ROWS`] dot products reduced together: lane `r` of each step holds
     /// row `r`'s partial sums, paired exactly as [`reduce`] pairs them.
     #[inline(always)]
-    pub(super) fn dot_group(rows: [&[f32]; ROWS], x: &[f32]) -> [f32; ROWS] {
-        let Some(a) = lane_sums(rows, x) else {
+    pub(super) fn dot_group(rows: [&[f32]; ROWS], x: &[f32], start: &Start<ROWS>) -> [f32; ROWS] {
+        let Some(a) = lane_sums(rows, x, start) else {
             return [0.0; ROWS];
         };
         let mut out = [0.0f32; ROWS];
@@ -295,16 +404,83 @@ mod avx {
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
-use avx::{dot_group, dot_rows};
+use avx::{dot_group, dot_rows, group_lanes};
 
 /// `row . x`, summed exactly as [`matvec`] sums each row.
 #[inline(always)]
 pub fn dot(row: &[f32], x: &[f32]) -> f32 {
-    dot_rows([row], x)[0]
+    dot_rows([row], x, &Start::ZERO)[0]
 }
 
 /// `y = W x + b` with `W` an in-place `[y.len(), x.len()]` row-major slice.
 pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    matvec_rows(w, b, x, y, 0, |_| [0.0; LANES]);
+}
+
+/// [`matvec`] for a `W` whose row sums over the columns before `from` (a
+/// multiple of [`LANES`]) were computed earlier by [`prefix_lane_sums`]
+/// into `lanes` (one per row) from the same `x[..from]`: the result is
+/// bit-identical to [`matvec`]'s, at the cost of the columns from `from` on.
+/// A `from` that is not a multiple of [`LANES`] or past the last full lane,
+/// or `lanes` shorter than `y`, is a caller bug: the affected rows get `b`.
+pub fn matvec_from(
+    w: &[f32],
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    from: usize,
+    lanes: &[LaneSums],
+) {
+    if lanes.len() < y.len() {
+        y.iter_mut().zip(b).for_each(|(y, b)| *y = *b);
+        return;
+    }
+    matvec_rows(w, b, x, y, from, |r| {
+        lanes.get(r).copied().unwrap_or([0.0; LANES])
+    });
+}
+
+/// The lane sums of every row of `W` (`[lanes.len(), cols]`, row-major)
+/// over the columns of `x_prefix`, truncated to a multiple of [`LANES`] (at
+/// most `cols`): the first sitting of [`matvec_from`]. Returns the columns
+/// covered.
+pub fn prefix_lane_sums(w: &[f32], cols: usize, x_prefix: &[f32], lanes: &mut [LaneSums]) -> usize {
+    let len = x_prefix.len().min(cols);
+    let len = len - len % LANES;
+    let x = &x_prefix[..len];
+    if cols == 0 || w.len() < lanes.len() * cols {
+        return 0;
+    }
+    let mut groups = w.chunks_exact(cols * ROWS);
+    let mut out = lanes.chunks_exact_mut(ROWS);
+    for (group, out) in (&mut groups).zip(&mut out) {
+        let rows: [&[f32]; ROWS] = core::array::from_fn(|r| &group[r * cols..(r + 1) * cols]);
+        out.copy_from_slice(&group_lanes(rows, x));
+    }
+    let rest = out.into_remainder();
+    let rest_rows = groups.remainder();
+    if let Some(last) = rest_rows.chunks_exact(cols).last() {
+        let rows: [&[f32]; ROWS] =
+            core::array::from_fn(|r| rest_rows.get(r * cols..(r + 1) * cols).unwrap_or(last));
+        for (out, sums) in rest.iter_mut().zip(group_lanes(rows, x)) {
+            *out = sums;
+        }
+    }
+    len
+}
+
+/// The body of [`matvec`] and [`matvec_from`]: row `r` starts at column
+/// `from` with `start(r)`. Inlined into each, so `matvec`'s zero start
+/// folds away.
+#[inline(always)]
+fn matvec_rows(
+    w: &[f32],
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    from: usize,
+    start: impl Fn(usize) -> LaneSums,
+) {
     let cols = x.len();
     if cols == 0 {
         for (y, b) in y.iter_mut().zip(b) {
@@ -315,12 +491,18 @@ pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     let mut groups = w.chunks_exact(cols * ROWS);
     let mut out = y.chunks_exact_mut(ROWS);
     let mut bias = b.chunks_exact(ROWS);
+    let mut first_row = 0;
     for ((group, y_group), b_group) in (&mut groups).zip(&mut out).zip(&mut bias) {
         let rows: [&[f32]; ROWS] = core::array::from_fn(|r| &group[r * cols..(r + 1) * cols]);
-        let sums = dot_group(rows, x);
+        let start = Start {
+            from,
+            lanes: core::array::from_fn(|r| start(first_row + r)),
+        };
+        let sums = dot_group(rows, x, &start);
         for ((y, s), b) in y_group.iter_mut().zip(sums).zip(b_group) {
             *y = s + b;
         }
+        first_row += ROWS;
     }
     // The last `rows % ROWS` rows (the 6 logits of the head, say) still run
     // as one group, the missing rows standing in as repeats of the last one:
@@ -328,9 +510,14 @@ pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     let rest = out.into_remainder();
     let rest_rows = groups.remainder();
     if let Some(last) = rest_rows.chunks_exact(cols).last() {
+        let n_rest = rest_rows.len() / cols;
         let rows: [&[f32]; ROWS] =
             core::array::from_fn(|r| rest_rows.get(r * cols..(r + 1) * cols).unwrap_or(last));
-        let sums = dot_group(rows, x);
+        let start = Start {
+            from,
+            lanes: core::array::from_fn(|r| start(first_row + r.min(n_rest - 1))),
+        };
+        let sums = dot_group(rows, x, &start);
         for ((y, s), b) in rest.iter_mut().zip(sums).zip(bias.remainder()) {
             *y = s + b;
         }

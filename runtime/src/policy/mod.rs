@@ -267,6 +267,79 @@ impl Default for PolicyScratch {
     }
 }
 
+/// The first layer's row sums over the leading columns of an observation
+/// that is known before it is complete, computed ahead of time by
+/// [`Policy::prepare_prefix`] so that [`Policy::forward_prepared`] only adds
+/// the remaining columns.
+///
+/// Under `nq-obs-v1` the next decision's observation begins with the 19
+/// older bars of the current window (their rows never change once their bar
+/// has closed), so the engine computes those 208 of 231 columns while it
+/// waits for the bar to close ([`crate::engine::Engine::prepare_next_decision`]).
+///
+/// It is a cache keyed by the exact bits of the normalised inputs: a
+/// forward pass uses it only if its own leading inputs are bit-identical to
+/// the prepared ones, and it borrows the weights it was computed with, so a
+/// stale or foreign prefix is never used. Either way the logits are
+/// bit-identical to [`Policy::forward`]'s: the kernels continue the very
+/// lane sums they would have reached themselves (`mlp::matvec_from`).
+/// About 36 KiB.
+#[derive(Clone)]
+pub struct FirstLayerPrefix<'a> {
+    /// The first layer's weights the sums belong to (empty: nothing prepared).
+    weight: &'a [f32],
+    /// Columns covered, a multiple of `mlp::LANES`; 0 when nothing is prepared.
+    len: usize,
+    inputs: [f32; MAX_WIDTH],
+    lanes: [mlp::LaneSums; MAX_WIDTH],
+    hits: u64,
+}
+
+impl FirstLayerPrefix<'_> {
+    pub const fn new() -> Self {
+        FirstLayerPrefix {
+            weight: &[],
+            len: 0,
+            inputs: [0.0; MAX_WIDTH],
+            lanes: [[0.0; mlp::LANES]; MAX_WIDTH],
+            hits: 0,
+        }
+    }
+
+    /// Columns of the first layer currently prepared (0: none).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forward passes that used the prepared sums.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+}
+
+impl FirstLayerPrefix<'_> {
+    /// Prepared for these weights, from inputs bit-identical to `x`'s.
+    fn matches(&self, weight: &[f32], x: &[f32]) -> bool {
+        self.len > 0
+            && core::ptr::eq(self.weight, weight)
+            && x.len() >= self.len
+            && self.inputs[..self.len]
+                .iter()
+                .zip(&x[..self.len])
+                .fold(true, |same, (p, x)| same & (p.to_bits() == x.to_bits()))
+    }
+}
+
+impl Default for FirstLayerPrefix<'_> {
+    fn default() -> Self {
+        FirstLayerPrefix::new()
+    }
+}
+
 /// The result of one forward pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PolicyOutput {
@@ -498,6 +571,70 @@ impl<'a> Policy<'a> {
         mask: ActionMask,
         scratch: &mut PolicyScratch,
     ) -> Result<PolicyOutput, PolicyError> {
+        self.forward_inner(obs, mask, scratch, None)
+    }
+
+    /// [`Policy::forward`], continuing the first layer from `prefix` when
+    /// `obs` begins with the observation values it was prepared from
+    /// (bit-identical logits either way).
+    pub fn forward_prepared(
+        &self,
+        obs: &[f32],
+        mask: ActionMask,
+        scratch: &mut PolicyScratch,
+        prefix: &mut FirstLayerPrefix<'a>,
+    ) -> Result<PolicyOutput, PolicyError> {
+        self.forward_inner(obs, mask, scratch, Some(prefix))
+    }
+
+    /// Computes the first layer's sums over `obs_prefix`, the leading values
+    /// of an upcoming observation (raw, as the features give them), into
+    /// `prefix`; the columns past the last whole group of `mlp::LANES` are
+    /// left to the forward pass. Costs about the share of a forward pass
+    /// those columns take: call it when idle. Prepares nothing (and the
+    /// forward pass runs whole) when the weights are not used in place.
+    pub fn prepare_prefix(&self, obs_prefix: &[f32], prefix: &mut FirstLayerPrefix<'a>) {
+        prefix.len = 0;
+        let layer = &self.layers[0];
+        let LayerData::InPlace { weight, .. } = layer.data else {
+            return;
+        };
+        let n = obs_prefix.len().min(layer.cols);
+        self.normalise(&obs_prefix[..n], &mut prefix.inputs[..n]);
+        let rows = layer.rows;
+        prefix.len = mlp::prefix_lane_sums(
+            weight,
+            layer.cols,
+            &prefix.inputs[..n],
+            &mut prefix.lanes[..rows],
+        );
+        prefix.weight = weight;
+    }
+
+    /// `clip((x - mean) / std)` for the leading `obs.len()` inputs.
+    #[inline(always)]
+    fn normalise(&self, obs: &[f32], out: &mut [f32]) {
+        let clip = self.metadata.norm_clip;
+        for (((dst, &x), &m), &s) in out
+            .iter_mut()
+            .zip(obs)
+            .zip(&self.norm_mean)
+            .zip(&self.norm_std)
+        {
+            // max/min rather than branches so the loop vectorises; `z` is
+            // never NaN in a forward pass (NaN input was refused, mean
+            // finite, std > 0).
+            *dst = ((x - m) / s).max(-clip).min(clip);
+        }
+    }
+
+    fn forward_inner(
+        &self,
+        obs: &[f32],
+        mask: ActionMask,
+        scratch: &mut PolicyScratch,
+        mut prefix: Option<&mut FirstLayerPrefix<'a>>,
+    ) -> Result<PolicyOutput, PolicyError> {
         let n = self.metadata.obs_dim;
         if obs.len() != n {
             return Err(PolicyError::ObservationLength {
@@ -511,23 +648,22 @@ impl<'a> Policy<'a> {
             let index = obs.iter().position(|v| v.is_nan()).unwrap_or(0);
             return Err(PolicyError::NanObservation { index });
         }
-        let clip = self.metadata.norm_clip;
         let PolicyScratch { a, b, row } = scratch;
-        for (((dst, &x), &m), &s) in a[..n]
-            .iter_mut()
-            .zip(obs)
-            .zip(&self.norm_mean[..n])
-            .zip(&self.norm_std[..n])
-        {
-            // max/min rather than branches so the loop vectorises; `z` is
-            // never NaN here (NaN input was refused, mean finite, std > 0).
-            *dst = ((x - m) / s).max(-clip).min(clip);
-        }
+        self.normalise(obs, &mut a[..n]);
         let (mut input, mut output) = (a, b);
         for (i, layer) in self.layers[..self.n_layers].iter().enumerate() {
             let x = &input[..layer.cols];
             let y = &mut output[..layer.rows];
             match layer.data {
+                LayerData::InPlace { weight, bias } if i == 0 => {
+                    match prefix.as_deref_mut().filter(|p| p.matches(weight, x)) {
+                        Some(p) => {
+                            mlp::matvec_from(weight, bias, x, y, p.len, &p.lanes[..layer.rows]);
+                            p.hits += 1;
+                        }
+                        None => mlp::matvec(weight, bias, x, y),
+                    }
+                }
                 LayerData::InPlace { weight, bias } => mlp::matvec(weight, bias, x, y),
                 LayerData::LeBytes { weight, bias } => {
                     mlp::matvec_le_bytes(weight, bias, x, y, row)
