@@ -1,8 +1,8 @@
 //! Arbitrary market input through the engine: ticks with NaN, infinite,
 //! negative or huge prices and sizes, time going backwards or jumping by
-//! years, clock flushes, bars and fill reports in any order. The engine may
-//! refuse input; it must never panic, and every decision it makes must
-//! respect its own mask.
+//! years, clock flushes, bars, fill reports and idle-time preparation of the
+//! next decision in any order. The engine may refuse input; it must never
+//! panic, and every decision it makes must respect its own mask.
 //!
 //! Each input drives an engine already warmed up on 140 quiet bars (so
 //! decisions start at once), over a session covering the whole day.
@@ -111,6 +111,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some(d) = decision {
             assert!(d.mask.allows(d.action), "{d:?}");
             assert!(d.probs().iter().all(|p| p.is_finite()), "{d:?}");
+        }
+        // The idle-time preparation, at whatever point the input says.
+        if op & 0x80 != 0 {
+            engine.prepare_next_decision();
         }
     }
 });

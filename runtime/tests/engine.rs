@@ -364,3 +364,46 @@ fn engines_on_other_threads_share_one_checkpoint_and_agree() {
     assert_eq!(a, here);
     assert_eq!(b, here);
 }
+
+#[test]
+fn preparing_the_next_decision_changes_no_decision_and_is_used() {
+    let bars = &real_bars()[..6000];
+    let buffer = Buffer::new(
+        &policy_common::valid_file(2, &[64, 64], Activation::Tanh, 8),
+        0,
+    );
+    let plain = run_bars(&mut engine_without_drawdown(&buffer), bars);
+
+    // Bars, preparing after every decision as a live system would.
+    let mut prepared_engine = engine_without_drawdown(&buffer);
+    let mut prepared = Vec::new();
+    for bar in bars {
+        if let Some(d) = prepared_engine.on_bar(bar) {
+            prepared.push((d, prepared_engine.observation().to_vec()));
+            prepared_engine.prepare_next_decision();
+        }
+    }
+    assert_eq!(prepared, plain);
+    let decisions = prepared_engine.decision_count();
+    assert!(decisions > 1000, "{decisions}");
+    // Only a bar without a decision in between (session changes) leaves the
+    // prepared sums stale.
+    assert!(
+        prepared_engine.prepared_decisions() * 100 >= decisions * 95,
+        "{} of {decisions}",
+        prepared_engine.prepared_decisions()
+    );
+
+    // Ticks, preparing after every tick (wasteful, but never wrong), and an
+    // engine that never prepares uses nothing.
+    let mut by_tick = engine_without_drawdown(&buffer);
+    let mut never = engine_without_drawdown(&buffer);
+    for tick in ticks_of(&bars[..1500]) {
+        let d = by_tick.on_tick(&tick).expect("valid tick");
+        by_tick.prepare_next_decision();
+        assert_eq!(d, never.on_tick(&tick).expect("valid tick"));
+        assert_eq!(by_tick.observation(), never.observation());
+    }
+    assert_eq!(never.prepared_decisions(), 0);
+    assert!(by_tick.prepared_decisions() * 100 >= by_tick.decision_count() * 95);
+}

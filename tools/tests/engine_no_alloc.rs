@@ -1,6 +1,7 @@
 //! The hot path allocates nothing: a counting global allocator watches one
 //! million `Engine::on_tick` calls, with bar closes, policy decisions, fills
-//! and trade records among them, and must see zero allocations.
+//! and trade records among them, and the idle-time preparation after each
+//! decision, and must see zero allocations.
 //!
 //! The engine is loaded the way users load it, through the std wrapper
 //! (`CheckpointFile`), from the Python-made fixture checkpoint.
@@ -66,6 +67,7 @@ fn one_million_ticks_allocate_nothing() {
             if let Some(d) = engine.on_tick(tick).expect("valid tick") {
                 decisions += 1;
                 moves += d.action.is_position_management() as u64;
+                engine.prepare_next_decision();
             }
             trades += engine.events().exit.is_some() as u64;
         }
@@ -75,4 +77,9 @@ fn one_million_ticks_allocate_nothing() {
     assert!(decisions > 1_500, "{decisions} decisions");
     assert!(trades > 50, "{trades} trades");
     assert!(moves > 0, "no position-management action was exercised");
+    assert!(
+        engine.prepared_decisions() > decisions / 2,
+        "prepared sums used in {} of {decisions} decisions",
+        engine.prepared_decisions()
+    );
 }
