@@ -11,6 +11,9 @@
 //!   `libnq_runtime_ffi.a` from this same build, run with `--bench` (it times
 //!   each call with clock_gettime itself).
 //!
+//! Each without and with `nq_engine_prepare` after every policy decision
+//! (untimed: it is idle-time work), the `prepared` lines.
+//!
 //! Run on one core: `taskset -c 0 cargo bench -p nq-runtime-ffi --bench c_abi_latency`
 //! (set `NQ_FFI_BENCH_DIR=dir` to keep the C program and its inputs).
 
@@ -42,6 +45,54 @@ fn report(label: &str, mut ns: Vec<u64>) {
     );
 }
 
+/// Per-call times of one replay over `ticks`: (bar-closing ticks with a
+/// policy decision, all other ticks, decisions that used prepared sums).
+/// With `prepare`, `nq_engine_prepare` runs after each policy decision,
+/// outside the timed calls, as a live system runs it in idle time.
+fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> (Vec<u64>, Vec<u64>, u64) {
+    let mut storage = vec![0u64; nq_engine_size().div_ceil(8)];
+    let mut err = nq_error::default();
+    // SAFETY: storage and checkpoint outlive the engine.
+    let engine = unsafe {
+        nq_engine_init(
+            storage.as_mut_ptr().cast(),
+            storage.len() * 8,
+            ckpt.as_ptr(),
+            ckpt.len(),
+            &mut err,
+        )
+    };
+    assert!(!engine.is_null(), "{}", err.message_str());
+    let mut decision_ns = Vec::with_capacity(ticks.len() / 4);
+    let mut other_ns = Vec::with_capacity(ticks.len());
+    let mut d = nq_decision::default();
+    for tick in ticks {
+        let t0 = Instant::now();
+        // SAFETY: live engine, valid tick and output.
+        let s = unsafe { nq_engine_on_tick(engine, black_box(tick), &mut d) };
+        let dt = t0.elapsed().as_nanos() as u64;
+        if s == nq_status::NQ_DECISION && d.kind == nq_decision_kind::NQ_KIND_POLICY as i32 {
+            decision_ns.push(dt);
+            if prepare {
+                // SAFETY: live engine.
+                assert_eq!(unsafe { nq_engine_prepare(engine) }, nq_status::NQ_OK);
+            }
+        } else {
+            other_ns.push(dt);
+        }
+    }
+    let mut prepared = 0u64;
+    // SAFETY: live engine, valid output; then released once.
+    unsafe {
+        assert_eq!(
+            nq_engine_prepared_decisions(engine, &mut prepared),
+            nq_status::NQ_OK
+        );
+        assert_eq!(nq_engine_deinit(engine), nq_status::NQ_OK);
+    }
+    (decision_ns, other_ns, prepared)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this once
     // too, which is fine: it is quick.
@@ -56,55 +107,36 @@ fn main() {
     let ckpt = common::Aligned::new(&bytes);
     let bars = common::real_bars();
     let csv = common::ticks_csv_of(&bars);
-    let ticks: Vec<nq_tick> = csv
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            nq_tick {
-                ts_ns: f[0].parse().unwrap(),
-                price: f[1].parse().unwrap(),
-                size: f[2].parse().unwrap(),
-                side: nq_side::NQ_SIDE_NONE as i32,
-            }
-        })
-        .collect();
-
-    let mut storage = vec![0u64; nq_engine_size().div_ceil(8)];
-    let mut err = nq_error::default();
-    // SAFETY: storage and checkpoint outlive the engine.
-    let engine = unsafe {
-        nq_engine_init(
-            storage.as_mut_ptr().cast(),
-            storage.len() * 8,
-            ckpt.bytes().as_ptr(),
-            ckpt.bytes().len(),
-            &mut err,
-        )
-    };
-    assert!(!engine.is_null(), "{}", err.message_str());
-    let mut decision_ns = Vec::with_capacity(bars.len());
-    let mut other_ns = Vec::with_capacity(ticks.len());
-    let mut d = nq_decision::default();
-    for tick in &ticks {
-        let t0 = Instant::now();
-        // SAFETY: live engine, valid tick and output.
-        let s = unsafe { nq_engine_on_tick(engine, black_box(tick), &mut d) };
-        let dt = t0.elapsed().as_nanos() as u64;
-        if s == nq_status::NQ_DECISION && d.kind == nq_decision_kind::NQ_KIND_POLICY as i32 {
-            decision_ns.push(dt);
-        } else {
-            other_ns.push(dt);
-        }
-    }
+    let ticks = common::ffi_ticks_of(&bars);
     println!(
         "checkpoint: phase 2, hidden 256x256 tanh, {} bytes; {} ticks from {} real bars",
         bytes.len(),
         ticks.len(),
         bars.len()
     );
-    report("rust_ffi decision_ticks", decision_ns);
-    report("rust_ffi other_ticks", other_ns);
+
+    // Two rounds, the variants alternating, so that a change in the
+    // machine's load hits both alike; each variant's samples are pooled.
+    let mut plain = (Vec::new(), Vec::new());
+    let mut prepared = (Vec::new(), Vec::new());
+    let mut used = 0;
+    for _ in 0..2 {
+        let (d, o, _) = replay(ckpt.bytes(), &ticks, false);
+        plain.0.extend(d);
+        plain.1.extend(o);
+        let (d, o, n) = replay(ckpt.bytes(), &ticks, true);
+        prepared.0.extend(d);
+        prepared.1.extend(o);
+        used += n;
+    }
+    println!(
+        "with prepare: {used} of {} policy decisions used the prepared sums",
+        prepared.0.len()
+    );
+    report("rust_ffi decision_ticks", plain.0);
+    report("rust_ffi decision_ticks prepared", prepared.0);
+    report("rust_ffi other_ticks", plain.1);
+    report("rust_ffi other_ticks prepared", prepared.1);
 
     // The same through the C example, if a C compiler is there.
     // NQ_FFI_BENCH_DIR keeps the checkpoint, ticks and replay binary there,
@@ -123,18 +155,21 @@ fn main() {
         return;
     }
     let replay = common::build_replay(&dir, true);
-    let out = Command::new(replay)
-        .arg(&ckpt_path)
-        .arg(&ticks_path)
-        .arg("--bench")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        println!("c_replay {line}");
+    for (label, extra) in [("no_prepare", &["--no-prepare"][..]), ("prepare", &[][..])] {
+        let out = Command::new(&replay)
+            .arg(&ckpt_path)
+            .arg(&ticks_path)
+            .arg("--bench")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            println!("c_replay {label} {line}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The C example, compiled with the system C compiler against
 //! `include/nq_runtime.h` and `libnq_runtime_ffi.a`, makes the same decisions
-//! as the Rust engine on real data, bit for bit.
+//! as the Rust engine on real data, bit for bit (the C side prepares each
+//! next decision in idle time with `nq_engine_prepare`, the Rust side does
+//! not).
 //!
 //! The static library is the one cargo builds for this very test run: the
 //! package's lib target has crate types rlib + staticlib + cdylib, and cargo
@@ -220,6 +222,13 @@ fn c_example_decides_as_the_rust_engine_bit_for_bit() {
         s["policy_decisions"].parse::<usize>().unwrap(),
         policy_total
     );
+    // replay.c calls nq_engine_prepare after every policy decision; the Rust
+    // side above never does, and the decisions are still equal bit for bit.
+    let prepared: usize = s["prepared_decisions"].parse().unwrap();
+    assert!(
+        prepared * 10 > policy_total * 9 && prepared <= policy_total,
+        "{prepared} of {policy_total} policy decisions used the prepared sums"
+    );
     assert_eq!(s["ticks"].parse::<usize>().unwrap(), inputs.ticks.len());
     assert_eq!(s["rejected"], "0");
     assert_eq!(s["obs_dim"], "231");
@@ -248,4 +257,22 @@ fn c_example_bench_mode_reports_latency() {
     assert!(n >= 100, "{line}");
     let (p50, p99): (u64, u64) = (f["p50_ns"].parse().unwrap(), f["p99_ns"].parse().unwrap());
     assert!(p50 > 0 && p50 <= p99, "{line}");
+}
+
+/// `--no-prepare` leaves out the idle-time call: same decisions, none of
+/// them from prepared sums.
+#[test]
+fn c_example_without_prepare_decides_the_same() {
+    let inputs = inputs();
+    let with = run(&inputs, &[]);
+    let without = run(&inputs, &["--no-prepare"]);
+    let decisions = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("decision "))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(decisions(&without), decisions(&with));
+    let summary = without.lines().find(|l| l.starts_with("summary ")).unwrap();
+    assert_eq!(fields(summary)["prepared_decisions"], "0", "{summary}");
 }

@@ -1,8 +1,9 @@
 //! Nothing in the C ABI allocates except `nq_engine_new`: a counting global
 //! allocator watches `nq_engine_init` in caller storage and then every
 //! feeding call over real bars turned into ticks (bar closes, policy
-//! decisions, fills, clock flushes, refused ticks with their messages), and
-//! must see zero allocations.
+//! decisions, fills, clock flushes, refused ticks with their messages) and
+//! the idle-time `nq_engine_prepare` after every policy decision, and must
+//! see zero allocations.
 
 mod common;
 #[path = "../../../tools/tests/support/counting_alloc.rs"]
@@ -24,23 +25,12 @@ fn creation_in_storage_and_feeding_never_allocate() {
     let ckpt = common::Aligned::new(&common::checkpoint(&spec));
     let bars = common::real_bars();
     let bars = &bars[..2_000];
-    let ticks: Vec<nq_tick> = common::ticks_csv_of(bars)
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            nq_tick {
-                ts_ns: f[0].parse().unwrap(),
-                price: f[1].parse().unwrap(),
-                size: f[2].parse().unwrap(),
-                side: nq_side::NQ_SIDE_NONE as i32,
-            }
-        })
-        .collect();
+    let ticks = common::ffi_ticks_of(bars);
     let mut storage = vec![0u64; nq_engine_size().div_ceil(8)];
     let mut d = nq_decision::default();
     let mut err = nq_error::default();
     let (mut decisions, mut fills, mut refused) = (0, 0, 0);
+    let (mut policy_decisions, mut prepared) = (0u64, 0u64);
 
     // SAFETY: storage, checkpoint and outputs outlive the engine.
     let ((), allocations) = allocations_during(|| unsafe {
@@ -65,6 +55,10 @@ fn creation_in_storage_and_feeding_never_allocate() {
                     assert_eq!(nq_engine_on_fill(e, &fill), nq_status::NQ_OK);
                     fills += 1;
                 }
+                // Idle time after the decision, as a live system spends it.
+                if d.kind == nq_decision_kind::NQ_KIND_POLICY as i32 {
+                    assert_eq!(nq_engine_prepare(e), nq_status::NQ_OK);
+                }
             }
             if i % 500 == 0 {
                 let bad = nq_tick {
@@ -87,12 +81,19 @@ fn creation_in_storage_and_feeding_never_allocate() {
             nq_engine_observation(e, &mut obs, &mut len),
             nq_status::NQ_OK
         );
+        nq_engine_decision_count(e, &mut policy_decisions);
+        nq_engine_prepared_decisions(e, &mut prepared);
         assert_eq!(nq_engine_deinit(e), nq_status::NQ_OK);
     });
 
     assert!(
         decisions > 1_000 && fills > 10 && refused > 10,
         "{decisions} {fills} {refused}"
+    );
+    // The prepared path really ran inside the counted region.
+    assert!(
+        prepared * 10 > policy_decisions * 9,
+        "{prepared} of {policy_decisions} policy decisions used prepared sums"
     );
     assert_eq!(allocations, 0);
 }

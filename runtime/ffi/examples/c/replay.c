@@ -2,24 +2,31 @@
  * replay: runs a tick file through the nq runtime engine via the C ABI and
  * prints one line per decision.
  *
- *   replay CHECKPOINT TICKS_CSV [--warmup-bars BARS_CSV] [--bench]
+ *   replay CHECKPOINT TICKS_CSV [--warmup-bars BARS_CSV] [--bench] [--no-prepare]
  *
  * TICKS_CSV: header, then `ts_utc_ns,price,size,side` (side B, A/S or N/empty).
  * BARS_CSV:  header, then `ts_utc_ns,open,high,low,close,volume` (1-minute bars
  *            fed before the ticks, so the features are warm when ticks start).
  * After the last tick a clock flush closes the open bar.
  *
+ * After each policy decision, once it has been acted on (printed here), the
+ * program calls nq_engine_prepare, as a live system would in the idle time
+ * before the next tick: the next bar-closing tick then decides sooner, with
+ * the same result. --no-prepare leaves it out (to compare latencies).
+ *
  * Output (stdout), exact enough to compare bit for bit (%.17g round-trips a
  * double, %.9g a float):
  *   decision source=bar|tick|flush ts_ns=.. bar_ts_ns=.. kind=policy action=BUY
  *     position=0 target_position=1 stop=..|none target=..|none close=.. atr=..
  *     equity=.. mask=7 n_actions=3 probs=p0,p1,p2
- *   summary decisions=.. policy_decisions=.. ticks=.. rejected=.. layout_hash=.. obs_dim=..
+ *   summary decisions=.. policy_decisions=.. prepared_decisions=.. ticks=.. rejected=..
+ *     layout_hash=.. obs_dim=.. version=..
  * Rejected ticks are reported on stderr and skipped, as a live feed would.
  *
  * --bench: prints nothing per decision; times every nq_engine_on_tick call
  * with clock_gettime(CLOCK_MONOTONIC) and reports p50/p99/max of the calls
  * that returned a policy decision (the bar-closing ticks) and of all calls.
+ * nq_engine_prepare is not timed: it runs after the decision, off the clock.
  *
  * Build (from the repository root, after cargo build -p nq-runtime-ffi --release):
  *   cc -O2 -std=c11 -Iruntime/ffi/include runtime/ffi/examples/c/replay.c \
@@ -34,6 +41,8 @@
 #include <time.h>
 
 #include "nq_runtime.h"
+
+#define USAGE "replay CHECKPOINT TICKS_CSV [--warmup-bars BARS_CSV] [--bench] [--no-prepare]"
 
 static void die(const char *what, const char *detail) {
     fprintf(stderr, "replay: %s: %s\n", what, detail);
@@ -77,6 +86,18 @@ static void report_error(nq_engine *engine, const char *what, long line) {
             err.message);
 }
 
+/* Idle time after acting on a policy decision: work ahead on the next one. */
+static void prepare_next(nq_engine *engine, const nq_decision *d, int prepare) {
+    if (!prepare || d->kind != NQ_KIND_POLICY) return;
+    nq_status s = nq_engine_prepare(engine);
+    if (s != NQ_OK) {
+        nq_error err;
+        nq_engine_last_error(engine, &err);
+        fprintf(stderr, "replay: nq_engine_prepare: %s: %s\n", nq_status_name(s), err.message);
+        exit(1);
+    }
+}
+
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
@@ -109,16 +130,17 @@ static int64_t now_ns(void) {
 
 int main(int argc, char **argv) {
     const char *ckpt_path = NULL, *ticks_path = NULL, *bars_path = NULL;
-    int bench = 0;
+    int bench = 0, prepare = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--bench") == 0) bench = 1;
+        else if (strcmp(argv[i], "--no-prepare") == 0) prepare = 0;
         else if (strcmp(argv[i], "--warmup-bars") == 0 && i + 1 < argc) bars_path = argv[++i];
         else if (!ckpt_path) ckpt_path = argv[i];
         else if (!ticks_path) ticks_path = argv[i];
-        else die("usage", "replay CHECKPOINT TICKS_CSV [--warmup-bars BARS_CSV] [--bench]");
+        else die("usage", USAGE);
     }
     if (!ckpt_path || !ticks_path)
-        die("usage", "replay CHECKPOINT TICKS_CSV [--warmup-bars BARS_CSV] [--bench]");
+        die("usage", USAGE);
 
     size_t ckpt_len;
     uint8_t *ckpt = read_file(ckpt_path, &ckpt_len);
@@ -156,6 +178,7 @@ int main(int argc, char **argv) {
             if (s == NQ_DECISION) {
                 decisions++;
                 if (!bench) print_decision("bar", &d);
+                prepare_next(engine, &d, prepare);
             } else if (s < 0) {
                 rejected++;
                 report_error(engine, bars_path, line);
@@ -210,6 +233,7 @@ int main(int argc, char **argv) {
         if (s == NQ_DECISION) {
             decisions++;
             if (!bench) print_decision("tick", &d);
+            prepare_next(engine, &d, prepare);
         } else if (s < 0) {
             rejected++;
             report_error(engine, ticks_path, line);
@@ -224,15 +248,17 @@ int main(int argc, char **argv) {
         if (!bench) print_decision("flush", &d);
     }
 
-    uint64_t policy_decisions = 0, layout_hash = 0;
+    uint64_t policy_decisions = 0, prepared_decisions = 0, layout_hash = 0;
     const float *obs;
     size_t obs_len = 0;
     nq_engine_decision_count(engine, &policy_decisions);
+    nq_engine_prepared_decisions(engine, &prepared_decisions);
     nq_engine_layout_hash(engine, &layout_hash);
     nq_engine_observation(engine, &obs, &obs_len);
-    printf("summary decisions=%ld policy_decisions=%" PRIu64 " ticks=%ld rejected=%ld"
-           " layout_hash=%016" PRIx64 " obs_dim=%zu version=%s\n",
-           decisions, policy_decisions, ticks, rejected, layout_hash, obs_len, nq_version());
+    printf("summary decisions=%ld policy_decisions=%" PRIu64 " prepared_decisions=%" PRIu64
+           " ticks=%ld rejected=%ld layout_hash=%016" PRIx64 " obs_dim=%zu version=%s\n",
+           decisions, policy_decisions, prepared_decisions, ticks, rejected, layout_hash, obs_len,
+           nq_version());
     if (bench) {
         print_latency("decision_ticks", decision_ns, n_decision_ns);
         print_latency("all_ticks", all_ns, n_all_ns);

@@ -175,6 +175,23 @@ pub fn ticks_csv_of(bars: &[Bar]) -> String {
     out
 }
 
+/// [`ticks_csv_of`]'s ticks as the C ABI takes them.
+pub fn ffi_ticks_of(bars: &[Bar]) -> Vec<nq_runtime_ffi::nq_tick> {
+    ticks_csv_of(bars)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            nq_runtime_ffi::nq_tick {
+                ts_ns: f[0].parse().unwrap(),
+                price: f[1].parse().unwrap(),
+                size: f[2].parse().unwrap(),
+                side: nq_runtime_ffi::nq_side::NQ_SIDE_NONE as i32,
+            }
+        })
+        .collect()
+}
+
 /// The Rust library's static archive, from the same build as the rlib this
 /// test links. The lib target's crate types (rlib, staticlib, cdylib) come
 /// out of one rustc invocation into `deps/`, the test executable's own
