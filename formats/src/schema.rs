@@ -64,7 +64,11 @@ pub fn probability_column(action: Action) -> String {
 
 /// `equity.parquet`: one row per decision bar. Probabilities of actions outside
 /// the checkpoint's action set are null; `mask` has bit `i` set when action
-/// code `i` was allowed.
+/// code `i` was allowed. The columns after `mask` let a user audit the
+/// decision: `kind` (`policy`, `session_end` or `drawdown_breached`), the
+/// position to hold after it, the stop and target to hold (null when that
+/// position is flat; for an entry placed from the close), and the bar close
+/// and ATR (points) it was made at.
 pub fn equity() -> SchemaRef {
     let mut fields = vec![
         Field::new("policy", DataType::Utf8, false),
@@ -79,6 +83,14 @@ pub fn equity() -> SchemaRef {
         fields.push(Field::new(probability_column(a), DataType::Float32, true));
     }
     fields.push(Field::new("mask", DataType::UInt8, false));
+    fields.extend([
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("target_position", DataType::Int8, false),
+        Field::new("stop_price", DataType::Float64, true),
+        Field::new("target_price", DataType::Float64, true),
+        Field::new("close", DataType::Float64, false),
+        Field::new("atr", DataType::Float64, false),
+    ]);
     Arc::new(Schema::new(fields))
 }
 
@@ -132,5 +144,45 @@ mod tests {
         assert_eq!(probability_column(Action::SlToBe), "p_sl_to_be");
         assert!(equity().field_with_name("p_trail_loosen").is_ok());
         assert!(summary().field_with_name("n_hold").is_ok());
+    }
+
+    /// Readers select equity columns by name and sometimes by position: new
+    /// columns only ever go at the end.
+    #[test]
+    fn equity_columns_are_only_ever_appended() {
+        let schema = equity();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "policy",
+                "ts",
+                "equity_usd",
+                "balance_usd",
+                "position",
+                "action",
+                "action_name",
+                "p_hold",
+                "p_buy",
+                "p_sell",
+                "p_sl_to_be",
+                "p_trail_tighten",
+                "p_trail_loosen",
+                "mask",
+                "kind",
+                "target_position",
+                "stop_price",
+                "target_price",
+                "close",
+                "atr",
+            ]
+        );
+        let nullable: Vec<&str> = schema
+            .fields()
+            .iter()
+            .filter(|f| f.is_nullable())
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(nullable[6..], ["stop_price", "target_price"]);
     }
 }

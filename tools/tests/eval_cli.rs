@@ -5,7 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{
+    Array, Float64Array, Int64Array, Int8Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    UInt8Array,
+};
+use nq_formats::{Action, SimConfig, Tick};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const NQ_EVAL: &str = env!("CARGO_BIN_EXE_nq-eval");
@@ -63,6 +67,113 @@ fn strings<'a>(b: &'a RecordBatch, name: &str) -> &'a StringArray {
         .as_any()
         .downcast_ref()
         .unwrap()
+}
+
+fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> &'a T {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref()
+        .unwrap_or_else(|| panic!("column {name} has another type"))
+}
+
+/// The simulator settings the fixture checkpoint `path` was trained with.
+fn checkpoint_sim(path: &str) -> SimConfig {
+    let ckpt = nq_tools::checkpoint_file::CheckpointFile::read(path).unwrap();
+    *ckpt.engine(None).unwrap().simulator().config()
+}
+
+/// SPEC section 6: flat+BUY opens long, flat+SELL opens short, the opposite
+/// action closes, anything else keeps the position.
+fn spec_target(position: i8, action: Action) -> i8 {
+    match (position, action) {
+        (0, Action::Buy) => 1,
+        (0, Action::Sell) => -1,
+        (1, Action::Sell) | (-1, Action::Buy) => 0,
+        (p, _) => p,
+    }
+}
+
+/// Every `equity.parquet` row explains its decision: the target position
+/// follows from position and action, the bracket exists exactly when the
+/// target is a position and lies on its protective and profitable sides of
+/// the close, an entry's bracket is the configured ATR multiples from its
+/// fill, the close is the last tick of the decision bar, and the next
+/// decision of the run starts from the target (or flat, after an exit).
+/// Returns the rows seen of each kind.
+fn assert_decisions_auditable(
+    equity: &RecordBatch,
+    ticks: &[Tick],
+    sim: &SimConfig,
+) -> std::collections::BTreeMap<String, usize> {
+    let policy = strings(equity, "policy");
+    let ts = column::<TimestampNanosecondArray>(equity, "ts");
+    let position = column::<Int8Array>(equity, "position");
+    let action = column::<UInt8Array>(equity, "action");
+    let kind = strings(equity, "kind");
+    let target = column::<Int8Array>(equity, "target_position");
+    let (stop, take) = (f64s(equity, "stop_price"), f64s(equity, "target_price"));
+    let (close, atr) = (f64s(equity, "close"), f64s(equity, "atr"));
+    assert_eq!(close.null_count() + atr.null_count(), 0);
+    let tick = sim.instrument.spec().tick_size;
+    let slippage = sim.slippage_ticks * tick;
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..equity.num_rows() {
+        let ctx = format!("row {i} of {}", policy.value(i));
+        let a = Action::from_code(action.value(i)).unwrap();
+        let (p, t) = (position.value(i), target.value(i));
+        *kinds.entry(kind.value(i).to_string()).or_default() += 1;
+        match kind.value(i) {
+            "policy" => assert_eq!(t, spec_target(p, a), "{ctx}"),
+            "session_end" | "drawdown_breached" => {
+                assert_eq!((a, t), (Action::Hold, 0), "{ctx}: forced flat")
+            }
+            other => panic!("{ctx}: unknown kind {other:?}"),
+        }
+        assert!(atr.value(i).is_finite() && atr.value(i) > 0.0, "{ctx}");
+        let c = close.value(i);
+        let last_tick = ticks.partition_point(|k| k.ts_ns < ts.value(i)) - 1;
+        assert_eq!(
+            c, ticks[last_tick].price,
+            "{ctx}: close is the bar's last tick"
+        );
+        assert_eq!(
+            stop.is_null(i),
+            t == 0,
+            "{ctx}: stop null exactly when flat"
+        );
+        assert_eq!(
+            take.is_null(i),
+            t == 0,
+            "{ctx}: target null exactly when flat"
+        );
+        if t != 0 {
+            let side = f64::from(t);
+            let (s, g) = (stop.value(i), take.value(i));
+            assert!((c - s) * side > 0.0, "{ctx}: stop {s} protects {t} at {c}");
+            assert!((g - c) * side >= 0.0, "{ctx}: target {g} beyond {c}");
+            if p == 0 {
+                // An entry: whole ticks, at least the ATR multiple, from the fill.
+                let fill = c + side * slippage;
+                for (level, multiple) in [(s, -sim.stop_atr), (g, sim.target_atr)] {
+                    let distance = (level - fill) * side / multiple.signum();
+                    let wanted = multiple.abs() * atr.value(i);
+                    assert!(
+                        distance >= wanted - 1e-6 && distance < wanted.max(tick) + tick,
+                        "{ctx}: {level} is {distance} from fill {fill}, want {wanted}"
+                    );
+                }
+            }
+        }
+        if i + 1 < equity.num_rows() && policy.value(i + 1) == policy.value(i) {
+            let next = position.value(i + 1);
+            assert!(
+                next == t || next == 0,
+                "{ctx}: next decision holds {next}, target was {t}"
+            );
+        }
+    }
+    kinds
 }
 
 #[test]
@@ -156,6 +267,14 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
             .null_count(),
         equity.num_rows()
     );
+    let ticks = nq_tools::market_data::read_ticks(&data).unwrap();
+    let kinds = assert_decisions_auditable(&equity, &ticks, &checkpoint_sim(P1));
+    assert!(kinds["policy"] > 0 && kinds["session_end"] > 0, "{kinds:?}");
+    // One session end per session for a run that never breaches.
+    let kind = strings(&equity, "kind");
+    let flat_ends = (0..equity.num_rows())
+        .filter(|&i| equity_policy.value(i) == "flat" && kind.value(i) == "session_end")
+        .count();
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
@@ -170,6 +289,7 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     let svg = std::fs::read_to_string(report.join("equity.svg")).unwrap();
     // One bar per session of daily P&L.
     let days = json[0]["days"].as_i64().unwrap() as usize;
+    assert_eq!(flat_ends, days);
     assert_eq!(
         svg.matches("<rect x=").count(),
         3 + days,
@@ -296,6 +416,72 @@ fn a_position_open_when_data_ends_is_closed_as_end_of_data() {
         .map(|i| pnl.value(i))
         .sum();
     assert!((hold["net_pnl_usd"].as_f64().unwrap() - sum).abs() < 1e-6);
+}
+
+#[test]
+fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let ticks = nq_tools::market_data::read_ticks(&data).unwrap();
+    let sim = checkpoint_sim(P1);
+
+    // No limit: buy and hold is long at each of the three session ends, and
+    // each of them flattens it.
+    let report = tmp.path().join("unlimited");
+    let out = eval(&[&P1, &data, &"--drawdown-limit", &"0", &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+    let equity = read(&report.join("equity.parquet"));
+    let kinds = assert_decisions_auditable(&equity, &ticks, &sim);
+    assert_eq!(kinds.get("drawdown_breached"), None, "{kinds:?}");
+    let (policy, kind) = (strings(&equity, "policy"), strings(&equity, "kind"));
+    let position = column::<Int8Array>(&equity, "position");
+    let hold_ends: Vec<usize> = (0..equity.num_rows())
+        .filter(|&i| policy.value(i) == "buy_and_hold" && kind.value(i) == "session_end")
+        .collect();
+    assert_eq!(hold_ends.len(), 3);
+    for &i in &hold_ends {
+        assert_eq!(position.value(i), 1, "row {i}");
+        if i + 1 < equity.num_rows() && policy.value(i + 1) == "buy_and_hold" {
+            assert_eq!(position.value(i + 1), 0, "row {i}: flat after the session");
+        }
+    }
+
+    // A $100 limit is soon breached: from then on every decision is a forced HOLD.
+    let report = tmp.path().join("limited");
+    let out = eval(&[
+        &P1,
+        &data,
+        &"--drawdown-limit",
+        &"100",
+        &"--report",
+        &report,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let equity = read(&report.join("equity.parquet"));
+    let kinds = assert_decisions_auditable(&equity, &ticks, &sim);
+    assert!(kinds.contains_key("drawdown_breached"), "{kinds:?}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
+    let (policy, kind) = (strings(&equity, "policy"), strings(&equity, "kind"));
+    for run in json.as_array().unwrap() {
+        let name = run["policy"].as_str().unwrap();
+        let kinds: Vec<&str> = (0..equity.num_rows())
+            .filter(|&i| policy.value(i) == name)
+            .map(|i| kind.value(i))
+            .collect();
+        let first = kinds.iter().position(|&k| k == "drawdown_breached");
+        assert_eq!(
+            first.is_some(),
+            run["drawdown_breach"].as_bool().unwrap(),
+            "{name}"
+        );
+        if let Some(first) = first {
+            assert!(
+                kinds[first..].iter().all(|&k| k == "drawdown_breached"),
+                "{name}: a breach stops trading for the rest of the data"
+            );
+        }
+    }
 }
 
 /// The report read with pyarrow, as a Python user would. Skipped (with a

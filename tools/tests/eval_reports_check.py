@@ -1,5 +1,7 @@
 """Reads an nq-eval report folder with pyarrow (what a Python user does) and
-checks the columns and that trades and equity agree with the summary.
+checks the columns, that trades and equity agree with the summary, and that
+each equity row's decision columns (kind, target position, bracket, close,
+ATR) are consistent. With pandas installed, the same through pandas.
 
 Usage: python3 eval_reports_check.py REPORT_DIR
 Exit 0 when the report is consistent; an AssertionError otherwise.
@@ -14,6 +16,60 @@ import pyarrow.parquet as pq
 
 ACTIONS = ["hold", "buy", "sell", "sl_to_be", "trail_tighten", "trail_loosen"]
 TS = pa.timestamp("ns", tz="UTC")
+# The columns that explain each decision, after `mask`, and their types.
+DECISION_COLUMNS = [
+    ("kind", pa.string(), False),
+    ("target_position", pa.int8(), False),
+    ("stop_price", pa.float64(), True),
+    ("target_price", pa.float64(), True),
+    ("close", pa.float64(), False),
+    ("atr", pa.float64(), False),
+]
+KINDS = {"policy", "session_end", "drawdown_breached"}
+
+
+def spec_target(position: int, action: str) -> int:
+    """SPEC section 6: flat+BUY opens long, flat+SELL opens short, the
+    opposite action closes, anything else keeps the position."""
+    if position == 0 and action in ("BUY", "SELL"):
+        return 1 if action == "BUY" else -1
+    if (position, action) in ((1, "SELL"), (-1, "BUY")):
+        return 0
+    return position
+
+
+def check_decision(e: dict) -> None:
+    target = e["target_position"]
+    assert e["kind"] in KINDS, e
+    if e["kind"] == "policy":
+        assert target == spec_target(e["position"], e["action_name"]), e
+    else:
+        assert (e["action_name"], target) == ("HOLD", 0), e
+    assert e["atr"] > 0 and math.isfinite(e["close"]), e
+    assert (e["stop_price"] is None) == (target == 0), e
+    assert (e["target_price"] is None) == (target == 0), e
+    if target != 0:
+        assert (e["close"] - e["stop_price"]) * target > 0, e
+        assert (e["target_price"] - e["close"]) * target >= 0, e
+
+
+def check_with_pandas(folder: Path) -> str:
+    try:
+        import pandas as pd
+    except ImportError:
+        return "pandas not installed"
+    df = pd.read_parquet(folder / "equity.parquet")
+    assert str(df["target_position"].dtype) == "int8", df.dtypes
+    assert str(df["stop_price"].dtype) == "float64", df.dtypes
+    flat = df["target_position"] == 0
+    assert df.loc[flat, ["stop_price", "target_price"]].isna().all().all()
+    assert df.loc[~flat, ["stop_price", "target_price"]].notna().all().all()
+    longs, shorts = df[df["target_position"] == 1], df[df["target_position"] == -1]
+    assert (longs["stop_price"] < longs["close"]).all()
+    assert (shorts["stop_price"] > shorts["close"]).all()
+    forced = df[df["kind"] != "policy"]
+    assert (forced["target_position"] == 0).all() and (forced["action_name"] == "HOLD").all()
+    return "pandas agrees"
 
 
 def main(folder: Path) -> None:
@@ -31,6 +87,12 @@ def main(folder: Path) -> None:
     for name in ["policy", "equity_usd", "balance_usd", "position", "action", "mask"] + [
             "p_" + a for a in ACTIONS]:
         assert name in equity.column_names, name
+    # Added after `mask`, so code reading the older columns by position still works.
+    after_mask = equity.column_names[equity.column_names.index("mask") + 1:]
+    assert after_mask == [name for name, _, _ in DECISION_COLUMNS], after_mask
+    for name, kind, nullable in DECISION_COLUMNS:
+        field = equity.schema.field(name)
+        assert (field.type, field.nullable) == (kind, nullable), field
 
     rows = summary.to_pylist()
     assert [r["policy"] for r in rows] == [r["policy"] for r in summary_json]
@@ -46,11 +108,18 @@ def main(folder: Path) -> None:
             assert math.isclose(t["gross_pnl_usd"] - t["commission_usd"], t["pnl_usd"],
                                 abs_tol=1e-9)
         curve = [e for e in equity_rows if e["policy"] == row["policy"]]
+        for e in curve:
+            check_decision(e)
+        for before, after in zip(curve, curve[1:]):
+            # The next decision starts from the target, or flat after an exit.
+            assert after["position"] in (before["target_position"], 0), (before, after)
         assert len(curve) == sum(row["n_" + a] for a in ACTIONS), row["policy"]
         in_position = sum(1 for e in curve if e["position"] != 0)
         if curve:
             assert math.isclose(in_position / len(curve), row["exposure"], abs_tol=1e-12)
-    print(f"ok: {len(rows)} summaries, {len(trade_rows)} trades, {len(equity_rows)} equity rows")
+    pandas = check_with_pandas(folder)
+    print(f"ok: {len(rows)} summaries, {len(trade_rows)} trades, {len(equity_rows)} equity rows"
+          f" ({pandas})")
 
 
 if __name__ == "__main__":

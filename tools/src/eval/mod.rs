@@ -23,7 +23,7 @@ pub use overrides::SimOverrides;
 pub use summary::{Summary, ANNUALISATION_DAYS, SORT_METRICS};
 
 use nq_formats::{Action, SimConfig};
-use nq_runtime::engine::{Decision, Engine, EngineConfig};
+use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig};
 use nq_runtime::policy::{Rng, MAX_ACTIONS};
 use nq_runtime::sim::TradeRecord;
 use nq_runtime::ActionMask;
@@ -66,6 +66,18 @@ pub struct EquityRow {
     pub n_actions: u8,
     /// Bit `i` set when action code `i` was allowed.
     pub mask: u8,
+    /// Why the decision was made: the policy's (or baseline's) choice, or
+    /// one forced by the session's end or a drawdown breach.
+    pub kind: DecisionKind,
+    /// The position to hold after the decision (-1, 0, +1).
+    pub target_position: i8,
+    /// The bracket to hold after the decision; `None` when the target is
+    /// flat. For an entry it is indicative, placed from `close`.
+    pub stop_price: Option<f64>,
+    pub target_price: Option<f64>,
+    /// The bar close the decision was made at, and the ATR then (points).
+    pub close: f64,
+    pub atr: f64,
 }
 
 /// Everything one replay produced.
@@ -339,6 +351,12 @@ fn collect(engine: &Engine<'_>, decision: Option<Decision>, run: &mut Run, peak:
             probs: d.probs,
             n_actions: d.n_actions,
             mask: d.mask.bits(),
+            kind: d.kind,
+            target_position: d.target_position,
+            stop_price: d.stop_price,
+            target_price: d.target_price,
+            close: d.close,
+            atr: d.atr,
         });
     }
 }

@@ -21,7 +21,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::picture::{equity_svg, report_html};
-use super::{Run, Summary};
+use super::{EquityRow, Run, Summary};
 use crate::market_data::temp_path;
 use crate::{Error, Result};
 
@@ -153,6 +153,25 @@ fn equity_batch(runs: &[Run]) -> Result<RecordBatch> {
     columns.push(Arc::new(UInt8Array::from_iter_values(
         rows.iter().map(|(_, e)| e.mask),
     )));
+    let prices = |f: fn(&EquityRow) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(rows.iter().map(|(_, e)| f(e))))
+    };
+    columns.extend([
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, e)| e.kind.name()),
+        )) as ArrayRef,
+        Arc::new(Int8Array::from_iter_values(
+            rows.iter().map(|(_, e)| e.target_position),
+        )),
+        prices(|e| e.stop_price),
+        prices(|e| e.target_price),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, e)| e.close),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, e)| e.atr),
+        )),
+    ]);
     batch(schema::equity(), columns)
 }
 

@@ -189,6 +189,7 @@ mod tests {
     use super::*;
     use crate::eval::EquityRow;
     use nq_formats::{Instrument, SimConfig};
+    use nq_runtime::engine::DecisionKind;
     use nq_runtime::sim::{ExitReason, TradeRecord};
 
     fn trade(net: f64) -> TradeRecord {
@@ -219,6 +220,12 @@ mod tests {
             probs: [0.0; 6],
             n_actions: 3,
             mask: 1,
+            kind: DecisionKind::Policy,
+            target_position: position,
+            stop_price: None,
+            target_price: None,
+            close: 18_000.0,
+            atr: 5.0,
         }
     }
 
