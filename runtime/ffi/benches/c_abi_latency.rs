@@ -45,11 +45,20 @@ fn report(label: &str, mut ns: Vec<u64>) {
     );
 }
 
-/// Per-call times of one replay over `ticks`: (bar-closing ticks with a
-/// policy decision, all other ticks, decisions that used prepared sums).
+/// Per-call times of one replay over `ticks`.
+struct Replay {
+    /// Bar-closing ticks that returned a policy decision.
+    decision_ns: Vec<u64>,
+    other_ns: Vec<u64>,
+    /// The `nq_engine_prepare` calls (idle time, not part of the above).
+    prepare_ns: Vec<u64>,
+    /// Decisions that used the prepared sums.
+    prepared: u64,
+}
+
 /// With `prepare`, `nq_engine_prepare` runs after each policy decision,
-/// outside the timed calls, as a live system runs it in idle time.
-fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> (Vec<u64>, Vec<u64>, u64) {
+/// outside the timed tick calls, as a live system runs it in idle time.
+fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> Replay {
     let mut storage = vec![0u64; nq_engine_size().div_ceil(8)];
     let mut err = nq_error::default();
     // SAFETY: storage and checkpoint outlive the engine.
@@ -65,6 +74,7 @@ fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> (Vec<u64>, Vec<u64>,
     assert!(!engine.is_null(), "{}", err.message_str());
     let mut decision_ns = Vec::with_capacity(ticks.len() / 4);
     let mut other_ns = Vec::with_capacity(ticks.len());
+    let mut prepare_ns = Vec::with_capacity(ticks.len() / 4);
     let mut d = nq_decision::default();
     for tick in ticks {
         let t0 = Instant::now();
@@ -74,8 +84,11 @@ fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> (Vec<u64>, Vec<u64>,
         if s == nq_status::NQ_DECISION && d.kind == nq_decision_kind::NQ_KIND_POLICY as i32 {
             decision_ns.push(dt);
             if prepare {
+                let t0 = Instant::now();
                 // SAFETY: live engine.
-                assert_eq!(unsafe { nq_engine_prepare(engine) }, nq_status::NQ_OK);
+                let s = unsafe { nq_engine_prepare(engine) };
+                prepare_ns.push(t0.elapsed().as_nanos() as u64);
+                assert_eq!(s, nq_status::NQ_OK);
             }
         } else {
             other_ns.push(dt);
@@ -90,7 +103,12 @@ fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> (Vec<u64>, Vec<u64>,
         );
         assert_eq!(nq_engine_deinit(engine), nq_status::NQ_OK);
     }
-    (decision_ns, other_ns, prepared)
+    Replay {
+        decision_ns,
+        other_ns,
+        prepare_ns,
+        prepared,
+    }
 }
 
 fn main() {
@@ -117,26 +135,26 @@ fn main() {
 
     // Two rounds, the variants alternating, so that a change in the
     // machine's load hits both alike; each variant's samples are pooled.
-    let mut plain = (Vec::new(), Vec::new());
-    let mut prepared = (Vec::new(), Vec::new());
-    let mut used = 0;
-    for _ in 0..2 {
-        let (d, o, _) = replay(ckpt.bytes(), &ticks, false);
-        plain.0.extend(d);
-        plain.1.extend(o);
-        let (d, o, n) = replay(ckpt.bytes(), &ticks, true);
-        prepared.0.extend(d);
-        prepared.1.extend(o);
-        used += n;
-    }
+    let mut plain = replay(ckpt.bytes(), &ticks, false);
+    let mut prepared = replay(ckpt.bytes(), &ticks, true);
+    let more = replay(ckpt.bytes(), &ticks, false);
+    plain.decision_ns.extend(more.decision_ns);
+    plain.other_ns.extend(more.other_ns);
+    let more = replay(ckpt.bytes(), &ticks, true);
+    prepared.decision_ns.extend(more.decision_ns);
+    prepared.other_ns.extend(more.other_ns);
+    prepared.prepare_ns.extend(more.prepare_ns);
+    prepared.prepared += more.prepared;
     println!(
-        "with prepare: {used} of {} policy decisions used the prepared sums",
-        prepared.0.len()
+        "with prepare: {} of {} policy decisions used the prepared sums",
+        prepared.prepared,
+        prepared.decision_ns.len()
     );
-    report("rust_ffi decision_ticks", plain.0);
-    report("rust_ffi decision_ticks prepared", prepared.0);
-    report("rust_ffi other_ticks", plain.1);
-    report("rust_ffi other_ticks prepared", prepared.1);
+    report("rust_ffi decision_ticks", plain.decision_ns);
+    report("rust_ffi decision_ticks prepared", prepared.decision_ns);
+    report("rust_ffi other_ticks", plain.other_ns);
+    report("rust_ffi other_ticks prepared", prepared.other_ns);
+    report("rust_ffi prepare_calls (idle time)", prepared.prepare_ns);
 
     // The same through the C example, if a C compiler is there.
     // NQ_FFI_BENCH_DIR keeps the checkpoint, ticks and replay binary there,

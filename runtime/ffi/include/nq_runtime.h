@@ -273,7 +273,7 @@ nq_status nq_obs_feature_name(size_t index,
                               char *buf,
                               size_t buf_len);
 
-// Bytes of storage an engine needs (about 30 KiB).
+// Bytes of storage an engine needs (about 60 KiB).
 size_t nq_engine_size(void);
 
 // Alignment the storage of an engine needs.

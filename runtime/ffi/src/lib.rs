@@ -621,7 +621,7 @@ impl fmt::Write for ByteWriter<'_> {
 // --------------------------------------------------------------------------
 // Creation and release
 
-/// Bytes of storage an engine needs (about 30 KiB).
+/// Bytes of storage an engine needs (about 60 KiB).
 #[no_mangle]
 pub extern "C" fn nq_engine_size() -> usize {
     size_of::<nq_engine>()
