@@ -45,6 +45,23 @@ fn bench_policy(c: &mut Criterion) {
             },
         );
     }
+    // The same on the SSE2 kernels, which CPUs without AVX run.
+    {
+        let words = common::random_checkpoint(Activation::Tanh);
+        let ck = Checkpoint::parse(words.bytes()).unwrap();
+        let policy = Policy::from_checkpoint(&ck).unwrap();
+        let mut scratch = PolicyScratch::new();
+        mlp::set_avx_disabled(true);
+        c.bench_function("decision_231_256_256_6_tanh_on_sse2", |b| {
+            b.iter(|| {
+                policy
+                    .forward(black_box(&obs), black_box(mask), &mut scratch)
+                    .unwrap()
+                    .argmax()
+            })
+        });
+        mlp::set_avx_disabled(false);
+    }
 
     // The same decision with the first layer's 208 leading columns prepared
     // beforehand (as the engine does between bars): only the forward pass

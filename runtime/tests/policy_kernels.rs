@@ -66,12 +66,14 @@ fn tanh_fast_is_within_a_few_ulps() {
 mod policy_common;
 
 use nq_formats::checkpoint::Activation;
-use nq_runtime::policy::{Checkpoint, Policy, PolicyScratch, Rng};
+use nq_runtime::policy::{Checkpoint, FirstLayerPrefix, Policy, PolicyScratch, Rng};
 use nq_runtime::ActionMask;
 use policy_common::{file, metadata, metadata_pairs, random_tensors, Buffer};
 
 /// FNV-1a over the bits of every logit of a production-sized policy
-/// (231->256->256->6, both activations), weights in place and decoded.
+/// (231->256->256->6, both activations), weights in place and decoded; with
+/// the weights in place, a forward pass continuing a prepared first-layer
+/// prefix must give the same bits.
 fn production_logits_digest() -> u64 {
     let mut digest = 0xcbf2_9ce4_8422_2325u64;
     let mut rng = Rng::new(5);
@@ -84,11 +86,18 @@ fn production_logits_digest() -> u64 {
             let ck = Checkpoint::parse(buf.bytes()).unwrap();
             let policy = Policy::from_checkpoint(&ck).unwrap();
             assert_eq!(policy.weights_in_place(), shift == 0);
+            let mut prefix = Box::new(FirstLayerPrefix::new());
             for _ in 0..20 {
                 let obs: Vec<f32> = (0..231).map(|_| (rng.next_f32() - 0.5) * 8.0).collect();
-                let out = policy
-                    .forward(&obs, ActionMask::from_bits(0xff), &mut scratch)
+                let mask = ActionMask::from_bits(0xff);
+                let out = policy.forward(&obs, mask, &mut scratch).unwrap();
+                policy.prepare_prefix(&obs[..220], &mut prefix);
+                let hits = prefix.hits();
+                let prepared = policy
+                    .forward_prepared(&obs, mask, &mut scratch, &mut prefix)
                     .unwrap();
+                assert_eq!(prefix.hits() - hits, u64::from(shift == 0));
+                assert_eq!(out, prepared);
                 for logit in out.logits() {
                     for byte in logit.to_bits().to_le_bytes() {
                         digest = (digest ^ byte as u64).wrapping_mul(0x100_0000_01b3);
@@ -101,9 +110,23 @@ fn production_logits_digest() -> u64 {
 }
 
 /// Pinned from the first (SSE2, 4-row) kernels: every build since (AVX,
-/// 8-row groups, masked tails, transposed reductions) must give the very
-/// same bits, on any CPU and whatever `target-cpu` the build uses.
+/// 8-row groups, masked tails, transposed reductions, the AVX kernels
+/// chosen at run time) must give the very same bits, on any CPU and
+/// whatever `target-cpu` the build uses, on both kernel sets. (The only test
+/// in this binary that switches kernels, so it knows which ones ran.)
 #[test]
-fn production_logits_are_bit_identical_on_every_build() {
-    assert_eq!(production_logits_digest(), 5_481_852_817_154_407_442);
+fn production_logits_are_bit_identical_on_every_build_and_kernel() {
+    const PINNED: u64 = 5_481_852_817_154_407_442;
+    let best = kernels();
+    set_avx_disabled(true);
+    let portable = if cfg!(target_arch = "x86_64") {
+        Kernels::Sse2
+    } else {
+        Kernels::Plain
+    };
+    assert_eq!(kernels(), portable);
+    assert_eq!(production_logits_digest(), PINNED, "{portable:?} kernels");
+    set_avx_disabled(false);
+    assert_eq!(kernels(), best);
+    assert_eq!(production_logits_digest(), PINNED, "{best:?} kernels");
 }
