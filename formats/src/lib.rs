@@ -6,7 +6,7 @@
 //! bare-metal target. The `std` feature adds the typed policy metadata that
 //! round-trips through a safetensors string map; `arrow` adds the Arrow schemas
 //! of the data and report tables.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod action;
