@@ -6,7 +6,11 @@
 //!
 //! Run: `cargo bench -p nq-tools --bench signal_latency`
 //! (`NQ_SIGNAL_BENCH_DECISIONS` sets how many timed decisions, default 3000;
-//! `NQ_SIGNAL_BENCH_JSON=1` sends JSON tick lines instead of CSV).
+//! `NQ_SIGNAL_BENCH_JSON=1` sends JSON tick lines instead of CSV;
+//! `NQ_SIGNAL_BENCH_CHECKPOINT=path` times another checkpoint than the small
+//! phase-1 fixture, e.g. a trainer-sized 256x256 one;
+//! `NQ_SIGNAL_BENCH_BIN=path` times another `nq-signal` binary, to compare
+//! two builds in the same window).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -73,18 +77,27 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
     let json = std::env::var_os("NQ_SIGNAL_BENCH_JSON").is_some_and(|v| v == "1");
+    let binary = std::env::var("NQ_SIGNAL_BENCH_BIN").unwrap_or_else(|_| NQ_SIGNAL.into());
+    let checkpoint =
+        std::env::var("NQ_SIGNAL_BENCH_CHECKPOINT").unwrap_or_else(|_| CHECKPOINT.into());
     let pinned = taskset();
     let mut cmd = if pinned {
         let mut c = Command::new("taskset");
-        c.args(["-c", "0", NQ_SIGNAL]);
+        c.args(["-c", "0", binary.as_str()]);
         c
     } else {
-        Command::new(NQ_SIGNAL)
+        Command::new(&binary)
     };
     let mut child = cmd
         // No drawdown limit: after a breach decisions skip the policy, which
         // would time less than the real work.
-        .args([CHECKPOINT, "--session", "GLOBEX", "--drawdown-limit", "0"])
+        .args([
+            checkpoint.as_str(),
+            "--session",
+            "GLOBEX",
+            "--drawdown-limit",
+            "0",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -186,6 +199,7 @@ fn main() {
         latencies[0].as_secs_f64() * 1e6,
         latencies[latencies.len() - 1].as_secs_f64() * 1e6,
     );
+    println!("  binary {binary}, checkpoint {checkpoint}");
     println!(
         "  machine: {cpu}, {} CPUs, load average {}",
         num_cpus(),

@@ -117,7 +117,7 @@ fn a_session_answers_every_kind_of_line() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(
-            "13 lines, 3 ticks, 1 decisions, 4 rejected lines, 2 late ticks, 2 fills (1 refused), 1 clock lines"
+            "13 lines, 3 ticks, 1 decisions (0 prepared ahead), 4 rejected lines, 2 late ticks, 2 fills (1 refused), 1 clock lines"
         ),
         "{stderr}"
     );
@@ -228,13 +228,63 @@ fn warmup_on_real_bars_then_live_ticks() {
     assert_eq!(lines.len(), warm + 1, "the tick at the end is accepted");
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("1 ticks, 0 decisions, 1 rejected lines, 1 late ticks"),
+        stderr.contains("1 ticks, 0 decisions (0 prepared ahead), 1 rejected lines, 1 late ticks"),
         "{stderr}"
     );
     assert!(stderr.contains("warm-up: 14714 records"), "{stderr}");
     // Without --show-warmup, the history stays silent.
     let out = signal(&[P1, "--warmup", bars], &input);
     assert_eq!(text(&out.stdout).lines().count(), 1, "{out:?}");
+}
+
+/// After each policy decision line nq-signal prepares the next decision
+/// while it waits for input; nearly every live decision then starts from
+/// the prepared sums, and the summary says how many did.
+#[test]
+fn live_decisions_are_prepared_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bars = import_real_bars(
+        "nq_firstrate_2023_11/nq_1min_bars_utc.csv",
+        &tmp.path().join("bars.parquet"),
+    );
+    // Monday 2023-12-04 23:00 UTC: the Globex session reopens after the
+    // warm-up's last bar; 90 minutes of ticks, four a minute.
+    let open = 1_701_730_800_000_000_000i64;
+    let mut price = 16_000.0;
+    let mut input = String::new();
+    for k in 0..90 * 4 {
+        price += [0.25, -0.5, 0.75, -0.25][k % 4];
+        input.push_str(&format!("{},{price},1,B\n", open + k as i64 * 15 * SEC));
+    }
+    // No drawdown limit: the random fixture policy breaches it during the
+    // warm-up, and a breached account never asks the policy again.
+    let args = [
+        P1,
+        "--warmup",
+        bars.to_str().unwrap(),
+        "--session",
+        "GLOBEX",
+        "--drawdown-limit",
+        "0",
+    ];
+    let out = signal(&args, &input);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let policy = stdout
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"policy\""))
+        .count();
+    assert_eq!(policy, 89, "{stdout}");
+    let stderr = text(&out.stderr);
+    let prepared: usize = stderr
+        .split_once("decisions (")
+        .and_then(|(_, rest)| rest.split_once(" prepared ahead)"))
+        .map(|(n, _)| n.parse().unwrap())
+        .unwrap_or_else(|| panic!("no prepared count: {stderr}"));
+    assert!(
+        prepared * 10 > policy * 9 && prepared <= policy,
+        "{prepared} of {policy}: {stderr}"
+    );
 }
 
 #[test]

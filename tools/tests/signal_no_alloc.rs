@@ -1,7 +1,9 @@
 //! A session's hot path allocates nothing per line: a counting global
 //! allocator watches `Signal::serve` over thousands of CSV and JSON ticks,
 //! clock lines, fills, late and unreadable lines, with hundreds of decision
-//! lines written, and sees only the one line buffer `serve` starts with.
+//! lines written (each policy decision followed by the idle-time
+//! `prepare_next_decision`), and sees only the one line buffer `serve`
+//! starts with.
 
 use std::io::Write;
 
@@ -25,6 +27,7 @@ const P1: &str = concat!(
 #[derive(Default)]
 struct Tally {
     decisions: u64,
+    policy: u64,
     others: u64,
 }
 
@@ -32,6 +35,10 @@ impl Write for Tally {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if buf.starts_with(b"{\"type\":\"decision\"") {
             self.decisions += 1;
+            let policy: &[u8] = b"\"kind\":\"policy\"";
+            if buf.windows(policy.len()).any(|w| w == policy) {
+                self.policy += 1;
+            }
         } else {
             self.others += 1;
         }
@@ -104,5 +111,13 @@ fn serving_lines_allocates_nothing_per_line() {
         "{stats:?}"
     );
     assert!(out.others >= 100, "{} other lines", out.others);
+    // The idle-time preparation after each policy decision ran in the
+    // counted region (the drawdown limit ends the policy's turn late on).
+    assert!(
+        out.policy > 700 && stats.prepared * 10 > out.policy * 9,
+        "{} of {} policy decisions prepared ahead",
+        stats.prepared,
+        out.policy
+    );
     assert!(allocations <= 1, "{allocations} allocations");
 }

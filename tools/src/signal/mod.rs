@@ -22,7 +22,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use nq_runtime::bars::TickRejected;
-use nq_runtime::engine::{Decision, Engine};
+use nq_runtime::engine::{Decision, DecisionKind, Engine};
 
 use crate::eval::BarSpacing;
 use crate::market_data::{DataKind, MarketReader};
@@ -60,6 +60,10 @@ pub struct Stats {
     pub lines: u64,
     pub ticks: u64,
     pub decisions: u64,
+    /// Live policy decisions that started from the sums the engine prepared
+    /// in the idle time after the previous one
+    /// ([`Engine::prepare_next_decision`]).
+    pub prepared: u64,
     /// Lines answered with a `rejected` line (late ticks included).
     pub rejected: u64,
     /// Late ticks, whatever the policy did with them.
@@ -75,11 +79,12 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} lines, {} ticks, {} decisions, {} rejected lines, {} late ticks, \
+            "{} lines, {} ticks, {} decisions ({} prepared ahead), {} rejected lines, {} late ticks, \
              {} fills ({} refused), {} clock lines; warm-up: {} records, {} decisions",
             self.lines,
             self.ticks,
             self.decisions,
+            self.prepared,
             self.rejected,
             self.late,
             self.fills,
@@ -163,7 +168,12 @@ impl<'a> Signal<'a> {
             })?,
         }
         let bar_seconds = self.engine.simulator().config().bar_seconds;
-        spacing.check(&reader, bar_seconds, "the checkpoint")
+        spacing.check(&reader, bar_seconds, "the checkpoint")?;
+        // Idle until stdin's first line: the first live decision can start
+        // from the warm window. (Not after each warm-up decision: nobody
+        // waits for those.)
+        self.engine.prepare_next_decision();
+        Ok(())
     }
 
     fn warmup_decision(&mut self, decision: Option<Decision>, out: &mut impl Write) -> Result<()> {
@@ -264,12 +274,23 @@ impl<'a> Signal<'a> {
     fn decision(&mut self, decision: Option<Decision>, out: &mut impl Write) -> Result<()> {
         let Some(d) = decision else { return Ok(()) };
         self.stats.decisions += 1;
+        // Warm-up decisions are never prepared ahead: all of these are live.
+        self.stats.prepared = self.engine.prepared_decisions();
         self.seq += 1;
         self.out
             .begin("decision")
             .int("seq", self.seq as i64)
             .decision(&d);
-        emit(out, self.out.finish())
+        emit(out, self.out.finish())?;
+        // The line is out; until the next input line arrives there is
+        // nothing to do but the part of the next decision already known.
+        // After a session end or a drawdown breach the next bar is not the
+        // policy's to decide (the session or the account is closed), so that
+        // would be wasted.
+        if d.kind == DecisionKind::Policy {
+            self.engine.prepare_next_decision();
+        }
+        Ok(())
     }
 
     fn late(&mut self, line_no: u64, reason: &str, raw: &[u8], out: &mut impl Write) -> Result<()> {
