@@ -59,19 +59,8 @@ struct Replay {
 /// With `prepare`, `nq_engine_prepare` runs after each policy decision,
 /// outside the timed tick calls, as a live system runs it in idle time.
 fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> Replay {
-    let mut storage = vec![0u64; nq_engine_size().div_ceil(8)];
-    let mut err = nq_error::default();
-    // SAFETY: storage and checkpoint outlive the engine.
-    let engine = unsafe {
-        nq_engine_init(
-            storage.as_mut_ptr().cast(),
-            storage.len() * 8,
-            ckpt.as_ptr(),
-            ckpt.len(),
-            &mut err,
-        )
-    };
-    assert!(!engine.is_null(), "{}", err.message_str());
+    let mut storage = common::engine_storage();
+    let engine = common::init_engine(&mut storage, ckpt);
     let mut decision_ns = Vec::with_capacity(ticks.len() / 4);
     let mut other_ns = Vec::with_capacity(ticks.len());
     let mut prepare_ns = Vec::with_capacity(ticks.len() / 4);

@@ -13,27 +13,6 @@ use std::ptr;
 use nq_formats::SessionHours;
 use nq_runtime_ffi::*;
 
-/// `nq_engine_size()` bytes at 8-byte alignment.
-fn storage() -> Vec<u64> {
-    vec![0u64; nq_engine_size().div_ceil(8)]
-}
-
-fn init(storage: &mut [u64], ckpt: &[u8]) -> *mut nq_engine {
-    let mut err = nq_error::default();
-    // SAFETY: the tests keep storage and checkpoint alive until deinit.
-    let e = unsafe {
-        nq_engine_init(
-            storage.as_mut_ptr().cast(),
-            storage.len() * 8,
-            ckpt.as_ptr(),
-            ckpt.len(),
-            &mut err,
-        )
-    };
-    assert!(!e.is_null(), "{}", err.message_str());
-    e
-}
-
 fn read(
     e: *mut nq_engine,
     getter: unsafe extern "C" fn(*mut nq_engine, *mut u64) -> nq_status,
@@ -78,8 +57,8 @@ struct Run {
 /// filled (the execution system overriding the position); with `prepare`,
 /// `nq_engine_prepare` follows every policy decision once it is handled.
 fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> Run {
-    let mut storage = storage();
-    let e = init(&mut storage, ckpt);
+    let mut storage = common::engine_storage();
+    let e = common::init_engine(&mut storage, ckpt);
     let mut d = nq_decision::default();
     let mut decisions = Vec::new();
     // Before any bar there is nothing to prepare: still fine.
@@ -190,8 +169,8 @@ fn preparing_after_every_decision_changes_no_decision_phase_1() {
 #[test]
 fn prepare_refuses_what_every_call_refuses() {
     let ckpt = common::Aligned::new(&common::checkpoint(&common::Spec::default()));
-    let mut storage = storage();
-    let e = init(&mut storage, ckpt.bytes());
+    let mut storage = common::engine_storage();
+    let e = common::init_engine(&mut storage, ckpt.bytes());
     // SAFETY (this block): the storage outlives every call; the released
     // engine is only passed back while its storage is still allocated.
     unsafe {

@@ -10,6 +10,7 @@ use nq_formats::checkpoint::{
 };
 use nq_formats::{ActionSet, Bar, Instrument, SessionHours, SimConfig, OBS_LAYOUT_V1};
 use nq_runtime::policy::Rng;
+use nq_runtime_ffi::{nq_engine, nq_engine_init, nq_engine_size, nq_error};
 
 /// What a test checkpoint varies.
 #[derive(Clone, Copy)]
@@ -242,4 +243,27 @@ pub fn build_replay(dir: &Path, optimize: bool) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     exe
+}
+
+/// `nq_engine_size()` bytes at 8-byte alignment, as a C caller provides them.
+pub fn engine_storage() -> Vec<u64> {
+    vec![0u64; nq_engine_size().div_ceil(8)]
+}
+
+/// An engine in `storage` over `ckpt`; panics with the library's message if
+/// it refuses. The caller keeps both alive until `nq_engine_deinit`.
+pub fn init_engine(storage: &mut [u64], ckpt: &[u8]) -> *mut nq_engine {
+    let mut err = nq_error::default();
+    // SAFETY: the pointers and lengths describe live buffers.
+    let e = unsafe {
+        nq_engine_init(
+            storage.as_mut_ptr().cast(),
+            storage.len() * 8,
+            ckpt.as_ptr(),
+            ckpt.len(),
+            &mut err,
+        )
+    };
+    assert!(!e.is_null(), "{}", err.message_str());
+    e
 }
