@@ -12,9 +12,15 @@
  * - The checkpoint bytes are borrowed, not copied: keep them alive and
  *   unchanged until the engine is released (nq_engine_deinit / nq_engine_free).
  *   8-byte aligned checkpoint bytes let the weights be read in place.
+ * - nq_engine_init_with / nq_engine_new_with take nq_engine_options (fill
+ *   with nq_engine_options_default, then override commission, slippage,
+ *   drawdown limit, session, sampling); a bad field is NQ_ERR_OPTIONS.
  * - Feeding calls (nq_engine_on_tick, _on_bar, _flush, _on_fill) never
  *   allocate. They return NQ_DECISION (decision written to *out), NQ_OK
  *   (none) or a negative nq_status; nq_engine_last_error gives the message.
+ * - nq_engine_last_events: the simulated entry, closed trade and drawdown
+ *   breach of the last feeding call; nq_engine_end_of_data closes the
+ *   simulated position when the data ends (NQ_TRADE_CLOSED).
  * - Calls on one engine must not overlap; distinct engines are independent.
  *   No global state. No Rust panic ever crosses this boundary.
  */
@@ -31,9 +37,13 @@
 // Size of `nq_error.message`, terminating NUL included.
 #define NQ_ERROR_MESSAGE_LEN 256
 
-// Result of every fallible call. `NQ_OK` and `NQ_DECISION` are successes;
-// every negative value is an error whose message is in the `nq_error`
-// passed to the call (creation) or in `nq_engine_last_error`.
+// Bytes of `nq_engine_options.session`, terminating NUL included.
+#define NQ_SESSION_LEN 16
+
+// Result of every fallible call. `NQ_OK`, `NQ_DECISION` and
+// `NQ_TRADE_CLOSED` are successes; every negative value is an error whose
+// message is in the `nq_error` passed to the call (creation) or in
+// `nq_engine_last_error`.
 enum nq_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -43,6 +53,9 @@ enum nq_status
   NQ_OK = 0,
   // A decision was written to the caller's `nq_decision`.
   NQ_DECISION = 1,
+  // `nq_engine_end_of_data` closed a position; the trade was written to
+  // the caller's `nq_trade`.
+  NQ_TRADE_CLOSED = 2,
   // A required pointer argument is NULL.
   NQ_ERR_NULL_POINTER = -1,
   // The storage given to `nq_engine_init` is shorter than `nq_engine_size()`.
@@ -75,6 +88,9 @@ enum nq_status
   // A bug in the runtime was caught at the boundary; the engine is poisoned
   // and refuses further calls. Please report it with the message.
   NQ_ERR_INTERNAL = -12,
+  // An `nq_engine_options` field is out of range or unreadable (the
+  // message names the field and its value); no engine was made.
+  NQ_ERR_OPTIONS = -13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -151,9 +167,89 @@ typedef int32_t nq_side;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How the engine picks among the allowed actions (`nq_engine_options.sampling`).
+enum nq_sampling
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The most probable allowed action (the default, as in evaluation).
+  NQ_SAMPLING_GREEDY = 0,
+  // A draw from the masked softmax with a generator seeded by
+  // `nq_engine_options.seed`: the same seed and inputs give the same draws.
+  NQ_SAMPLING_SAMPLE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nq_sampling nq_sampling;
+#else
+typedef int32_t nq_sampling;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why a position was closed (`nq_trade.exit_reason`); `nq_exit_reason_name`
+// gives the name written to the `exit_reason` column of `trades.parquet`.
+enum nq_exit_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The policy closed it (long + SELL, short + BUY).
+  NQ_EXIT_SIGNAL = 0,
+  // The protective stop (initial or moved) was hit.
+  NQ_EXIT_STOP = 1,
+  // The profit target was hit.
+  NQ_EXIT_TARGET = 2,
+  // Flattened at the end of the session.
+  NQ_EXIT_SESSION_END = 3,
+  // The trailing drawdown limit was breached.
+  NQ_EXIT_DRAWDOWN = 4,
+  // Flattened by `nq_engine_end_of_data`.
+  NQ_EXIT_END_OF_DATA = 5,
+  // The execution system reported the position gone.
+  NQ_EXIT_EXTERNAL = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nq_exit_reason nq_exit_reason;
+#else
+typedef int32_t nq_exit_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An engine as C sees it: opaque, created by `nq_engine_init` or
 // `nq_engine_new`.
 typedef struct nq_engine nq_engine;
+
+// Settings that replace the checkpoint's own when an engine is made
+// (`nq_engine_init_with` / `nq_engine_new_with`), the same overrides as
+// `nq-eval` / `nq-signal` flags. Fill it with `nq_engine_options_default`
+// (which keeps every checkpoint setting and decides greedily), then change
+// the fields wanted.
+//
+// `struct_size` comes first so the struct can grow: newer fields go at the
+// end, and the library tells versions apart by the size the caller was
+// compiled with.
+typedef struct nq_engine_options {
+  // `sizeof(nq_engine_options)` as the caller compiled it (set by
+  // `nq_engine_options_default`).
+  uint32_t struct_size;
+  // An `nq_sampling` code.
+  int32_t sampling;
+  // Seed of the sampling generator (used with `NQ_SAMPLING_SAMPLE`).
+  uint64_t seed;
+  // Commission per contract per side, dollars; NaN keeps the checkpoint's.
+  double commission_per_side;
+  // Slippage per market fill, ticks; NaN keeps the checkpoint's.
+  double slippage_ticks;
+  // Trailing drawdown from the equity high that ends trading, dollars;
+  // 0 = no limit, NaN keeps the checkpoint's.
+  double drawdown_limit_usd;
+  // Session hours in New York time, NUL-terminated: "RTH" (09:30-16:00),
+  // "GLOBEX" (18:00-17:00), or "HH:MM-HH:MM", as `nq-eval --session`
+  // reads them; empty keeps the checkpoint's.
+  char session[NQ_SESSION_LEN];
+} nq_engine_options;
 
 // An error code with its message, NUL-terminated and truncated to fit.
 typedef struct nq_error {
@@ -237,6 +333,60 @@ typedef struct nq_fill {
   double target_price;
 } nq_fill;
 
+// An entry order filled and a position (with its bracket) opened.
+typedef struct nq_entry_fill {
+  int64_t ts_ns;
+  // +1 long, -1 short.
+  int32_t side;
+  int32_t contracts;
+  // Fill price, slippage included, on the tick grid.
+  double price;
+  double stop_price;
+  double target_price;
+  // Commission charged for this side, dollars.
+  double commission;
+} nq_entry_fill;
+
+// One closed round trip, as a `trades.parquet` row. Money in dollars.
+typedef struct nq_trade {
+  // +1 long, -1 short.
+  int32_t side;
+  int32_t contracts;
+  int64_t entry_ts_ns;
+  int64_t exit_ts_ns;
+  double entry_price;
+  double exit_price;
+  // (exit - entry) x side x point value x contracts.
+  double gross_pnl;
+  // Both sides.
+  double commission;
+  // `gross_pnl - commission`: what the trade did to the balance.
+  double net_pnl;
+  // An `nq_exit_reason` code.
+  int32_t exit_reason;
+  // Bars that closed while the position was open.
+  uint32_t bars_held;
+  // Worst open P&L during the trade, before costs (<= 0).
+  double mae;
+  // Best open P&L during the trade, before costs (>= 0).
+  double mfe;
+} nq_trade;
+
+// What the last `nq_engine_on_tick`, `_on_bar`, `_flush` or
+// `_end_of_data` call did to the simulated account: at most one entry and
+// one closed trade (an entry first), and whether the drawdown limit was
+// breached in it. Fields without their `has_` flag are zero.
+typedef struct nq_events {
+  // Non-zero when `entry` holds a fill.
+  uint8_t has_entry;
+  // Non-zero when `trade` holds a closed trade.
+  uint8_t has_trade;
+  // Non-zero when the trailing drawdown was breached during the call.
+  uint8_t breached;
+  struct nq_entry_fill entry;
+  struct nq_trade trade;
+} nq_events;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -273,6 +423,14 @@ nq_status nq_obs_feature_name(size_t index,
                               char *buf,
                               size_t buf_len);
 
+// Fills `*out` with the defaults: `struct_size` set, greedy decisions,
+// seed 0, every simulator setting kept (NaN numbers, empty session).
+// `NQ_ERR_NULL_POINTER` when `out` is NULL.
+//
+// # Safety
+// `out` is NULL or valid for writes of an `nq_engine_options`.
+nq_status nq_engine_options_default(struct nq_engine_options *out);
+
 // Bytes of storage an engine needs (about 60 KiB).
 size_t nq_engine_size(void);
 
@@ -281,7 +439,7 @@ size_t nq_engine_align(void);
 
 // Builds an engine in `storage` over the checkpoint in `checkpoint`, with
 // the simulator settings the checkpoint was trained with and greedy
-// decisions. Allocates nothing.
+// decisions: `nq_engine_init_with` with default options. Allocates nothing.
 //
 // Returns the engine (at `storage`) or NULL, with the code and message in
 // `err` (which may be NULL; on success its code is `NQ_OK`).
@@ -302,6 +460,23 @@ struct nq_engine *nq_engine_init(void *storage,
                                  size_t checkpoint_len,
                                  struct nq_error *err);
 
+// `nq_engine_init` with `options` replacing checkpoint settings (commission,
+// slippage, drawdown limit, session) and choosing greedy or seeded sampled
+// decisions. `options` NULL, or as `nq_engine_options_default` fills it,
+// gives exactly `nq_engine_init`'s engine. A field out of range is refused
+// with `NQ_ERR_OPTIONS`, the message naming the field and its value.
+// Allocates nothing.
+//
+// # Safety
+// As `nq_engine_init`; `options` is NULL or valid for reads of the
+// `struct_size` bytes it declares.
+struct nq_engine *nq_engine_init_with(void *storage,
+                                      size_t storage_len,
+                                      const uint8_t *checkpoint,
+                                      size_t checkpoint_len,
+                                      const struct nq_engine_options *options,
+                                      struct nq_error *err);
+
 // Releases an engine made by `nq_engine_init`; its storage may then be
 // reused or freed. Any later call with it returns `NQ_ERR_NOT_AN_ENGINE`
 // (as long as the storage is not reused). An engine made by `nq_engine_new`
@@ -321,6 +496,16 @@ nq_status nq_engine_deinit(struct nq_engine *engine);
 struct nq_engine *nq_engine_new(const uint8_t *checkpoint,
                                 size_t checkpoint_len,
                                 struct nq_error *err);
+
+// `nq_engine_new` with options, as `nq_engine_init_with`. NULL on failure
+// (`NQ_ERR_OPTIONS` for a bad option), with the reason in `err`.
+//
+// # Safety
+// As `nq_engine_new`; `options` as in `nq_engine_init_with`.
+struct nq_engine *nq_engine_new_with(const uint8_t *checkpoint,
+                                     size_t checkpoint_len,
+                                     const struct nq_engine_options *options,
+                                     struct nq_error *err);
 
 // Frees an engine made by `nq_engine_new`. NULL is a no-op (`NQ_OK`); an
 // engine made by `nq_engine_init` is refused with `NQ_ERR_INVALID_ARGUMENT`.
@@ -369,6 +554,36 @@ nq_status nq_engine_flush(struct nq_engine *engine,
 // `engine` as returned by creation; `fill` NULL or readable.
 nq_status nq_engine_on_fill(struct nq_engine *engine,
                             const struct nq_fill *fill);
+
+// The name of an exit reason code as `trades.parquet` writes it ("STOP",
+// "END_OF_DATA", ...), static and NUL-terminated; NULL for an unknown code.
+const char *nq_exit_reason_name(int32_t reason);
+
+// What the last `nq_engine_on_tick`, `_on_bar`, `_flush` or
+// `_end_of_data` call did to the engine's simulated account (the shadow of
+// the real one, as in `nq-eval`'s `trades.parquet`): the entry that filled,
+// the trade that closed, and a drawdown breach. All flags are zero before
+// the first such call and after a refused one; `nq_engine_on_fill` does not
+// change them. Never allocates.
+//
+// # Safety
+// `engine` as returned by creation; `out` NULL or writable.
+nq_status nq_engine_last_events(struct nq_engine *engine,
+                                struct nq_events *out);
+
+// The data ran out (the end of a backtest or replay): closes the simulated
+// position at the last price seen, with slippage and commission, as
+// `NQ_EXIT_END_OF_DATA` at `ts_ns`, and drops a pending order.
+// `NQ_TRADE_CLOSED` with the trade in `*out` (and in
+// `nq_engine_last_events`), or `NQ_OK` with `*out` zeroed when flat. The
+// engine stays usable. Live, the position is the execution system's: this
+// only closes the engine's shadow of it. Never allocates.
+//
+// # Safety
+// `engine` as returned by creation; `out` NULL or writable.
+nq_status nq_engine_end_of_data(struct nq_engine *engine,
+                                int64_t ts_ns,
+                                struct nq_trade *out);
 
 // Optional idle-time work: computes ahead the part of the next decision
 // that is already known (the policy's first layer over the 19 older bars of

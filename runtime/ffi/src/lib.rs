@@ -9,6 +9,15 @@
 //! never allocate: decisions are written into caller structs and error
 //! messages into a fixed buffer inside the engine.
 //!
+//! [`nq_engine_init_with`] / [`nq_engine_new_with`] take an
+//! [`nq_engine_options`] that overrides the checkpoint's simulator settings
+//! (commission, slippage, drawdown limit, session, parsed as `nq-eval`
+//! parses its flags) and picks greedy or seeded sampled decisions. What the
+//! simulated account did on each call (entry fill, closed trade, drawdown
+//! breach) is read with [`nq_engine_last_events`];
+//! [`nq_engine_end_of_data`] closes the simulated position when a replay
+//! ends.
+//!
 //! The crate is `std` (a hosted C library), because it has to stop panics at
 //! the boundary: every entry point runs under `catch_unwind`. A panic would be
 //! a bug in the runtime; it is reported as `NQ_ERR_INTERNAL` and poisons the
@@ -30,9 +39,12 @@ use core::mem::{align_of, size_of};
 use core::ptr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use nq_formats::{Action, Bar, Side, Tick, OBS_LAYOUT_V1};
-use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineError, FillReport};
-use nq_runtime::policy::{PolicyError, MAX_ACTIONS};
+use nq_formats::{Action, Bar, SessionHours, Side, Tick, OBS_LAYOUT_V1};
+use nq_runtime::engine::{
+    Decision, DecisionKind, Engine, EngineConfig, EngineError, FillReport, Sampling,
+};
+use nq_runtime::policy::{Checkpoint, Policy, PolicyError, MAX_ACTIONS};
+use nq_runtime::sim::{ExitReason, SimEvents, TradeRecord};
 
 /// Entries of `nq_decision.probs`: the largest action set (phase 2).
 pub const NQ_MAX_ACTIONS: usize = 6;
@@ -41,9 +53,10 @@ pub const NQ_ERROR_MESSAGE_LEN: usize = 256;
 
 const _: () = assert!(NQ_MAX_ACTIONS == MAX_ACTIONS);
 
-/// Result of every fallible call. `NQ_OK` and `NQ_DECISION` are successes;
-/// every negative value is an error whose message is in the `nq_error`
-/// passed to the call (creation) or in `nq_engine_last_error`.
+/// Result of every fallible call. `NQ_OK`, `NQ_DECISION` and
+/// `NQ_TRADE_CLOSED` are successes; every negative value is an error whose
+/// message is in the `nq_error` passed to the call (creation) or in
+/// `nq_engine_last_error`.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum nq_status {
@@ -51,6 +64,9 @@ pub enum nq_status {
     NQ_OK = 0,
     /// A decision was written to the caller's `nq_decision`.
     NQ_DECISION = 1,
+    /// `nq_engine_end_of_data` closed a position; the trade was written to
+    /// the caller's `nq_trade`.
+    NQ_TRADE_CLOSED = 2,
     /// A required pointer argument is NULL.
     NQ_ERR_NULL_POINTER = -1,
     /// The storage given to `nq_engine_init` is shorter than `nq_engine_size()`.
@@ -83,12 +99,16 @@ pub enum nq_status {
     /// A bug in the runtime was caught at the boundary; the engine is poisoned
     /// and refuses further calls. Please report it with the message.
     NQ_ERR_INTERNAL = -12,
+    /// An `nq_engine_options` field is out of range or unreadable (the
+    /// message names the field and its value); no engine was made.
+    NQ_ERR_OPTIONS = -13,
 }
 
 impl nq_status {
-    const ALL: [nq_status; 14] = [
+    const ALL: [nq_status; 16] = [
         nq_status::NQ_OK,
         nq_status::NQ_DECISION,
+        nq_status::NQ_TRADE_CLOSED,
         nq_status::NQ_ERR_NULL_POINTER,
         nq_status::NQ_ERR_STORAGE_TOO_SMALL,
         nq_status::NQ_ERR_STORAGE_MISALIGNED,
@@ -101,6 +121,7 @@ impl nq_status {
         nq_status::NQ_ERR_FILL_REJECTED,
         nq_status::NQ_ERR_BUFFER_TOO_SMALL,
         nq_status::NQ_ERR_INTERNAL,
+        nq_status::NQ_ERR_OPTIONS,
     ];
 
     /// The variant's name, NUL-terminated for C.
@@ -108,6 +129,7 @@ impl nq_status {
         match self {
             nq_status::NQ_OK => "NQ_OK\0",
             nq_status::NQ_DECISION => "NQ_DECISION\0",
+            nq_status::NQ_TRADE_CLOSED => "NQ_TRADE_CLOSED\0",
             nq_status::NQ_ERR_NULL_POINTER => "NQ_ERR_NULL_POINTER\0",
             nq_status::NQ_ERR_STORAGE_TOO_SMALL => "NQ_ERR_STORAGE_TOO_SMALL\0",
             nq_status::NQ_ERR_STORAGE_MISALIGNED => "NQ_ERR_STORAGE_MISALIGNED\0",
@@ -120,6 +142,7 @@ impl nq_status {
             nq_status::NQ_ERR_FILL_REJECTED => "NQ_ERR_FILL_REJECTED\0",
             nq_status::NQ_ERR_BUFFER_TOO_SMALL => "NQ_ERR_BUFFER_TOO_SMALL\0",
             nq_status::NQ_ERR_INTERNAL => "NQ_ERR_INTERNAL\0",
+            nq_status::NQ_ERR_OPTIONS => "NQ_ERR_OPTIONS\0",
         }
     }
 }
@@ -247,6 +270,133 @@ pub struct nq_decision {
     pub equity: f64,
 }
 
+/// How the engine picks among the allowed actions (`nq_engine_options.sampling`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum nq_sampling {
+    /// The most probable allowed action (the default, as in evaluation).
+    NQ_SAMPLING_GREEDY = 0,
+    /// A draw from the masked softmax with a generator seeded by
+    /// `nq_engine_options.seed`: the same seed and inputs give the same draws.
+    NQ_SAMPLING_SAMPLE = 1,
+}
+
+/// Why a position was closed (`nq_trade.exit_reason`); `nq_exit_reason_name`
+/// gives the name written to the `exit_reason` column of `trades.parquet`.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum nq_exit_reason {
+    /// The policy closed it (long + SELL, short + BUY).
+    NQ_EXIT_SIGNAL = 0,
+    /// The protective stop (initial or moved) was hit.
+    NQ_EXIT_STOP = 1,
+    /// The profit target was hit.
+    NQ_EXIT_TARGET = 2,
+    /// Flattened at the end of the session.
+    NQ_EXIT_SESSION_END = 3,
+    /// The trailing drawdown limit was breached.
+    NQ_EXIT_DRAWDOWN = 4,
+    /// Flattened by `nq_engine_end_of_data`.
+    NQ_EXIT_END_OF_DATA = 5,
+    /// The execution system reported the position gone.
+    NQ_EXIT_EXTERNAL = 6,
+}
+
+/// Bytes of `nq_engine_options.session`, terminating NUL included.
+pub const NQ_SESSION_LEN: usize = 16;
+
+/// Settings that replace the checkpoint's own when an engine is made
+/// (`nq_engine_init_with` / `nq_engine_new_with`), the same overrides as
+/// `nq-eval` / `nq-signal` flags. Fill it with `nq_engine_options_default`
+/// (which keeps every checkpoint setting and decides greedily), then change
+/// the fields wanted.
+///
+/// `struct_size` comes first so the struct can grow: newer fields go at the
+/// end, and the library tells versions apart by the size the caller was
+/// compiled with.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct nq_engine_options {
+    /// `sizeof(nq_engine_options)` as the caller compiled it (set by
+    /// `nq_engine_options_default`).
+    pub struct_size: u32,
+    /// An `nq_sampling` code.
+    pub sampling: i32,
+    /// Seed of the sampling generator (used with `NQ_SAMPLING_SAMPLE`).
+    pub seed: u64,
+    /// Commission per contract per side, dollars; NaN keeps the checkpoint's.
+    pub commission_per_side: f64,
+    /// Slippage per market fill, ticks; NaN keeps the checkpoint's.
+    pub slippage_ticks: f64,
+    /// Trailing drawdown from the equity high that ends trading, dollars;
+    /// 0 = no limit, NaN keeps the checkpoint's.
+    pub drawdown_limit_usd: f64,
+    /// Session hours in New York time, NUL-terminated: "RTH" (09:30-16:00),
+    /// "GLOBEX" (18:00-17:00), or "HH:MM-HH:MM", as `nq-eval --session`
+    /// reads them; empty keeps the checkpoint's.
+    pub session: [c_char; NQ_SESSION_LEN],
+}
+
+/// An entry order filled and a position (with its bracket) opened.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct nq_entry_fill {
+    pub ts_ns: i64,
+    /// +1 long, -1 short.
+    pub side: i32,
+    pub contracts: i32,
+    /// Fill price, slippage included, on the tick grid.
+    pub price: f64,
+    pub stop_price: f64,
+    pub target_price: f64,
+    /// Commission charged for this side, dollars.
+    pub commission: f64,
+}
+
+/// One closed round trip, as a `trades.parquet` row. Money in dollars.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct nq_trade {
+    /// +1 long, -1 short.
+    pub side: i32,
+    pub contracts: i32,
+    pub entry_ts_ns: i64,
+    pub exit_ts_ns: i64,
+    pub entry_price: f64,
+    pub exit_price: f64,
+    /// (exit - entry) x side x point value x contracts.
+    pub gross_pnl: f64,
+    /// Both sides.
+    pub commission: f64,
+    /// `gross_pnl - commission`: what the trade did to the balance.
+    pub net_pnl: f64,
+    /// An `nq_exit_reason` code.
+    pub exit_reason: i32,
+    /// Bars that closed while the position was open.
+    pub bars_held: u32,
+    /// Worst open P&L during the trade, before costs (<= 0).
+    pub mae: f64,
+    /// Best open P&L during the trade, before costs (>= 0).
+    pub mfe: f64,
+}
+
+/// What the last `nq_engine_on_tick`, `_on_bar`, `_flush` or
+/// `_end_of_data` call did to the simulated account: at most one entry and
+/// one closed trade (an entry first), and whether the drawdown limit was
+/// breached in it. Fields without their `has_` flag are zero.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct nq_events {
+    /// Non-zero when `entry` holds a fill.
+    pub has_entry: u8,
+    /// Non-zero when `trade` holds a closed trade.
+    pub has_trade: u8,
+    /// Non-zero when the trailing drawdown was breached during the call.
+    pub breached: u8,
+    pub entry: nq_entry_fill,
+    pub trade: nq_trade,
+}
+
 /// An error code with its message, NUL-terminated and truncated to fit.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -333,6 +483,9 @@ pub struct nq_engine {
     /// Created by `nq_engine_new`: only `nq_engine_free` may release it.
     boxed: bool,
     last_error: nq_error,
+    /// `engine.events()` belongs to the last feeding call; false when that
+    /// call was refused (the C side then sees no events).
+    events_current: bool,
     /// Borrows the caller's checkpoint buffer; `'static` stands for "as long
     /// as the caller keeps it", which the header makes the caller's duty.
     engine: Engine<'static>,
@@ -619,6 +772,176 @@ impl fmt::Write for ByteWriter<'_> {
 }
 
 // --------------------------------------------------------------------------
+// Options
+
+impl Default for nq_engine_options {
+    /// Every checkpoint setting kept, greedy decisions.
+    fn default() -> Self {
+        nq_engine_options {
+            struct_size: size_of::<nq_engine_options>() as u32,
+            sampling: nq_sampling::NQ_SAMPLING_GREEDY as i32,
+            seed: 0,
+            commission_per_side: f64::NAN,
+            slippage_ticks: f64::NAN,
+            drawdown_limit_usd: f64::NAN,
+            session: [0; NQ_SESSION_LEN],
+        }
+    }
+}
+
+impl nq_engine_options {
+    /// Sets `session` from text (for Rust callers and tests); false, and
+    /// unchanged, when it does not fit with its NUL.
+    pub fn set_session(&mut self, text: &str) -> bool {
+        if text.len() >= NQ_SESSION_LEN {
+            return false;
+        }
+        self.session = [0; NQ_SESSION_LEN];
+        for (dst, &b) in self.session.iter_mut().zip(text.as_bytes()) {
+            *dst = b as c_char;
+        }
+        true
+    }
+}
+
+/// Fills `*out` with the defaults: `struct_size` set, greedy decisions,
+/// seed 0, every simulator setting kept (NaN numbers, empty session).
+/// `NQ_ERR_NULL_POINTER` when `out` is NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for writes of an `nq_engine_options`.
+#[no_mangle]
+pub unsafe extern "C" fn nq_engine_options_default(out: *mut nq_engine_options) -> nq_status {
+    if out.is_null() {
+        return nq_status::NQ_ERR_NULL_POINTER;
+    }
+    // SAFETY: the caller's contract; a write, so `*out` may be uninitialised.
+    unsafe { out.write(nq_engine_options::default()) };
+    nq_status::NQ_OK
+}
+
+/// Why an `nq_engine_options` was refused; its text names the field and
+/// the value.
+#[derive(Debug, Clone, Copy)]
+enum OptionsProblem {
+    StructSize(u32),
+    Sampling(i32),
+    Number {
+        field: &'static str,
+        value: f64,
+        rule: &'static str,
+    },
+    SessionUnterminated,
+    Session([u8; NQ_SESSION_LEN], usize),
+}
+
+impl fmt::Display for OptionsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionsProblem::StructSize(size) => write!(
+                f,
+                "options.struct_size = {size}: this library's nq_engine_options is {} bytes; fill it with nq_engine_options_default() and use the header of this library",
+                size_of::<nq_engine_options>()
+            ),
+            OptionsProblem::Sampling(code) => write!(
+                f,
+                "options.sampling = {code}: not an nq_sampling (0 greedy, 1 sample)"
+            ),
+            OptionsProblem::Number { field, value, rule } => {
+                write!(f, "options.{field} = {value}: {rule}")
+            }
+            OptionsProblem::SessionUnterminated => write!(
+                f,
+                "options.session has no terminating NUL within its {NQ_SESSION_LEN} bytes"
+            ),
+            // The wording of `nq-eval --session`.
+            OptionsProblem::Session(bytes, len) => write!(
+                f,
+                "options.session \"{}\": expected HH:MM-HH:MM, RTH or GLOBEX",
+                bytes[..*len].escape_ascii()
+            ),
+        }
+    }
+}
+
+/// The caller's options, or the defaults for NULL. Only a `struct_size`
+/// this library knows is read further (there is one version so far).
+///
+/// # Safety
+/// `options` is NULL or valid for reads of the `struct_size` it declares.
+unsafe fn read_options(
+    options: *const nq_engine_options,
+) -> Result<nq_engine_options, OptionsProblem> {
+    if options.is_null() {
+        return Ok(nq_engine_options::default());
+    }
+    // SAFETY: non-null; the first field is readable whatever the version.
+    let size = unsafe { ptr::addr_of!((*options).struct_size).read_unaligned() };
+    if size as usize != size_of::<nq_engine_options>() {
+        return Err(OptionsProblem::StructSize(size));
+    }
+    // SAFETY: the caller declared this many readable bytes.
+    Ok(unsafe { options.read_unaligned() })
+}
+
+/// The checkpoint's own settings with `options` applied, the way
+/// `nq-eval`'s flags apply them (tools/src/eval/overrides.rs).
+fn config_with(
+    policy: &Policy<'_>,
+    options: &nq_engine_options,
+) -> Result<EngineConfig, OptionsProblem> {
+    let mut config = EngineConfig::from_policy(policy);
+    config.sampling = match options.sampling {
+        0 => Sampling::Greedy,
+        1 => Sampling::Sample { seed: options.seed },
+        other => return Err(OptionsProblem::Sampling(other)),
+    };
+    const KEEP_OR_NONNEG: &str = "must be finite and >= 0, or NaN to keep the checkpoint's";
+    let number = |field, value: f64, rule| {
+        if value.is_nan() {
+            Ok(None)
+        } else if value.is_finite() && value >= 0.0 {
+            Ok(Some(value))
+        } else {
+            Err(OptionsProblem::Number { field, value, rule })
+        }
+    };
+    let sim = &mut config.sim;
+    if let Some(c) = number(
+        "commission_per_side",
+        options.commission_per_side,
+        KEEP_OR_NONNEG,
+    )? {
+        sim.commission_per_side = c;
+    }
+    if let Some(s) = number("slippage_ticks", options.slippage_ticks, KEEP_OR_NONNEG)? {
+        sim.slippage_ticks = s;
+    }
+    if let Some(d) = number(
+        "drawdown_limit_usd",
+        options.drawdown_limit_usd,
+        "must be finite and >= 0 (0 = no limit), or NaN to keep the checkpoint's",
+    )? {
+        sim.max_drawdown = d;
+    }
+    let mut bytes = [0u8; NQ_SESSION_LEN];
+    for (dst, &c) in bytes.iter_mut().zip(&options.session) {
+        *dst = c as u8;
+    }
+    let len = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(OptionsProblem::SessionUnterminated)?;
+    if len > 0 {
+        sim.session = core::str::from_utf8(&bytes[..len])
+            .ok()
+            .and_then(SessionHours::parse)
+            .ok_or(OptionsProblem::Session(bytes, len))?;
+    }
+    Ok(config)
+}
+
+// --------------------------------------------------------------------------
 // Creation and release
 
 /// Bytes of storage an engine needs (about 60 KiB).
@@ -652,7 +975,7 @@ unsafe fn creation_panicked(err: *mut nq_error) -> *mut nq_engine {
 
 /// Builds an engine in `storage` over the checkpoint in `checkpoint`, with
 /// the simulator settings the checkpoint was trained with and greedy
-/// decisions. Allocates nothing.
+/// decisions: `nq_engine_init_with` with default options. Allocates nothing.
 ///
 /// Returns the engine (at `storage`) or NULL, with the code and message in
 /// `err` (which may be NULL; on success its code is `NQ_OK`).
@@ -673,6 +996,38 @@ pub unsafe extern "C" fn nq_engine_init(
     storage_len: usize,
     checkpoint: *const u8,
     checkpoint_len: usize,
+    err: *mut nq_error,
+) -> *mut nq_engine {
+    // SAFETY: the caller's contract, which is `nq_engine_init_with`'s.
+    unsafe {
+        nq_engine_init_with(
+            storage,
+            storage_len,
+            checkpoint,
+            checkpoint_len,
+            ptr::null(),
+            err,
+        )
+    }
+}
+
+/// `nq_engine_init` with `options` replacing checkpoint settings (commission,
+/// slippage, drawdown limit, session) and choosing greedy or seeded sampled
+/// decisions. `options` NULL, or as `nq_engine_options_default` fills it,
+/// gives exactly `nq_engine_init`'s engine. A field out of range is refused
+/// with `NQ_ERR_OPTIONS`, the message naming the field and its value.
+/// Allocates nothing.
+///
+/// # Safety
+/// As `nq_engine_init`; `options` is NULL or valid for reads of the
+/// `struct_size` bytes it declares.
+#[no_mangle]
+pub unsafe extern "C" fn nq_engine_init_with(
+    storage: *mut c_void,
+    storage_len: usize,
+    checkpoint: *const u8,
+    checkpoint_len: usize,
+    options: *const nq_engine_options,
     err: *mut nq_error,
 ) -> *mut nq_engine {
     guard(
@@ -719,7 +1074,16 @@ pub unsafe extern "C" fn nq_engine_init(
                 return ptr::null_mut();
             }
             // SAFETY: storage is large enough, aligned and the caller's to use.
-            match unsafe { init_in_place(storage.cast(), checkpoint, checkpoint_len, false, err) } {
+            match unsafe {
+                init_in_place(
+                    storage.cast(),
+                    checkpoint,
+                    checkpoint_len,
+                    options,
+                    false,
+                    err,
+                )
+            } {
                 nq_status::NQ_OK => storage.cast(),
                 _ => ptr::null_mut(),
             }
@@ -730,12 +1094,13 @@ pub unsafe extern "C" fn nq_engine_init(
 /// Writes a live engine at `at`.
 ///
 /// # Safety
-/// `at` is valid for writes of an aligned `nq_engine`; `checkpoint`/`err` as
-/// in [`nq_engine_init`].
+/// `at` is valid for writes of an aligned `nq_engine`; `checkpoint`,
+/// `options` and `err` as in [`nq_engine_init_with`].
 unsafe fn init_in_place(
     at: *mut nq_engine,
     checkpoint: *const u8,
     checkpoint_len: usize,
+    options: *const nq_engine_options,
     boxed: bool,
     err: *mut nq_error,
 ) -> nq_status {
@@ -752,7 +1117,33 @@ unsafe fn init_in_place(
     // SAFETY: the caller keeps these bytes alive and unchanged for the
     // engine's life (the header's contract), which is what `'static` stands for.
     let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(checkpoint, checkpoint_len) };
-    match Engine::from_checkpoint_bytes(bytes) {
+    // SAFETY: the caller's contract on `options`.
+    let options = match unsafe { read_options(options) } {
+        Ok(o) => o,
+        // SAFETY: the caller's contract on `err`.
+        Err(problem) => {
+            return unsafe { report(err, nq_status::NQ_ERR_OPTIONS, format_args!("{problem}")) }
+        }
+    };
+    let policy = match Checkpoint::parse(bytes)
+        .map_err(PolicyError::from)
+        .and_then(|c| Policy::from_checkpoint(&c))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let e = EngineError::Policy(e);
+            // SAFETY: the caller's contract on `err`.
+            return unsafe { report(err, status_of(&e), format_args!("{e}")) };
+        }
+    };
+    let config = match config_with(&policy, &options) {
+        Ok(c) => c,
+        // SAFETY: the caller's contract on `err`.
+        Err(problem) => {
+            return unsafe { report(err, nq_status::NQ_ERR_OPTIONS, format_args!("{problem}")) }
+        }
+    };
+    match Engine::new(policy, config) {
         Ok(engine) => {
             // SAFETY: the caller's contract on `at`.
             unsafe {
@@ -760,6 +1151,7 @@ unsafe fn init_in_place(
                     magic: MAGIC_LIVE,
                     boxed,
                     last_error: nq_error::default(),
+                    events_current: false,
                     engine,
                 })
             };
@@ -822,14 +1214,38 @@ pub unsafe extern "C" fn nq_engine_new(
     checkpoint_len: usize,
     err: *mut nq_error,
 ) -> *mut nq_engine {
+    // SAFETY: the caller's contract, which is `nq_engine_new_with`'s.
+    unsafe { nq_engine_new_with(checkpoint, checkpoint_len, ptr::null(), err) }
+}
+
+/// `nq_engine_new` with options, as `nq_engine_init_with`. NULL on failure
+/// (`NQ_ERR_OPTIONS` for a bad option), with the reason in `err`.
+///
+/// # Safety
+/// As `nq_engine_new`; `options` as in `nq_engine_init_with`.
+#[no_mangle]
+pub unsafe extern "C" fn nq_engine_new_with(
+    checkpoint: *const u8,
+    checkpoint_len: usize,
+    options: *const nq_engine_options,
+    err: *mut nq_error,
+) -> *mut nq_engine {
     guard(
         // SAFETY: the caller's contract on `err`.
         || unsafe { creation_panicked(err) },
         || {
             let mut slot = Box::<nq_engine>::new_uninit();
             // SAFETY: a fresh, aligned allocation of an nq_engine.
-            let status =
-                unsafe { init_in_place(slot.as_mut_ptr(), checkpoint, checkpoint_len, true, err) };
+            let status = unsafe {
+                init_in_place(
+                    slot.as_mut_ptr(),
+                    checkpoint,
+                    checkpoint_len,
+                    options,
+                    true,
+                    err,
+                )
+            };
             if status != nq_status::NQ_OK {
                 return ptr::null_mut();
             }
@@ -884,6 +1300,7 @@ pub unsafe extern "C" fn nq_engine_on_tick(
     out: *mut nq_decision,
 ) -> nq_status {
     let body = |e: &mut nq_engine| {
+        e.events_current = false;
         // SAFETY: the caller's contract on `tick` and `out`.
         let (Some(tick), Some(out)) = (unsafe { tick.as_ref() }, unsafe { out.as_mut() }) else {
             return e.fail(
@@ -912,7 +1329,10 @@ pub unsafe extern "C" fn nq_engine_on_tick(
             side,
         };
         match e.engine.on_tick(&t) {
-            Ok(decision) => deliver(decision, out),
+            Ok(decision) => {
+                e.events_current = true;
+                deliver(decision, out)
+            }
             Err(reason) => e.fail(
                 nq_status::NQ_ERR_TICK_REJECTED,
                 format_args!(
@@ -940,6 +1360,7 @@ pub unsafe extern "C" fn nq_engine_on_bar(
     out: *mut nq_decision,
 ) -> nq_status {
     let body = |e: &mut nq_engine| {
+        e.events_current = false;
         // SAFETY: the caller's contract on `bar` and `out`.
         let (Some(bar), Some(out)) = (unsafe { bar.as_ref() }, unsafe { out.as_mut() }) else {
             return e.fail(
@@ -978,7 +1399,9 @@ pub unsafe extern "C" fn nq_engine_on_bar(
                 ),
             );
         }
-        deliver(e.engine.on_bar(&b), out)
+        let decision = e.engine.on_bar(&b);
+        e.events_current = true;
+        deliver(decision, out)
     };
     // SAFETY: the caller's contract.
     unsafe { with_engine(engine, body) }
@@ -996,6 +1419,7 @@ pub unsafe extern "C" fn nq_engine_flush(
     out: *mut nq_decision,
 ) -> nq_status {
     let body = |e: &mut nq_engine| {
+        e.events_current = false;
         // SAFETY: the caller's contract on `out`.
         let Some(out) = (unsafe { out.as_mut() }) else {
             return e.fail(
@@ -1003,7 +1427,9 @@ pub unsafe extern "C" fn nq_engine_flush(
                 format_args!("nq_engine_flush: out is NULL"),
             );
         };
-        deliver(e.engine.flush(now_ns), out)
+        let decision = e.engine.flush(now_ns);
+        e.events_current = true;
+        deliver(decision, out)
     };
     // SAFETY: the caller's contract.
     unsafe { with_engine(engine, body) }
@@ -1050,6 +1476,150 @@ pub unsafe extern "C" fn nq_engine_on_fill(
                 nq_status::NQ_ERR_FILL_REJECTED,
                 format_args!("fill at {} ns rejected: {reason}", fill.ts_ns),
             ),
+        }
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_engine(engine, body) }
+}
+
+// --------------------------------------------------------------------------
+// Simulated account: trade events and the end of the data
+
+const fn exit_reason_code(reason: ExitReason) -> nq_exit_reason {
+    match reason {
+        ExitReason::Signal => nq_exit_reason::NQ_EXIT_SIGNAL,
+        ExitReason::Stop => nq_exit_reason::NQ_EXIT_STOP,
+        ExitReason::Target => nq_exit_reason::NQ_EXIT_TARGET,
+        ExitReason::SessionEnd => nq_exit_reason::NQ_EXIT_SESSION_END,
+        ExitReason::Drawdown => nq_exit_reason::NQ_EXIT_DRAWDOWN,
+        ExitReason::EndOfData => nq_exit_reason::NQ_EXIT_END_OF_DATA,
+        ExitReason::External => nq_exit_reason::NQ_EXIT_EXTERNAL,
+    }
+}
+
+fn trade_of(t: &TradeRecord) -> nq_trade {
+    nq_trade {
+        side: t.side as i32,
+        contracts: t.contracts,
+        entry_ts_ns: t.entry_ts_ns,
+        exit_ts_ns: t.exit_ts_ns,
+        entry_price: t.entry_price,
+        exit_price: t.exit_price,
+        gross_pnl: t.gross_pnl,
+        commission: t.commission,
+        net_pnl: t.net_pnl,
+        exit_reason: exit_reason_code(t.exit_reason) as i32,
+        bars_held: t.bars_held,
+        mae: t.mae,
+        mfe: t.mfe,
+    }
+}
+
+fn events_of(ev: &SimEvents) -> nq_events {
+    let entry = ev.entry.map(|f| nq_entry_fill {
+        ts_ns: f.ts_ns,
+        side: f.side as i32,
+        contracts: f.contracts,
+        price: f.price,
+        stop_price: f.stop_price,
+        target_price: f.target_price,
+        commission: f.commission,
+    });
+    nq_events {
+        has_entry: entry.is_some() as u8,
+        has_trade: ev.exit.is_some() as u8,
+        breached: ev.breached as u8,
+        entry: entry.unwrap_or_default(),
+        trade: ev.exit.as_ref().map(trade_of).unwrap_or_default(),
+    }
+}
+
+/// The name of an exit reason code as `trades.parquet` writes it ("STOP",
+/// "END_OF_DATA", ...), static and NUL-terminated; NULL for an unknown code.
+#[no_mangle]
+pub extern "C" fn nq_exit_reason_name(reason: i32) -> *const c_char {
+    let name = match reason {
+        0 => "SIGNAL\0",
+        1 => "STOP\0",
+        2 => "TARGET\0",
+        3 => "SESSION_END\0",
+        4 => "DRAWDOWN\0",
+        5 => "END_OF_DATA\0",
+        6 => "EXTERNAL\0",
+        _ => return ptr::null(),
+    };
+    name.as_ptr().cast()
+}
+
+/// What the last `nq_engine_on_tick`, `_on_bar`, `_flush` or
+/// `_end_of_data` call did to the engine's simulated account (the shadow of
+/// the real one, as in `nq-eval`'s `trades.parquet`): the entry that filled,
+/// the trade that closed, and a drawdown breach. All flags are zero before
+/// the first such call and after a refused one; `nq_engine_on_fill` does not
+/// change them. Never allocates.
+///
+/// # Safety
+/// `engine` as returned by creation; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nq_engine_last_events(
+    engine: *mut nq_engine,
+    out: *mut nq_events,
+) -> nq_status {
+    let body = |e: &mut nq_engine| {
+        // SAFETY: the caller's contract on `out`.
+        let Some(out) = (unsafe { out.as_mut() }) else {
+            return e.fail(
+                nq_status::NQ_ERR_NULL_POINTER,
+                format_args!("nq_engine_last_events: out is NULL"),
+            );
+        };
+        *out = if e.events_current {
+            events_of(e.engine.events())
+        } else {
+            nq_events::default()
+        };
+        nq_status::NQ_OK
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_engine(engine, body) }
+}
+
+/// The data ran out (the end of a backtest or replay): closes the simulated
+/// position at the last price seen, with slippage and commission, as
+/// `NQ_EXIT_END_OF_DATA` at `ts_ns`, and drops a pending order.
+/// `NQ_TRADE_CLOSED` with the trade in `*out` (and in
+/// `nq_engine_last_events`), or `NQ_OK` with `*out` zeroed when flat. The
+/// engine stays usable. Live, the position is the execution system's: this
+/// only closes the engine's shadow of it. Never allocates.
+///
+/// # Safety
+/// `engine` as returned by creation; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nq_engine_end_of_data(
+    engine: *mut nq_engine,
+    ts_ns: i64,
+    out: *mut nq_trade,
+) -> nq_status {
+    let body = |e: &mut nq_engine| {
+        e.events_current = false;
+        // SAFETY: the caller's contract on `out`.
+        let Some(out) = (unsafe { out.as_mut() }) else {
+            return e.fail(
+                nq_status::NQ_ERR_NULL_POINTER,
+                format_args!("nq_engine_end_of_data: out is NULL"),
+            );
+        };
+        let trade = e.engine.end_of_data(ts_ns);
+        e.events_current = true;
+        match trade {
+            Some(t) => {
+                *out = trade_of(&t);
+                nq_status::NQ_TRADE_CLOSED
+            }
+            None => {
+                *out = nq_trade::default();
+                nq_status::NQ_OK
+            }
         }
     };
     // SAFETY: the caller's contract.
@@ -1220,6 +1790,18 @@ mod tests {
         assert!(msg.len() < NQ_ERROR_MESSAGE_LEN);
         assert_eq!(msg.len() % 2, 0, "whole two-byte characters only");
         assert!(msg.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn exit_reason_codes_and_names_are_the_runtimes() {
+        for (i, reason) in ExitReason::ALL.into_iter().enumerate() {
+            let code = exit_reason_code(reason) as i32;
+            assert_eq!(code, i as i32, "codes follow ExitReason::ALL");
+            // SAFETY: static NUL-terminated names.
+            let name = unsafe { std::ffi::CStr::from_ptr(nq_exit_reason_name(code)) };
+            assert_eq!(name.to_str().unwrap(), reason.name());
+        }
+        assert!(nq_exit_reason_name(7).is_null() && nq_exit_reason_name(-1).is_null());
     }
 
     #[test]

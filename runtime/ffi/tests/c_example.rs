@@ -22,7 +22,7 @@ mod common;
 use std::collections::HashMap;
 use std::process::Command;
 
-use nq_formats::{Bar, SessionHours, Side, Tick};
+use nq_formats::{Bar, SessionHours, Tick};
 use nq_runtime::engine::{Decision, DecisionKind, Engine};
 
 const WARMUP_BARS: usize = 1_500;
@@ -59,20 +59,7 @@ fn inputs() -> Inputs {
     let bars_csv = dir.path().join("bars.csv");
     std::fs::write(&bars_csv, csv).unwrap();
 
-    let ticks = std::fs::read_to_string(common::REAL_TICKS)
-        .unwrap_or_else(|e| panic!("{} (real data): {e}", common::REAL_TICKS))
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Tick {
-                ts_ns: f[0].parse().unwrap(),
-                price: f[1].parse().unwrap(),
-                size: f[2].parse().unwrap(),
-                side: Side::from_letter(f[3]).unwrap(),
-            }
-        })
-        .collect();
+    let ticks = common::real_ticks();
     let replay = common::build_replay(dir.path(), false);
     Inputs {
         checkpoint,

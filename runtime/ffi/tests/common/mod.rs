@@ -8,7 +8,7 @@ use std::process::Command;
 use nq_formats::checkpoint::{
     safetensors_bytes, Activation, PolicyMetadata, TensorData, MAX_LAYERS,
 };
-use nq_formats::{ActionSet, Bar, Instrument, SessionHours, SimConfig, OBS_LAYOUT_V1};
+use nq_formats::{ActionSet, Bar, Instrument, SessionHours, Side, SimConfig, Tick, OBS_LAYOUT_V1};
 use nq_runtime::policy::Rng;
 use nq_runtime_ffi::{nq_engine, nq_engine_init, nq_engine_size, nq_error};
 
@@ -149,6 +149,25 @@ pub fn real_bars() -> Vec<Bar> {
                 low: p(3),
                 close: p(4),
                 volume: p(5),
+            }
+        })
+        .collect()
+}
+
+/// The real NQM5 trade prints of 2025-05-04 22:00-24:00 UTC (9,846, the
+/// Sunday Globex open).
+pub fn real_ticks() -> Vec<Tick> {
+    std::fs::read_to_string(REAL_TICKS)
+        .unwrap_or_else(|e| panic!("{REAL_TICKS} (real data beside the repository): {e}"))
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Tick {
+                ts_ns: f[0].parse().unwrap(),
+                price: f[1].parse().unwrap(),
+                size: f[2].parse().unwrap(),
+                side: Side::from_letter(f[3]).unwrap(),
             }
         })
         .collect()
