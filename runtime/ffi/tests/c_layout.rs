@@ -85,6 +85,46 @@ fn c_compiler_sees_the_rust_layout() {
             equity
         }),
         layout!(nq_error { code, message }),
+        layout!(nq_engine_options {
+            struct_size,
+            sampling,
+            seed,
+            commission_per_side,
+            slippage_ticks,
+            drawdown_limit_usd,
+            session
+        }),
+        layout!(nq_entry_fill {
+            ts_ns,
+            side,
+            contracts,
+            price,
+            stop_price,
+            target_price,
+            commission
+        }),
+        layout!(nq_trade {
+            side,
+            contracts,
+            entry_ts_ns,
+            exit_ts_ns,
+            entry_price,
+            exit_price,
+            gross_pnl,
+            commission,
+            net_pnl,
+            exit_reason,
+            bars_held,
+            mae,
+            mfe
+        }),
+        layout!(nq_events {
+            has_entry,
+            has_trade,
+            breached,
+            entry,
+            trade
+        }),
     ];
     let mut program = String::from(
         "#include <stddef.h>\n#include <stdio.h>\n#include \"nq_runtime.h\"\nint main(void) {\n",
@@ -95,10 +135,10 @@ fn c_compiler_sees_the_rust_layout() {
         expected.push_str(rust);
     }
     program.push_str(
-        "printf(\"NQ_MAX_ACTIONS=%d NQ_ERROR_MESSAGE_LEN=%d\\n\", NQ_MAX_ACTIONS, NQ_ERROR_MESSAGE_LEN);\nreturn 0;\n}\n",
+        "printf(\"NQ_MAX_ACTIONS=%d NQ_ERROR_MESSAGE_LEN=%d NQ_SESSION_LEN=%d\\n\", NQ_MAX_ACTIONS, NQ_ERROR_MESSAGE_LEN, NQ_SESSION_LEN);\nreturn 0;\n}\n",
     );
     expected.push_str(&format!(
-        "NQ_MAX_ACTIONS={NQ_MAX_ACTIONS} NQ_ERROR_MESSAGE_LEN={NQ_ERROR_MESSAGE_LEN}\n"
+        "NQ_MAX_ACTIONS={NQ_MAX_ACTIONS} NQ_ERROR_MESSAGE_LEN={NQ_ERROR_MESSAGE_LEN} NQ_SESSION_LEN={NQ_SESSION_LEN}\n"
     ));
 
     let dir = tempfile::tempdir().unwrap();
@@ -120,4 +160,19 @@ fn c_compiler_sees_the_rust_layout() {
     );
     let run = Command::new(&exe).output().unwrap();
     assert_eq!(String::from_utf8(run.stdout).unwrap(), expected);
+}
+
+/// The sizes docs/integration.md gives C# users to check `Marshal.SizeOf`
+/// against (x86-64 and arm64).
+#[test]
+fn the_documented_struct_sizes() {
+    assert_eq!(size_of::<nq_tick>(), 32);
+    assert_eq!(size_of::<nq_bar>(), 48);
+    assert_eq!(size_of::<nq_fill>(), 56);
+    assert_eq!(size_of::<nq_decision>(), 120);
+    assert_eq!(size_of::<nq_error>(), 260);
+    assert_eq!(size_of::<nq_engine_options>(), 56);
+    assert_eq!(size_of::<nq_entry_fill>(), 48);
+    assert_eq!(size_of::<nq_trade>(), 88);
+    assert_eq!(size_of::<nq_events>(), 144);
 }
