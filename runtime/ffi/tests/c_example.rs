@@ -23,7 +23,9 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use nq_formats::{Bar, SessionHours, Tick};
-use nq_runtime::engine::{Decision, DecisionKind, Engine};
+use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig, Sampling};
+use nq_runtime::policy::{Checkpoint, Policy};
+use nq_runtime::sim::{EntryFill, ExitReason, SimEvents, TradeRecord};
 
 const WARMUP_BARS: usize = 1_500;
 
@@ -262,4 +264,224 @@ fn c_example_without_prepare_decides_the_same() {
     assert_eq!(decisions(&without), decisions(&with));
     let summary = without.lines().find(|l| l.starts_with("summary ")).unwrap();
     assert_eq!(fields(summary)["prepared_decisions"], "0", "{summary}");
+}
+
+/// One line `replay --trades` prints for the simulated account.
+#[derive(Debug, PartialEq)]
+enum AccountLine {
+    Entry(&'static str, Vec<u64>),
+    Trade(&'static str, Vec<u64>),
+    Breach(&'static str, i64),
+}
+
+fn entry_bits(f: &EntryFill) -> Vec<u64> {
+    vec![
+        f.ts_ns as u64,
+        f.side as i64 as u64,
+        f.contracts as u64,
+        f.price.to_bits(),
+        f.stop_price.to_bits(),
+        f.target_price.to_bits(),
+        f.commission.to_bits(),
+    ]
+}
+
+fn trade_bits(t: &TradeRecord) -> Vec<u64> {
+    vec![
+        t.side as i64 as u64,
+        t.contracts as u64,
+        t.entry_ts_ns as u64,
+        t.exit_ts_ns as u64,
+        t.entry_price.to_bits(),
+        t.exit_price.to_bits(),
+        t.gross_pnl.to_bits(),
+        t.commission.to_bits(),
+        t.net_pnl.to_bits(),
+        ExitReason::ALL
+            .iter()
+            .position(|r| *r == t.exit_reason)
+            .unwrap() as u64,
+        t.bars_held as u64,
+        t.mae.to_bits(),
+        t.mfe.to_bits(),
+    ]
+}
+
+/// The Rust engine with `edit`ed settings on `replay.c`'s feed: the account
+/// lines it should print, and the decision count.
+fn rust_account(
+    inputs: &Inputs,
+    edit: impl FnOnce(&mut EngineConfig),
+) -> (Vec<AccountLine>, usize) {
+    let bytes = inputs.checkpoint_bytes.bytes();
+    let policy = Policy::from_checkpoint(&Checkpoint::parse(bytes).unwrap()).unwrap();
+    let mut config = EngineConfig::from_policy(&policy);
+    edit(&mut config);
+    let mut engine = Engine::new(policy, config).unwrap();
+    let mut lines = Vec::new();
+    let mut decisions = 0;
+    let mut record = |source: &'static str, ts_ns: i64, ev: &SimEvents| {
+        if let Some(f) = &ev.entry {
+            lines.push(AccountLine::Entry(source, entry_bits(f)));
+        }
+        if let Some(t) = &ev.exit {
+            lines.push(AccountLine::Trade(source, trade_bits(t)));
+        }
+        if ev.breached {
+            lines.push(AccountLine::Breach(source, ts_ns));
+        }
+    };
+    for bar in &inputs.bars {
+        decisions += engine.on_bar(bar).is_some() as usize;
+        record("bar", bar.ts_ns, engine.events());
+    }
+    let mut last_ts = 0;
+    for tick in &inputs.ticks {
+        if let Ok(d) = engine.on_tick(tick) {
+            last_ts = tick.ts_ns;
+            decisions += d.is_some() as usize;
+            record("tick", tick.ts_ns, engine.events());
+        }
+    }
+    let end = last_ts + 60_000_000_000;
+    decisions += engine.flush(end).is_some() as usize;
+    record("flush", end, engine.events());
+    if let Some(t) = engine.end_of_data(end) {
+        lines.push(AccountLine::Trade("end_of_data", trade_bits(&t)));
+    }
+    (lines, decisions)
+}
+
+fn source(s: &str) -> &'static str {
+    ["bar", "tick", "flush", "end_of_data"]
+        .into_iter()
+        .find(|known| *known == s)
+        .unwrap_or_else(|| panic!("unknown source {s}"))
+}
+
+fn c_account(stdout: &str) -> Vec<AccountLine> {
+    let float = |f: &HashMap<&str, &str>, k: &str| f[k].parse::<f64>().unwrap().to_bits();
+    let int = |f: &HashMap<&str, &str>, k: &str| f[k].parse::<i64>().unwrap() as u64;
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let f = fields(line);
+            let kind = line.split_whitespace().next()?;
+            Some(match kind {
+                "entry" => AccountLine::Entry(
+                    source(f["source"]),
+                    vec![
+                        int(&f, "ts_ns"),
+                        int(&f, "side"),
+                        int(&f, "contracts"),
+                        float(&f, "price"),
+                        float(&f, "stop"),
+                        float(&f, "target"),
+                        float(&f, "commission"),
+                    ],
+                ),
+                "trade" => AccountLine::Trade(
+                    source(f["source"]),
+                    vec![
+                        int(&f, "side"),
+                        int(&f, "contracts"),
+                        int(&f, "entry_ts_ns"),
+                        int(&f, "exit_ts_ns"),
+                        float(&f, "entry_price"),
+                        float(&f, "exit_price"),
+                        float(&f, "gross_pnl"),
+                        float(&f, "commission"),
+                        float(&f, "net_pnl"),
+                        ExitReason::from_name(f["exit_reason"]).map_or(99, |r| {
+                            ExitReason::ALL.iter().position(|x| *x == r).unwrap() as u64
+                        }),
+                        int(&f, "bars_held"),
+                        float(&f, "mae"),
+                        float(&f, "mfe"),
+                    ],
+                ),
+                "breach" => AccountLine::Breach(source(f["source"]), f["ts_ns"].parse().unwrap()),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+/// `--trades` prints the simulated account's entries, closed trades and
+/// breaches after every call, and closes the last position with
+/// `nq_engine_end_of_data`: equal to the Rust engine's events bit for bit,
+/// with the checkpoint's settings and with options given on the command
+/// line (costs, a $400 drawdown limit that breaches, sampled decisions).
+/// Without the flag the output has none of those lines.
+#[test]
+fn c_example_prints_the_trades_of_the_rust_engine() {
+    let inputs = inputs();
+    let plain = run(&inputs, &[]);
+    assert!(c_account(&plain).is_empty() && !plain.contains("trades count="));
+
+    let (want, _) = rust_account(&inputs, |_| {});
+    let stdout = run(&inputs, &["--trades"]);
+    let got = c_account(&stdout);
+    assert_eq!(got, want);
+    let closed: Vec<f64> = want
+        .iter()
+        .filter_map(|l| match l {
+            AccountLine::Trade(_, bits) => Some(f64::from_bits(bits[8])),
+            _ => None,
+        })
+        .collect();
+    assert!(closed.len() > 20, "{} trades", closed.len());
+    let totals = fields(stdout.lines().find(|l| l.starts_with("trades ")).unwrap());
+    assert_eq!(totals["count"].parse::<usize>().unwrap(), closed.len());
+    let sum: f64 = closed.iter().sum();
+    assert_eq!(
+        totals["net_pnl"].parse::<f64>().unwrap().to_bits(),
+        sum.to_bits()
+    );
+
+    let (want, decisions) = rust_account(&inputs, |c| {
+        c.sim.commission_per_side = 1.25;
+        c.sim.slippage_ticks = 0.5;
+        c.sim.max_drawdown = 400.0;
+        c.sampling = Sampling::Sample { seed: 9 };
+    });
+    let stdout = run(
+        &inputs,
+        &[
+            "--trades",
+            "--commission",
+            "1.25",
+            "--slippage-ticks",
+            "0.5",
+            "--drawdown-limit",
+            "400",
+            "--sample",
+            "9",
+        ],
+    );
+    assert_eq!(c_account(&stdout), want);
+    assert!(want.iter().any(|l| matches!(l, AccountLine::Breach(..))));
+    let c_decisions = stdout
+        .lines()
+        .filter(|l| l.starts_with("decision "))
+        .count();
+    assert_eq!(c_decisions, decisions);
+}
+
+/// A bad option is refused by the library, named, exit code 2.
+#[test]
+fn c_example_refuses_a_bad_session() {
+    let inputs = inputs();
+    let out = Command::new(&inputs.replay)
+        .arg(&inputs.checkpoint)
+        .arg(common::REAL_TICKS)
+        .args(["--session", "9:30-25:00"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("NQ_ERR_OPTIONS") && stderr.contains("options.session \"9:30-25:00\""),
+        "{stderr}"
+    );
 }

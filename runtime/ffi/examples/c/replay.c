@@ -3,6 +3,8 @@
  * prints one line per decision.
  *
  *   replay CHECKPOINT TICKS_CSV [--warmup-bars BARS_CSV] [--bench] [--no-prepare]
+ *          [--trades] [--session S] [--commission USD] [--slippage-ticks T]
+ *          [--drawdown-limit USD] [--sample SEED]
  *
  * TICKS_CSV: header, then `ts_utc_ns,price,size,side` (side B, A/S or N/empty).
  * BARS_CSV:  header, then `ts_utc_ns,open,high,low,close,volume` (1-minute bars
@@ -23,6 +25,20 @@
  *     layout_hash=.. obs_dim=.. version=..
  * Rejected ticks are reported on stderr and skipped, as a live feed would.
  *
+ * --trades: after every call, the simulated account's events
+ * (nq_engine_last_events), and at the end nq_engine_end_of_data closes an
+ * open position (source=end_of_data) and a totals line follows the summary:
+ *   entry source=.. ts_ns=.. side=1 contracts=1 price=.. stop=.. target=.. commission=..
+ *   trade source=.. side=-1 contracts=1 entry_ts_ns=.. exit_ts_ns=.. entry_price=..
+ *     exit_price=.. gross_pnl=.. commission=.. net_pnl=.. exit_reason=STOP
+ *     bars_held=.. mae=.. mfe=..
+ *   breach source=.. ts_ns=..
+ *   trades count=.. net_pnl=..
+ *
+ * --session, --commission, --slippage-ticks, --drawdown-limit (0 = none) and
+ * --sample SEED (sampled instead of greedy decisions) override the
+ * checkpoint's settings through nq_engine_options, as nq-eval's flags do.
+ *
  * --bench: prints nothing per decision; times every nq_engine_on_tick call
  * with clock_gettime(CLOCK_MONOTONIC) and reports p50/p99/max of the calls
  * that returned a policy decision (the bar-closing ticks) and of all calls.
@@ -42,7 +58,10 @@
 
 #include "nq_runtime.h"
 
-#define USAGE "replay CHECKPOINT TICKS_CSV [--warmup-bars BARS_CSV] [--bench] [--no-prepare]"
+#define USAGE                                                                              \
+    "replay CHECKPOINT TICKS_CSV [--warmup-bars BARS_CSV] [--bench] [--no-prepare] [--trades]" \
+    " [--session S] [--commission USD] [--slippage-ticks T] [--drawdown-limit USD]"            \
+    " [--sample SEED]"
 
 static void die(const char *what, const char *detail) {
     fprintf(stderr, "replay: %s: %s\n", what, detail);
@@ -77,6 +96,41 @@ static void print_decision(const char *source, const nq_decision *d) {
            d->close, d->atr, d->equity, d->mask, d->n_actions);
     for (uint32_t i = 0; i < d->n_actions; i++) printf(i ? ",%.9g" : "%.9g", (double)d->probs[i]);
     printf("\n");
+}
+
+/* Totals of the closed trades printed with --trades. */
+static long trade_count = 0;
+static double trade_net_pnl = 0.0;
+
+static void print_trade(const char *source, const nq_trade *t) {
+    printf("trade source=%s side=%d contracts=%d entry_ts_ns=%" PRId64 " exit_ts_ns=%" PRId64
+           " entry_price=%.17g exit_price=%.17g gross_pnl=%.17g commission=%.17g net_pnl=%.17g"
+           " exit_reason=%s bars_held=%u mae=%.17g mfe=%.17g\n",
+           source, t->side, t->contracts, t->entry_ts_ns, t->exit_ts_ns, t->entry_price,
+           t->exit_price, t->gross_pnl, t->commission, t->net_pnl,
+           nq_exit_reason_name(t->exit_reason), t->bars_held, t->mae, t->mfe);
+    trade_count++;
+    trade_net_pnl += t->net_pnl;
+}
+
+/* What the last feeding call did to the simulated account. */
+static void print_events(nq_engine *engine, const char *source, int64_t ts_ns) {
+    nq_events ev;
+    if (nq_engine_last_events(engine, &ev) != NQ_OK) return;
+    if (ev.has_entry)
+        printf("entry source=%s ts_ns=%" PRId64 " side=%d contracts=%d price=%.17g stop=%.17g"
+               " target=%.17g commission=%.17g\n",
+               source, ev.entry.ts_ns, ev.entry.side, ev.entry.contracts, ev.entry.price,
+               ev.entry.stop_price, ev.entry.target_price, ev.entry.commission);
+    if (ev.has_trade) print_trade(source, &ev.trade);
+    if (ev.breached) printf("breach source=%s ts_ns=%" PRId64 "\n", source, ts_ns);
+}
+
+static double number_arg(const char *flag, const char *value) {
+    char *end;
+    double x = strtod(value, &end);
+    if (end == value || *end != '\0') die(flag, "not a number");
+    return x;
 }
 
 static void report_error(nq_engine *engine, const char *what, long line) {
@@ -130,10 +184,26 @@ static int64_t now_ns(void) {
 
 int main(int argc, char **argv) {
     const char *ckpt_path = NULL, *ticks_path = NULL, *bars_path = NULL;
-    int bench = 0, prepare = 1;
+    int bench = 0, prepare = 1, trades = 0;
+    nq_engine_options options;
+    nq_engine_options_default(&options);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--bench") == 0) bench = 1;
         else if (strcmp(argv[i], "--no-prepare") == 0) prepare = 0;
+        else if (strcmp(argv[i], "--trades") == 0) trades = 1;
+        else if (strcmp(argv[i], "--session") == 0 && i + 1 < argc) {
+            if (strlen(argv[++i]) >= sizeof options.session) die("--session", "too long");
+            strcpy(options.session, argv[i]);
+        } else if (strcmp(argv[i], "--commission") == 0 && i + 1 < argc)
+            options.commission_per_side = number_arg(argv[i], argv[i + 1]), i++;
+        else if (strcmp(argv[i], "--slippage-ticks") == 0 && i + 1 < argc)
+            options.slippage_ticks = number_arg(argv[i], argv[i + 1]), i++;
+        else if (strcmp(argv[i], "--drawdown-limit") == 0 && i + 1 < argc)
+            options.drawdown_limit_usd = number_arg(argv[i], argv[i + 1]), i++;
+        else if (strcmp(argv[i], "--sample") == 0 && i + 1 < argc) {
+            options.sampling = NQ_SAMPLING_SAMPLE;
+            options.seed = strtoull(argv[++i], NULL, 10);
+        }
         else if (strcmp(argv[i], "--warmup-bars") == 0 && i + 1 < argc) bars_path = argv[++i];
         else if (!ckpt_path) ckpt_path = argv[i];
         else if (!ticks_path) ticks_path = argv[i];
@@ -152,7 +222,7 @@ int main(int argc, char **argv) {
     void *storage = aligned_alloc(align, size);
     if (!storage) die("engine storage", "out of memory");
     nq_error err;
-    nq_engine *engine = nq_engine_init(storage, size, ckpt, ckpt_len, &err);
+    nq_engine *engine = nq_engine_init_with(storage, size, ckpt, ckpt_len, &options, &err);
     if (!engine) {
         fprintf(stderr, "replay: %s: %s: %s\n", ckpt_path, nq_status_name(err.code), err.message);
         return 2;
@@ -179,7 +249,9 @@ int main(int argc, char **argv) {
                 decisions++;
                 if (!bench) print_decision("bar", &d);
                 prepare_next(engine, &d, prepare);
-            } else if (s < 0) {
+            }
+            if (trades && !bench && s >= 0) print_events(engine, "bar", bar.ts_ns);
+            if (s < 0) {
                 rejected++;
                 report_error(engine, bars_path, line);
             }
@@ -234,7 +306,9 @@ int main(int argc, char **argv) {
             decisions++;
             if (!bench) print_decision("tick", &d);
             prepare_next(engine, &d, prepare);
-        } else if (s < 0) {
+        }
+        if (trades && !bench && s >= 0) print_events(engine, "tick", tick.ts_ns);
+        if (s < 0) {
             rejected++;
             report_error(engine, ticks_path, line);
         }
@@ -243,9 +317,17 @@ int main(int argc, char **argv) {
     fclose(f);
 
     /* The market went quiet: a clock one bar after the last tick closes the open bar. */
-    if (ticks > 0 && nq_engine_flush(engine, last_ts + 60 * (int64_t)1000000000, &d) == NQ_DECISION) {
+    int64_t end_ns = last_ts + 60 * (int64_t)1000000000;
+    if (ticks > 0 && nq_engine_flush(engine, end_ns, &d) == NQ_DECISION) {
         decisions++;
         if (!bench) print_decision("flush", &d);
+    }
+    if (trades && !bench) {
+        if (ticks > 0) print_events(engine, "flush", end_ns);
+        /* A replay's data ends here: close what the simulation holds. */
+        nq_trade last;
+        if (nq_engine_end_of_data(engine, end_ns, &last) == NQ_TRADE_CLOSED)
+            print_trade("end_of_data", &last);
     }
 
     uint64_t policy_decisions = 0, prepared_decisions = 0, layout_hash = 0;
@@ -259,6 +341,8 @@ int main(int argc, char **argv) {
            " ticks=%ld rejected=%ld layout_hash=%016" PRIx64 " obs_dim=%zu version=%s\n",
            decisions, policy_decisions, prepared_decisions, ticks, rejected, layout_hash, obs_len,
            nq_version());
+    if (trades && !bench)
+        printf("trades count=%ld net_pnl=%.17g\n", trade_count, trade_net_pnl);
     if (bench) {
         print_latency("decision_ticks", decision_ns, n_decision_ns);
         print_latency("all_ticks", all_ns, n_all_ns);
