@@ -45,15 +45,12 @@ impl SimOverrides {
             sim.max_drawdown = d;
         }
         if let Some(s) = &self.session {
-            sim.session = match s.to_ascii_uppercase().as_str() {
-                "RTH" => SessionHours::RTH,
-                "GLOBEX" => SessionHours::GLOBEX,
-                _ => SessionHours::parse(s).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--session {s:?}: expected HH:MM-HH:MM, RTH or GLOBEX"
-                    ))
-                })?,
-            };
+            // The one parser of session text; the C ABI's options use it too.
+            sim.session = SessionHours::parse(s).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--session {s:?}: expected HH:MM-HH:MM, RTH or GLOBEX"
+                ))
+            })?;
         }
         if let Some(i) = &self.instrument {
             sim.instrument = Instrument::from_symbol(&i.to_ascii_uppercase())
