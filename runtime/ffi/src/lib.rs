@@ -1120,9 +1120,9 @@ unsafe fn init_in_place(
     // SAFETY: the caller's contract on `options`.
     let options = match unsafe { read_options(options) } {
         Ok(o) => o,
-        // SAFETY: the caller's contract on `err`.
         Err(problem) => {
-            return unsafe { report(err, nq_status::NQ_ERR_OPTIONS, format_args!("{problem}")) }
+            // SAFETY: the caller's contract on `err`.
+            return unsafe { report(err, nq_status::NQ_ERR_OPTIONS, format_args!("{problem}")) };
         }
     };
     let policy = match Checkpoint::parse(bytes)
@@ -1138,9 +1138,9 @@ unsafe fn init_in_place(
     };
     let config = match config_with(&policy, &options) {
         Ok(c) => c,
-        // SAFETY: the caller's contract on `err`.
         Err(problem) => {
-            return unsafe { report(err, nq_status::NQ_ERR_OPTIONS, format_args!("{problem}")) }
+            // SAFETY: the caller's contract on `err`.
+            return unsafe { report(err, nq_status::NQ_ERR_OPTIONS, format_args!("{problem}")) };
         }
     };
     match Engine::new(policy, config) {
