@@ -232,7 +232,8 @@ typedef struct nq_engine nq_engine;
 // compiled with.
 typedef struct nq_engine_options {
   // `sizeof(nq_engine_options)` as the caller compiled it (set by
-  // `nq_engine_options_default`).
+  // `nq_engine_options_default`). There is one version so far, 56 bytes;
+  // any other size is `NQ_ERR_OPTIONS`, never read past.
   uint32_t struct_size;
   // An `nq_sampling` code.
   int32_t sampling;

@@ -318,7 +318,8 @@ pub const NQ_SESSION_LEN: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct nq_engine_options {
     /// `sizeof(nq_engine_options)` as the caller compiled it (set by
-    /// `nq_engine_options_default`).
+    /// `nq_engine_options_default`). There is one version so far, 56 bytes;
+    /// any other size is `NQ_ERR_OPTIONS`, never read past.
     pub struct_size: u32,
     /// An `nq_sampling` code.
     pub sampling: i32,
