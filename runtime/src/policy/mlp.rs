@@ -153,6 +153,15 @@ impl<const R: usize> Start<R> {
     };
 }
 
+/// One set of kernels at `R` rows per group, for [`grouped_matvec`] and
+/// [`grouped_lanes`]. A trait rather than closures: LLVM left a closure (or
+/// a function item's `Fn::call` shim) around the SSE2 kernel out of line,
+/// which cost that matvec 40%.
+trait Kernel<const R: usize> {
+    fn dot_group(rows: [&[f32]; R], x: &[f32], start: &Start<R>) -> [f32; R];
+    fn group_lanes(rows: [&[f32]; R], x: &[f32]) -> [LaneSums; R];
+}
+
 /// Pairwise reduction in a fixed order.
 #[inline(always)]
 fn reduce(acc: [f32; LANES]) -> f32 {
@@ -235,6 +244,19 @@ mod plain {
     pub(super) fn group_lanes<const R: usize>(rows: [&[f32]; R], x: &[f32]) -> [LaneSums; R] {
         lane_sums(rows, x, &Start::ZERO).unwrap_or([[0.0; LANES]; R])
     }
+
+    pub(super) struct Plain;
+
+    impl<const R: usize> super::Kernel<R> for Plain {
+        #[inline(always)]
+        fn dot_group(rows: [&[f32]; R], x: &[f32], start: &Start<R>) -> [f32; R] {
+            dot_rows(rows, x, start)
+        }
+        #[inline(always)]
+        fn group_lanes(rows: [&[f32]; R], x: &[f32]) -> [LaneSums; R] {
+            group_lanes(rows, x)
+        }
+    }
 }
 
 /// Portable x86-64 (SSE2 is part of the base ISA): two 4-wide registers per
@@ -267,10 +289,13 @@ mod sse2 {
         // and the loads read columns `k..k + LANES` with `k + LANES <= full`,
         // or the 8 floats of a `LaneSums`.
         unsafe {
-            let mut acc: [(__m128, __m128); R] = core::array::from_fn(|r| {
-                let lanes = start.lanes[r].as_ptr();
-                (_mm_loadu_ps(lanes), _mm_loadu_ps(lanes.add(4)))
-            });
+            let mut acc = [(_mm_setzero_ps(), _mm_setzero_ps()); R];
+            for (a, lanes) in acc.iter_mut().zip(&start.lanes) {
+                *a = (
+                    _mm_loadu_ps(lanes.as_ptr()),
+                    _mm_loadu_ps(lanes.as_ptr().add(4)),
+                );
+            }
             let mut k = start.from;
             while k < full {
                 let v_lo = _mm_loadu_ps(x.as_ptr().add(k));
@@ -362,6 +387,19 @@ mod sse2 {
             _mm_storeu_ps(out.as_mut_ptr(), sums);
         }
         out
+    }
+
+    pub(super) struct Sse2;
+
+    impl super::Kernel<ROWS> for Sse2 {
+        #[inline(always)]
+        fn dot_group(rows: [&[f32]; ROWS], x: &[f32], start: &Start<ROWS>) -> [f32; ROWS] {
+            dot_group(rows, x, start)
+        }
+        #[inline(always)]
+        fn group_lanes(rows: [&[f32]; ROWS], x: &[f32]) -> [LaneSums; ROWS] {
+            group_lanes(rows, x)
+        }
     }
 }
 
@@ -500,6 +538,23 @@ mod avx {
         out
     }
 
+    /// Instantiated only inside the `#[target_feature(enable = "avx")]`
+    /// entry points below, which run only where the CPU has AVX.
+    struct Avx;
+
+    impl super::Kernel<ROWS> for Avx {
+        #[inline(always)]
+        fn dot_group(rows: [&[f32]; ROWS], x: &[f32], start: &Start<ROWS>) -> [f32; ROWS] {
+            // SAFETY: see `Avx`: the CPU has AVX.
+            unsafe { dot_group(rows, x, start) }
+        }
+        #[inline(always)]
+        fn group_lanes(rows: [&[f32]; ROWS], x: &[f32]) -> [LaneSums; ROWS] {
+            // SAFETY: see `Avx`: the CPU has AVX.
+            unsafe { group_lanes(rows, x) }
+        }
+    }
+
     /// [`super::matvec_rows`] on AVX kernels.
     #[target_feature(enable = "avx")]
     pub(super) fn matvec_rows(
@@ -510,13 +565,13 @@ mod avx {
         from: usize,
         start: impl Fn(usize) -> LaneSums,
     ) {
-        super::grouped_matvec::<ROWS>(w, b, x, y, from, start, |rows, x, s| dot_group(rows, x, s));
+        super::grouped_matvec::<ROWS, Avx>(w, b, x, y, from, start);
     }
 
     /// [`super::prefix_lane_sums`] on AVX kernels.
     #[target_feature(enable = "avx")]
     pub(super) fn prefix_lane_sums(w: &[f32], cols: usize, x: &[f32], lanes: &mut [LaneSums]) {
-        super::grouped_lanes::<ROWS>(w, cols, x, lanes, |rows, x| group_lanes(rows, x));
+        super::grouped_lanes::<ROWS, Avx>(w, cols, x, lanes);
     }
 
     /// [`super::tanh_in_place`] 8 wide (the same arithmetic per element).
@@ -592,10 +647,10 @@ pub fn prefix_lane_sums(w: &[f32], cols: usize, x_prefix: &[f32], lanes: &mut [L
         // SAFETY: the CPU runs AVX (CPUID and XCR0 checked).
         unsafe { avx::prefix_lane_sums(w, cols, x, lanes) };
     } else {
-        grouped_lanes::<SSE2_ROWS>(w, cols, x, lanes, sse2::group_lanes);
+        grouped_lanes::<SSE2_ROWS, sse2::Sse2>(w, cols, x, lanes);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    grouped_lanes::<PLAIN_ROWS>(w, cols, x, lanes, plain::group_lanes);
+    grouped_lanes::<PLAIN_ROWS, plain::Plain>(w, cols, x, lanes);
     len
 }
 
@@ -616,22 +671,21 @@ fn matvec_rows(
         // SAFETY: the CPU runs AVX (CPUID and XCR0 checked).
         unsafe { avx::matvec_rows(w, b, x, y, from, start) };
     } else {
-        grouped_matvec::<SSE2_ROWS>(w, b, x, y, from, start, sse2::dot_group);
+        grouped_matvec::<SSE2_ROWS, sse2::Sse2>(w, b, x, y, from, start);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    grouped_matvec::<PLAIN_ROWS>(w, b, x, y, from, start, plain::dot_rows);
+    grouped_matvec::<PLAIN_ROWS, plain::Plain>(w, b, x, y, from, start);
 }
 
-/// `y = W x + b`, `R` rows at a time through `dot_group`.
+/// `y = W x + b`, `R` rows at a time through `K`.
 #[inline(always)]
-fn grouped_matvec<const R: usize>(
+fn grouped_matvec<const R: usize, K: Kernel<R>>(
     w: &[f32],
     b: &[f32],
     x: &[f32],
     y: &mut [f32],
     from: usize,
     start: impl Fn(usize) -> LaneSums,
-    dot_group: impl Fn([&[f32]; R], &[f32], &Start<R>) -> [f32; R],
 ) {
     let cols = x.len();
     if cols == 0 {
@@ -650,7 +704,7 @@ fn grouped_matvec<const R: usize>(
             from,
             lanes: core::array::from_fn(|r| start(first_row + r)),
         };
-        let sums = dot_group(rows, x, &start);
+        let sums = K::dot_group(rows, x, &start);
         for ((y, s), b) in y_group.iter_mut().zip(sums).zip(b_group) {
             *y = s + b;
         }
@@ -669,7 +723,7 @@ fn grouped_matvec<const R: usize>(
             from,
             lanes: core::array::from_fn(|r| start(first_row + r.min(n_rest - 1))),
         };
-        let sums = dot_group(rows, x, &start);
+        let sums = K::dot_group(rows, x, &start);
         for ((y, s), b) in rest.iter_mut().zip(sums).zip(bias.remainder()) {
             *y = s + b;
         }
@@ -677,27 +731,26 @@ fn grouped_matvec<const R: usize>(
 }
 
 /// The lane sums of every row of `W` over `x` (a multiple of [`LANES`]
-/// long), `R` rows at a time through `group_lanes`.
+/// long), `R` rows at a time through `K`.
 #[inline(always)]
-fn grouped_lanes<const R: usize>(
+fn grouped_lanes<const R: usize, K: Kernel<R>>(
     w: &[f32],
     cols: usize,
     x: &[f32],
     lanes: &mut [LaneSums],
-    group_lanes: impl Fn([&[f32]; R], &[f32]) -> [LaneSums; R],
 ) {
     let mut groups = w.chunks_exact(cols * R);
     let mut out = lanes.chunks_exact_mut(R);
     for (group, out) in (&mut groups).zip(&mut out) {
         let rows: [&[f32]; R] = core::array::from_fn(|r| &group[r * cols..(r + 1) * cols]);
-        out.copy_from_slice(&group_lanes(rows, x));
+        out.copy_from_slice(&K::group_lanes(rows, x));
     }
     let rest = out.into_remainder();
     let rest_rows = groups.remainder();
     if let Some(last) = rest_rows.chunks_exact(cols).last() {
         let rows: [&[f32]; R] =
             core::array::from_fn(|r| rest_rows.get(r * cols..(r + 1) * cols).unwrap_or(last));
-        for (out, sums) in rest.iter_mut().zip(group_lanes(rows, x)) {
+        for (out, sums) in rest.iter_mut().zip(K::group_lanes(rows, x)) {
             *out = sums;
         }
     }
