@@ -25,7 +25,7 @@ use std::process::Command;
 use nq_formats::{Bar, SessionHours, Tick};
 use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig, Sampling};
 use nq_runtime::policy::{Checkpoint, Policy};
-use nq_runtime::sim::{EntryFill, ExitReason, SimEvents, TradeRecord};
+use nq_runtime::sim::{ExitReason, SimEvents};
 
 const WARMUP_BARS: usize = 1_500;
 
@@ -274,39 +274,6 @@ enum AccountLine {
     Breach(&'static str, i64),
 }
 
-fn entry_bits(f: &EntryFill) -> Vec<u64> {
-    vec![
-        f.ts_ns as u64,
-        f.side as i64 as u64,
-        f.contracts as u64,
-        f.price.to_bits(),
-        f.stop_price.to_bits(),
-        f.target_price.to_bits(),
-        f.commission.to_bits(),
-    ]
-}
-
-fn trade_bits(t: &TradeRecord) -> Vec<u64> {
-    vec![
-        t.side as i64 as u64,
-        t.contracts as u64,
-        t.entry_ts_ns as u64,
-        t.exit_ts_ns as u64,
-        t.entry_price.to_bits(),
-        t.exit_price.to_bits(),
-        t.gross_pnl.to_bits(),
-        t.commission.to_bits(),
-        t.net_pnl.to_bits(),
-        ExitReason::ALL
-            .iter()
-            .position(|r| *r == t.exit_reason)
-            .unwrap() as u64,
-        t.bars_held as u64,
-        t.mae.to_bits(),
-        t.mfe.to_bits(),
-    ]
-}
-
 /// The Rust engine with `edit`ed settings on `replay.c`'s feed: the account
 /// lines it should print, and the decision count.
 fn rust_account(
@@ -322,10 +289,10 @@ fn rust_account(
     let mut decisions = 0;
     let mut record = |source: &'static str, ts_ns: i64, ev: &SimEvents| {
         if let Some(f) = &ev.entry {
-            lines.push(AccountLine::Entry(source, entry_bits(f)));
+            lines.push(AccountLine::Entry(source, common::entry_fill_bits(f)));
         }
         if let Some(t) = &ev.exit {
-            lines.push(AccountLine::Trade(source, trade_bits(t)));
+            lines.push(AccountLine::Trade(source, common::trade_record_bits(t)));
         }
         if ev.breached {
             lines.push(AccountLine::Breach(source, ts_ns));
@@ -347,7 +314,10 @@ fn rust_account(
     decisions += engine.flush(end).is_some() as usize;
     record("flush", end, engine.events());
     if let Some(t) = engine.end_of_data(end) {
-        lines.push(AccountLine::Trade("end_of_data", trade_bits(&t)));
+        lines.push(AccountLine::Trade(
+            "end_of_data",
+            common::trade_record_bits(&t),
+        ));
     }
     (lines, decisions)
 }

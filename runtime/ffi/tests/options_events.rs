@@ -16,7 +16,7 @@ use std::ptr;
 use nq_formats::{Bar, SessionHours, Side, Tick};
 use nq_runtime::engine::{Decision, Engine, EngineConfig, Sampling};
 use nq_runtime::policy::{Checkpoint, Policy};
-use nq_runtime::sim::{ExitReason, SimEvents, TradeRecord};
+use nq_runtime::sim::SimEvents;
 use nq_runtime_ffi::*;
 
 const MINUTE_NS: i64 = 60_000_000_000;
@@ -79,29 +79,6 @@ fn session(text: &str) -> nq_engine_options {
     o
 }
 
-/// Every field of a decision, floats as bits.
-fn c_decision(d: &nq_decision) -> Vec<u64> {
-    let mut v = vec![
-        d.kind as u64,
-        d.ts_ns as u64,
-        d.bar_ts_ns as u64,
-        d.action as u64,
-        d.position as u64,
-        d.target_position as u64,
-        d.has_stop as u64,
-        d.stop_price.to_bits(),
-        d.has_target as u64,
-        d.target_price.to_bits(),
-        d.n_actions as u64,
-        d.mask as u64,
-        d.close.to_bits(),
-        d.atr.to_bits(),
-        d.equity.to_bits(),
-    ];
-    v.extend(d.probs.iter().map(|p| p.to_bits() as u64));
-    v
-}
-
 fn rust_decision(d: &Decision) -> Vec<u64> {
     let mut v = vec![
         d.kind as i32 as u64,
@@ -142,28 +119,6 @@ fn c_trade(t: &nq_trade) -> Vec<u64> {
     ]
 }
 
-fn rust_trade(t: &TradeRecord) -> Vec<u64> {
-    let reason = ExitReason::ALL
-        .iter()
-        .position(|r| *r == t.exit_reason)
-        .unwrap();
-    vec![
-        t.side as i32 as u64,
-        t.contracts as u64,
-        t.entry_ts_ns as u64,
-        t.exit_ts_ns as u64,
-        t.entry_price.to_bits(),
-        t.exit_price.to_bits(),
-        t.gross_pnl.to_bits(),
-        t.commission.to_bits(),
-        t.net_pnl.to_bits(),
-        reason as u64,
-        t.bars_held as u64,
-        t.mae.to_bits(),
-        t.mfe.to_bits(),
-    ]
-}
-
 /// Every field of the events, floats as bits; zeroed parts included, so a
 /// field set without its flag fails too.
 fn c_events(ev: &nq_events) -> Vec<u64> {
@@ -191,19 +146,11 @@ fn rust_events(ev: &SimEvents) -> Vec<u64> {
         ev.breached as u64,
     ];
     match ev.entry {
-        Some(f) => v.extend([
-            f.ts_ns as u64,
-            f.side as i32 as u64,
-            f.contracts as u64,
-            f.price.to_bits(),
-            f.stop_price.to_bits(),
-            f.target_price.to_bits(),
-            f.commission.to_bits(),
-        ]),
+        Some(f) => v.extend(common::entry_fill_bits(&f)),
         None => v.extend([0u64; 7]),
     }
     match &ev.exit {
-        Some(t) => v.extend(rust_trade(t)),
+        Some(t) => v.extend(common::trade_record_bits(t)),
         None => v.extend(c_trade(&nq_trade::default())),
     }
     v
@@ -239,7 +186,7 @@ fn c_bar(e: *mut nq_engine, b: &Bar) -> Step {
         "{s:?}"
     );
     (
-        (s == nq_status::NQ_DECISION).then(|| c_decision(&d)),
+        (s == nq_status::NQ_DECISION).then(|| common::decision_bits(&d)),
         c_events(&last_events(e)),
     )
 }
@@ -263,7 +210,7 @@ fn c_tick(e: *mut nq_engine, t: &Tick) -> Step {
         "{s:?}"
     );
     (
-        (s == nq_status::NQ_DECISION).then(|| c_decision(&d)),
+        (s == nq_status::NQ_DECISION).then(|| common::decision_bits(&d)),
         c_events(&last_events(e)),
     )
 }
@@ -703,7 +650,7 @@ fn trade_events_equal_the_engines_and_add_up_to_the_balance() {
         assert_eq!(s == nq_status::NQ_TRADE_CLOSED, want.is_some());
         assert_eq!(s == nq_status::NQ_OK, want.is_none());
         if let Some(want) = want {
-            assert_eq!(c_trade(&trade), rust_trade(&want));
+            assert_eq!(c_trade(&trade), common::trade_record_bits(&want));
         }
         let events = c_events(&last_events(e));
         assert_eq!(events, rust_events(rust.events()));
@@ -771,7 +718,7 @@ fn end_of_data_closes_an_open_position() {
             nq_status::NQ_TRADE_CLOSED
         );
         let want = rust.end_of_data(at).unwrap();
-        assert_eq!(c_trade(&trade), rust_trade(&want));
+        assert_eq!(c_trade(&trade), common::trade_record_bits(&want));
         assert_eq!(trade.side, side);
         assert_eq!(trade.exit_ts_ns, at);
         assert_eq!(cstr(nq_exit_reason_name(trade.exit_reason)), "END_OF_DATA");

@@ -23,29 +23,6 @@ fn read(
     v
 }
 
-/// Every field of a decision, floats as bits.
-fn bits(d: &nq_decision) -> Vec<u64> {
-    let mut v = vec![
-        d.kind as u64,
-        d.ts_ns as u64,
-        d.bar_ts_ns as u64,
-        d.action as u64,
-        d.position as u64,
-        d.target_position as u64,
-        d.has_stop as u64,
-        d.stop_price.to_bits(),
-        d.has_target as u64,
-        d.target_price.to_bits(),
-        d.n_actions as u64,
-        d.mask as u64,
-        d.close.to_bits(),
-        d.atr.to_bits(),
-        d.equity.to_bits(),
-    ];
-    v.extend(d.probs.iter().map(|p| p.to_bits() as u64));
-    v
-}
-
 /// What one engine did over the feed.
 struct Run {
     decisions: Vec<Vec<u64>>,
@@ -74,7 +51,7 @@ fn replay(ckpt: &[u8], ticks: &[nq_tick], prepare: bool) -> Run {
         if s != nq_status::NQ_DECISION {
             continue;
         }
-        decisions.push(bits(&d));
+        decisions.push(common::decision_bits(&d));
         if decisions.len() % 40 == 0 && d.target_position != 0 {
             let fill = nq_fill {
                 ts_ns: tick.ts_ns,

@@ -10,7 +10,8 @@ use nq_formats::checkpoint::{
 };
 use nq_formats::{ActionSet, Bar, Instrument, SessionHours, Side, SimConfig, Tick, OBS_LAYOUT_V1};
 use nq_runtime::policy::Rng;
-use nq_runtime_ffi::{nq_engine, nq_engine_init, nq_engine_size, nq_error};
+use nq_runtime::sim::{EntryFill, ExitReason, TradeRecord};
+use nq_runtime_ffi::{nq_decision, nq_engine, nq_engine_init, nq_engine_size, nq_error};
 
 /// What a test checkpoint varies.
 #[derive(Clone, Copy)]
@@ -285,4 +286,64 @@ pub fn init_engine(storage: &mut [u64], ckpt: &[u8]) -> *mut nq_engine {
     };
     assert!(!e.is_null(), "{}", err.message_str());
     e
+}
+
+/// Every field of a C decision, floats as bits.
+pub fn decision_bits(d: &nq_decision) -> Vec<u64> {
+    let mut v = vec![
+        d.kind as u64,
+        d.ts_ns as u64,
+        d.bar_ts_ns as u64,
+        d.action as u64,
+        d.position as u64,
+        d.target_position as u64,
+        d.has_stop as u64,
+        d.stop_price.to_bits(),
+        d.has_target as u64,
+        d.target_price.to_bits(),
+        d.n_actions as u64,
+        d.mask as u64,
+        d.close.to_bits(),
+        d.atr.to_bits(),
+        d.equity.to_bits(),
+    ];
+    v.extend(d.probs.iter().map(|p| p.to_bits() as u64));
+    v
+}
+
+/// Every field of the Rust engine's entry fill, floats as bits, in
+/// `nq_entry_fill` order (signed fields sign-extended).
+pub fn entry_fill_bits(f: &EntryFill) -> Vec<u64> {
+    vec![
+        f.ts_ns as u64,
+        f.side as i64 as u64,
+        f.contracts as u64,
+        f.price.to_bits(),
+        f.stop_price.to_bits(),
+        f.target_price.to_bits(),
+        f.commission.to_bits(),
+    ]
+}
+
+/// Every field of the Rust engine's trade record, floats as bits, in
+/// `nq_trade` order (the exit reason as its `nq_exit_reason` code).
+pub fn trade_record_bits(t: &TradeRecord) -> Vec<u64> {
+    vec![
+        t.side as i64 as u64,
+        t.contracts as u64,
+        t.entry_ts_ns as u64,
+        t.exit_ts_ns as u64,
+        t.entry_price.to_bits(),
+        t.exit_price.to_bits(),
+        t.gross_pnl.to_bits(),
+        t.commission.to_bits(),
+        t.net_pnl.to_bits(),
+        ExitReason::ALL
+            .iter()
+            .position(|r| *r == t.exit_reason)
+            .unwrap() as u64,
+        t.bars_held as u64,
+        t.mae.to_bits(),
+        t.mfe.to_bits(),
+    ]
 }
