@@ -1,14 +1,16 @@
-//! The engine's two costs that matter live: a tick that closes no bar, and a
+//! The engine's costs that matter live: a tick that closes no bar, and a
 //! decision (bar close: features, observation, normalisation, MLP
-//! 231->256->256->6, mask, order), each through `Engine::on_tick`.
+//! 231->256->256->6, mask, order) through `Engine::on_tick`, without and with
+//! `Engine::prepare_next_decision` run (untimed) in the idle time before it.
 //!
-//! `cargo bench -p nq-runtime --bench engine`
+//! `taskset -c 1 cargo bench -p nq-runtime --bench engine`
 //! (add `RUSTFLAGS="-C target-cpu=native"` for the native figures).
 //!
-//! Medians on the 2-core AMD EPYC (Zen 4) dev box, shared with other builds
-//! (2026-11-26): a decision 5.7-5.8 us with `target-cpu=native`, 6.2 us with
-//! `x86-64-v3`, 9.5-9.9 us portable (the policy's matvecs need AVX to run at
-//! L2 speed; see the policy bench); a tick without a bar close 25-35 ns.
+//! Medians on one core of the 2-core AMD EPYC (Zen 4) dev box, idle
+//! (2026-11-26, session 3): portable build (AVX kernels chosen at run time)
+//! a decision 6.04 us, prepared 4.09 us, a tick 26 ns; `target-cpu=native`
+//! 5.67 us, prepared 3.78 us, a tick 33 ns. Before run-time dispatch the
+//! portable build ran SSE2 only: 9.5-9.9 us.
 
 mod common;
 

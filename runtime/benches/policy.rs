@@ -1,17 +1,21 @@
 //! Per-decision cost of the policy: normalise + MLP 231->256->256->6 + masked
-//! softmax, plus the parts (matvec, tanh) that decide it.
+//! softmax (on the CPU's best kernels, on SSE2, and with the first layer's
+//! 208 leading columns prepared beforehand), plus the parts (matvec, tanh)
+//! that decide it.
 //!
-//! `CARGO_TARGET_DIR=/work/target-rt-policy cargo bench -p nq-runtime --bench policy`
+//! `taskset -c 1 cargo bench -p nq-runtime --bench policy`
 //! (add `RUSTFLAGS="-C target-cpu=native"` for the native figures).
 //!
-//! Medians on the 2-core AMD EPYC (Zen 4) dev box, shared with other builds
-//! (2026-11-26; ratios measured old and new in the same run):
-//! `decision_231_256_256_6_tanh` 5.5 us with `target-cpu=native` (was 6.8-7.3),
-//! 5.6-5.9 us with `x86-64-v3` (was 6.9-7.3), 9.4-9.8 us portable (was
-//! 10.0-10.6). `matvec_256x256` 2.3-2.6 us and `matvec_231x256_first_layer`
-//! 2.3 us native: about what the L2 cache delivers (a plain read of 256 KB
-//! from L2 takes 2.2 us here, 34 B/cycle), so a decision costs at least the
-//! 4.3 us it takes to read its 490 KB of f32 weights from L2.
+//! Medians on one core of the 2-core AMD EPYC (Zen 4) dev box, idle
+//! (2026-11-26, session 3), portable build / `target-cpu=native`:
+//! `decision_231_256_256_6_tanh` 5.72 / 5.42 us, `_on_sse2` 10.6 / 8.3 us,
+//! `_prepared` 4.3-4.6 / 3.52 us, `prepare_prefix_208_of_231` 2.49 / 2.43
+//! us. `matvec_256x256` 2.65 us and `matvec_231x256_first_layer` 2.34 us:
+//! about what the L2 cache delivers (a plain read of 256 KB from L2 takes
+//! 2.2 us here, 34 B/cycle), so an unprepared decision costs at least the
+//! 4.3 us it takes to read its 490 KB of f32 weights from L2; prepared, the
+//! first layer reads only its last 23 columns (`matvec_231x256_from_208`,
+//! 0.46 us with them in L1).
 
 mod common;
 
