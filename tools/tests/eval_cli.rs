@@ -375,6 +375,10 @@ fn user_errors_exit_2_without_a_report() {
 
     let out = eval(&[&data, &"--report", &report]);
     assert_user_error(&out, &report, "no checkpoint");
+
+    // A sign slip must not silently switch the limit off.
+    let out = eval(&[&P1, &data, &"--drawdown-limit=-500", &"--report", &report]);
+    assert_user_error(&out, &report, "--drawdown-limit -500");
 }
 
 #[test]

@@ -42,6 +42,14 @@ impl SimOverrides {
             sim.slippage_ticks = s;
         }
         if let Some(d) = self.drawdown_limit {
+            // The checkpoint format reads a negative limit as "none"; typed
+            // on a command line it is more likely a sign slip, so it is
+            // refused here, as the C ABI's options refuse it.
+            if !(d.is_finite() && d >= 0.0) {
+                return Err(Error::Usage(format!(
+                    "--drawdown-limit {d}: must be a number >= 0 (0 disables the limit)"
+                )));
+            }
             sim.max_drawdown = d;
         }
         if let Some(s) = &self.session {
