@@ -10,7 +10,10 @@ use arrow_array::{
     UInt8Array,
 };
 use nq_formats::{Action, SimConfig, Tick};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+#[path = "support/report.rs"]
+mod report;
+use report::{column, read_batch};
 
 const NQ_EVAL: &str = env!("CARGO_BIN_EXE_nq-eval");
 const NQ_DATA: &str = env!("CARGO_BIN_EXE_nq-data");
@@ -43,40 +46,6 @@ fn eval(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     cmd.output().expect("nq-eval runs")
 }
 
-fn read(path: &Path) -> RecordBatch {
-    let file = std::fs::File::open(path).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
-}
-
-fn f64s<'a>(b: &'a RecordBatch, name: &str) -> &'a Float64Array {
-    b.column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref()
-        .unwrap()
-}
-
-fn strings<'a>(b: &'a RecordBatch, name: &str) -> &'a StringArray {
-    b.column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref()
-        .unwrap()
-}
-
-fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> &'a T {
-    b.column_by_name(name)
-        .unwrap_or_else(|| panic!("no column {name}"))
-        .as_any()
-        .downcast_ref()
-        .unwrap_or_else(|| panic!("column {name} has another type"))
-}
-
 /// The simulator settings the fixture checkpoint `path` was trained with.
 fn checkpoint_sim(path: &str) -> SimConfig {
     let ckpt = nq_tools::checkpoint_file::CheckpointFile::read(path).unwrap();
@@ -106,14 +75,20 @@ fn assert_decisions_auditable(
     ticks: &[Tick],
     sim: &SimConfig,
 ) -> std::collections::BTreeMap<String, usize> {
-    let policy = strings(equity, "policy");
+    let policy = column::<StringArray>(equity, "policy");
     let ts = column::<TimestampNanosecondArray>(equity, "ts");
     let position = column::<Int8Array>(equity, "position");
     let action = column::<UInt8Array>(equity, "action");
-    let kind = strings(equity, "kind");
+    let kind = column::<StringArray>(equity, "kind");
     let target = column::<Int8Array>(equity, "target_position");
-    let (stop, take) = (f64s(equity, "stop_price"), f64s(equity, "target_price"));
-    let (close, atr) = (f64s(equity, "close"), f64s(equity, "atr"));
+    let (stop, take) = (
+        column::<Float64Array>(equity, "stop_price"),
+        column::<Float64Array>(equity, "target_price"),
+    );
+    let (close, atr) = (
+        column::<Float64Array>(equity, "close"),
+        column::<Float64Array>(equity, "atr"),
+    );
     assert_eq!(close.null_count() + atr.null_count(), 0);
     let tick = sim.instrument.spec().tick_size;
     let slippage = sim.slippage_ticks * tick;
@@ -187,14 +162,14 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     assert!(table.contains("net P&L $"), "{table}");
     assert!(table.contains("flat"), "{table}");
 
-    let trades = read(&report.join("trades.parquet"));
-    let summary = read(&report.join("summary.parquet"));
-    let equity = read(&report.join("equity.parquet"));
+    let trades = read_batch(&report.join("trades.parquet"));
+    let summary = read_batch(&report.join("summary.parquet"));
+    let equity = read_batch(&report.join("equity.parquet"));
     assert_eq!(trades.schema(), nq_formats::schema::trades());
     assert_eq!(summary.schema(), nq_formats::schema::summary());
     assert_eq!(equity.schema(), nq_formats::schema::equity());
 
-    let names = strings(&summary, "policy");
+    let names = column::<StringArray>(&summary, "policy");
     let policy_row = (0..summary.num_rows())
         .find(|&i| names.value(i) == "policy_tanh_p1")
         .expect("policy row");
@@ -206,19 +181,22 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
         .unwrap()
         .value(policy_row);
     assert!(n_trades > 0, "the fixture policy trades on this data");
-    let trade_policy = strings(&trades, "policy");
+    let trade_policy = column::<StringArray>(&trades, "policy");
     let own: Vec<usize> = (0..trades.num_rows())
         .filter(|&i| trade_policy.value(i) == "policy_tanh_p1")
         .collect();
     assert_eq!(n_trades as usize, own.len());
-    let pnl_sum: f64 = own.iter().map(|&i| f64s(&trades, "pnl_usd").value(i)).sum();
-    let net = f64s(&summary, "net_pnl_usd").value(policy_row);
+    let pnl_sum: f64 = own
+        .iter()
+        .map(|&i| column::<Float64Array>(&trades, "pnl_usd").value(i))
+        .sum();
+    let net = column::<Float64Array>(&summary, "net_pnl_usd").value(policy_row);
     assert!((pnl_sum - net).abs() < 1e-6, "{pnl_sum} vs {net}");
     // Every trade row's net P&L is its gross less commission.
     let (g, c, p) = (
-        f64s(&trades, "gross_pnl_usd"),
-        f64s(&trades, "commission_usd"),
-        f64s(&trades, "pnl_usd"),
+        column::<Float64Array>(&trades, "gross_pnl_usd"),
+        column::<Float64Array>(&trades, "commission_usd"),
+        column::<Float64Array>(&trades, "pnl_usd"),
     );
     for i in 0..trades.num_rows() {
         assert!((g.value(i) - c.value(i) - p.value(i)).abs() < 1e-9);
@@ -236,7 +214,7 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
                 .value(policy_row)
         })
         .sum();
-    let equity_policy = strings(&equity, "policy");
+    let equity_policy = column::<StringArray>(&equity, "policy");
     let policy_rows = (0..equity.num_rows())
         .filter(|&i| equity_policy.value(i) == "policy_tanh_p1")
         .count();
@@ -248,8 +226,8 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
         baseline_names,
         ["policy_tanh_p1", "flat", "random", "buy_and_hold"]
     );
-    let trade_policy = strings(&trades, "policy");
-    let sides = strings(&trades, "side");
+    let trade_policy = column::<StringArray>(&trades, "policy");
+    let sides = column::<StringArray>(&trades, "side");
     let mut per_run = std::collections::BTreeMap::<&str, usize>::new();
     for i in 0..trades.num_rows() {
         *per_run.entry(trade_policy.value(i)).or_default() += 1;
@@ -271,7 +249,7 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     let kinds = assert_decisions_auditable(&equity, &ticks, &checkpoint_sim(P1));
     assert!(kinds["policy"] > 0 && kinds["session_end"] > 0, "{kinds:?}");
     // One session end per session for a run that never breaches.
-    let kind = strings(&equity, "kind");
+    let kind = column::<StringArray>(&equity, "kind");
     let flat_ends = (0..equity.num_rows())
         .filter(|&i| equity_policy.value(i) == "flat" && kind.value(i) == "session_end")
         .count();
@@ -400,8 +378,11 @@ fn a_position_open_when_data_ends_is_closed_as_end_of_data() {
     // No drawdown limit, so that nothing but the data's end closes the position.
     let out = eval(&[&P1, &data, &"--drawdown-limit", &"0", &"--report", &report]);
     assert!(out.status.success(), "{out:?}");
-    let trades = read(&report.join("trades.parquet"));
-    let (policy, reason) = (strings(&trades, "policy"), strings(&trades, "exit_reason"));
+    let trades = read_batch(&report.join("trades.parquet"));
+    let (policy, reason) = (
+        column::<StringArray>(&trades, "policy"),
+        column::<StringArray>(&trades, "exit_reason"),
+    );
     let last_hold = (0..trades.num_rows())
         .rfind(|&i| policy.value(i) == "buy_and_hold")
         .expect("buy and hold traded");
@@ -414,7 +395,7 @@ fn a_position_open_when_data_ends_is_closed_as_end_of_data() {
         .iter()
         .find(|s| s["policy"] == "buy_and_hold")
         .unwrap();
-    let pnl = f64s(&trades, "pnl_usd");
+    let pnl = column::<Float64Array>(&trades, "pnl_usd");
     let sum: f64 = (0..trades.num_rows())
         .filter(|&i| policy.value(i) == "buy_and_hold")
         .map(|i| pnl.value(i))
@@ -434,10 +415,13 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
     let report = tmp.path().join("unlimited");
     let out = eval(&[&P1, &data, &"--drawdown-limit", &"0", &"--report", &report]);
     assert!(out.status.success(), "{out:?}");
-    let equity = read(&report.join("equity.parquet"));
+    let equity = read_batch(&report.join("equity.parquet"));
     let kinds = assert_decisions_auditable(&equity, &ticks, &sim);
     assert_eq!(kinds.get("drawdown_breached"), None, "{kinds:?}");
-    let (policy, kind) = (strings(&equity, "policy"), strings(&equity, "kind"));
+    let (policy, kind) = (
+        column::<StringArray>(&equity, "policy"),
+        column::<StringArray>(&equity, "kind"),
+    );
     let position = column::<Int8Array>(&equity, "position");
     let hold_ends: Vec<usize> = (0..equity.num_rows())
         .filter(|&i| policy.value(i) == "buy_and_hold" && kind.value(i) == "session_end")
@@ -461,12 +445,15 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
         &report,
     ]);
     assert!(out.status.success(), "{out:?}");
-    let equity = read(&report.join("equity.parquet"));
+    let equity = read_batch(&report.join("equity.parquet"));
     let kinds = assert_decisions_auditable(&equity, &ticks, &sim);
     assert!(kinds.contains_key("drawdown_breached"), "{kinds:?}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
-    let (policy, kind) = (strings(&equity, "policy"), strings(&equity, "kind"));
+    let (policy, kind) = (
+        column::<StringArray>(&equity, "policy"),
+        column::<StringArray>(&equity, "kind"),
+    );
     for run in json.as_array().unwrap() {
         let name = run["policy"].as_str().unwrap();
         let kinds: Vec<&str> = (0..equity.num_rows())

@@ -14,12 +14,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use arrow_array::{
-    Array, Float32Array, Float64Array, Int8Array, RecordBatch, StringArray, UInt8Array,
-};
+use arrow_array::{Array, Float32Array, Float64Array, Int8Array, StringArray, UInt8Array};
 use nq_formats::{Action, Side, Tick};
 use nq_tools::market_data::{MarketReader, TickWriter};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+#[path = "support/report.rs"]
+mod report;
+use report::{column, read_batch};
 
 const NQ_SIGNAL: &str = env!("CARGO_BIN_EXE_nq-signal");
 const NQ_EVAL: &str = env!("CARGO_BIN_EXE_nq-eval");
@@ -61,24 +62,6 @@ struct EvalRow {
     target: Option<f64>,
     close: f64,
     atr: f64,
-}
-
-fn read_batch(path: &Path) -> RecordBatch {
-    let file = std::fs::File::open(path).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
-}
-
-fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> &'a T {
-    b.column_by_name(name)
-        .unwrap_or_else(|| panic!("no column {name}"))
-        .as_any()
-        .downcast_ref()
-        .unwrap()
 }
 
 /// nq-eval over `data`, its policy run's decisions.
