@@ -319,9 +319,7 @@ impl FirstLayerPrefix<'_> {
     pub fn hits(&self) -> u64 {
         self.hits
     }
-}
 
-impl FirstLayerPrefix<'_> {
     /// Prepared for these weights, from inputs bit-identical to `x`'s.
     fn matches(&self, weight: &[f32], x: &[f32]) -> bool {
         self.len > 0
