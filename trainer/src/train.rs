@@ -687,7 +687,9 @@ pub fn train<B: AutodiffBackend>(
     timing.total = elapsed;
     let final_path = opts.out.join("final.safetensors");
     if update_index == d.num_updates && latest.exists() {
-        std::fs::copy(&latest, &final_path)?;
+        // Through a temporary file like every checkpoint: a crash mid-write
+        // must not leave a torn final.safetensors beside good checkpoints.
+        checkpoint::write_atomic(&final_path, &std::fs::read(&latest)?)?;
     }
     Ok(RunSummary {
         checkpoint: if final_path.exists() && !interrupted {

@@ -193,3 +193,34 @@ fn sessions_split_by_date() {
     assert_eq!(train_part.sessions.len() + 2, ids.len());
     let _ = Arc::clone(&train_part);
 }
+
+#[test]
+fn final_checkpoint_is_written_through_a_temporary_file() {
+    let data = common::shared_train(3, 5);
+    let mut cfg = common::tiny_config(1);
+    cfg.updates = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    // A final.safetensors left from before that shares its inode with another
+    // file: writing in place would overwrite that file too; a rename does not.
+    let other = dir.path().join("other");
+    std::fs::write(&other, b"untouched").unwrap();
+    std::fs::hard_link(&other, out.join("final.safetensors")).unwrap();
+    let opts = RunOptions {
+        out: out.clone(),
+        ..RunOptions::default()
+    };
+    let s = train::<CpuBackend>(&cfg, data, &opts, &Default::default()).unwrap();
+    assert_eq!(s.checkpoint, out.join("final.safetensors"));
+    assert!(
+        std::fs::read(&other).unwrap() == b"untouched",
+        "the old final.safetensors was overwritten in place"
+    );
+    assert!(
+        std::fs::read(out.join("final.safetensors")).unwrap()
+            == std::fs::read(out.join("checkpoints/checkpoint_000002.safetensors")).unwrap(),
+        "final.safetensors is not the last checkpoint"
+    );
+    assert!(!out.join("final.safetensors.tmp").exists());
+}
