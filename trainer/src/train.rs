@@ -12,6 +12,7 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use nq_formats::checkpoint::{Activation, PolicyMetadata, FORMAT_VERSION, MAX_LAYERS};
+use nq_formats::obs::HashHex;
 use nq_formats::{ActionSet, OBS_LAYOUT_V1};
 use serde::{Deserialize, Serialize};
 
@@ -347,7 +348,9 @@ pub fn train<B: AutodiffBackend>(
         agent = host.to_backend(device);
         adam = Adam::new(&agent.params(), cfg.adam_eps);
         env.reset(&mut buf);
-        write_metadata(cfg, &d, opts)?;
+        // The layout hash comes from the checkpoint's own metadata, so
+        // metadata.json cannot disagree with it (the hash covers bar_seconds).
+        write_metadata(cfg, &d, opts, &policy_metadata(cfg, &d, 0, 0)?)?;
         std::fs::File::create(opts.out.join("metrics.jsonl"))?;
         write_adjustments(&opts.out, &adjustments)?;
     }
@@ -759,7 +762,12 @@ fn write_adjustments(out: &Path, adjustments: &[Adjustment]) -> std::io::Result<
     checkpoint::write_atomic(&out.join("adjustment_history.json"), text.as_bytes())
 }
 
-fn write_metadata(cfg: &TrainConfig, d: &Derived, opts: &RunOptions) -> std::io::Result<()> {
+fn write_metadata(
+    cfg: &TrainConfig,
+    d: &Derived,
+    opts: &RunOptions,
+    policy: &PolicyMetadata,
+) -> std::io::Result<()> {
     let meta = serde_json::json!({
         "config": cfg,
         "seed": cfg.seed,
@@ -773,7 +781,7 @@ fn write_metadata(cfg: &TrainConfig, d: &Derived, opts: &RunOptions) -> std::io:
         "data_files": opts.data_files.iter().map(|(p, h)| serde_json::json!({"path": p, "fnv1a64": h})).collect::<Vec<_>>(),
         "init": opts.init.as_ref().map(|p| p.display().to_string()),
         "obs_layout": OBS_LAYOUT_V1.name,
-        "obs_layout_hash": OBS_LAYOUT_V1.hash_hex().as_str(),
+        "obs_layout_hash": HashHex::new(policy.obs_layout_hash).as_str(),
         "versions": {
             "nq-trainer": env!("CARGO_PKG_VERSION"),
             "burn": "0.21.0",

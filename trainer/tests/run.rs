@@ -224,3 +224,29 @@ fn final_checkpoint_is_written_through_a_temporary_file() {
     );
     assert!(!out.join("final.safetensors.tmp").exists());
 }
+
+#[test]
+fn metadata_json_and_checkpoint_agree_on_the_layout_hash_for_5_minute_bars() {
+    let mut cfg = common::tiny_config(2);
+    cfg.updates = 1;
+    cfg.sim.bar_seconds = 300;
+    let sim = cfg.sim.to_sim_config().unwrap();
+    let bars: Vec<_> = common::planted_signal_bars(8, 3)
+        .into_iter()
+        .step_by(5)
+        .collect();
+    let data = Arc::new(nq_trainer::env::MarketData::from_bars(bars, &sim).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        out: dir.path().to_path_buf(),
+        ..RunOptions::default()
+    };
+    let s = train::<CpuBackend>(&cfg, data, &opts, &Default::default()).unwrap();
+    let ck = nq_trainer::checkpoint::load(&s.checkpoint).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("metadata.json")).unwrap())
+            .unwrap();
+    let expected = nq_formats::OBS_LAYOUT_V1.with_bar_seconds(300).hash();
+    assert_eq!(ck.metadata.obs_layout_hash, expected);
+    assert_eq!(meta["obs_layout_hash"], format!("{expected:016x}"));
+}
