@@ -20,7 +20,7 @@ pub mod rng;
 pub mod train;
 
 pub use config::TrainConfig;
-pub use error::UserError;
+pub use error::{IoError, UserError};
 
 /// The CPU training backend: burn-ndarray with autodiff.
 pub type CpuBackend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;

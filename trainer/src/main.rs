@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use nq_trainer::env::MarketData;
+use nq_trainer::error::IoContext;
 use nq_trainer::train::{train, RunOptions, TrainError};
 use nq_trainer::{eval, TrainConfig, UserError};
 
@@ -70,15 +71,17 @@ struct Cli {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    // clap exits with 2 on bad flags by itself.
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(TrainError::User(e)) => {
+    // A panic is a bug: exit 1 with a line saying so, not Rust's 101.
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
-        Err(TrainError::Io(e)) => {
-            eprintln!("error: {e}");
+        Err(_) => {
+            eprintln!("nq-train: internal error (a bug; please report it)");
             ExitCode::from(1)
         }
     }
@@ -216,7 +219,7 @@ fn run(cli: Cli) -> Result<(), TrainError> {
         summary.checkpoint.display()
     );
     if let (Some(test), false) = (test_data, cli.no_eval) {
-        let bytes = std::fs::read(&summary.checkpoint)?;
+        let bytes = std::fs::read(&summary.checkpoint).doing("reading", &summary.checkpoint)?;
         let policy = eval::evaluate_checkpoint(&bytes, test.clone(), sim, cfg.phase)?;
         let random = eval::evaluate_random(test.clone(), sim, cfg.phase, cfg.seed)?;
         println!("Held-out evaluation ({} sessions, runtime policy forward + simulator, greedy, ${:.2}/side):", policy.sessions, sim.commission_per_side);

@@ -20,7 +20,7 @@ use crate::checkpoint::{self, Checkpoint, OptimState};
 use crate::config::{Derived, TrainConfig};
 use crate::curriculum::{stage, Stage};
 use crate::env::{EnvState, EnvStats, MarketData, StepBuffers, VecEnv};
-use crate::error::UserError;
+use crate::error::{IoContext, IoError, UserError};
 use crate::gae::{gae, GaeInput};
 use crate::monitor::{judge, Adjustment, Window};
 use crate::net::{tensor_to_vec, Adam};
@@ -35,8 +35,18 @@ use crate::rng::Rng;
 pub enum TrainError {
     /// Bad input: exit code 2.
     User(UserError),
-    /// I/O failure while writing outputs: exit code 1.
-    Io(std::io::Error),
+    /// Unexpected I/O failure on a file of the run: exit code 1.
+    Io(IoError),
+}
+
+impl TrainError {
+    /// SPEC section 11: 2 for what the user can fix, 1 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TrainError::User(_) => 2,
+            TrainError::Io(_) => 1,
+        }
+    }
 }
 
 impl From<UserError> for TrainError {
@@ -45,8 +55,8 @@ impl From<UserError> for TrainError {
     }
 }
 
-impl From<std::io::Error> for TrainError {
-    fn from(e: std::io::Error) -> Self {
+impl From<IoError> for TrainError {
+    fn from(e: IoError) -> Self {
         TrainError::Io(e)
     }
 }
@@ -55,7 +65,7 @@ impl std::fmt::Display for TrainError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TrainError::User(e) => write!(f, "{e}"),
-            TrainError::Io(e) => write!(f, "I/O error: {e}"),
+            TrainError::Io(e) => write!(f, "I/O error {e}"),
         }
     }
 }
@@ -252,8 +262,16 @@ pub fn train<B: AutodiffBackend>(
     let d = cfg.validate()?;
     let sim = cfg.sim.to_sim_config()?;
     let (n, t, dim, a_n) = (cfg.num_envs, cfg.num_steps, d.obs_dim, d.num_actions);
+    // The run folder is the user's choice (--out, --resume): failing to
+    // create it is theirs to fix; anything failing inside it later is not.
+    std::fs::create_dir_all(&opts.out).map_err(|e| {
+        UserError::new(format!(
+            "run folder {}: cannot create it: {e}",
+            opts.out.display()
+        ))
+    })?;
     let ckpt_dir = opts.out.join("checkpoints");
-    std::fs::create_dir_all(&ckpt_dir)?;
+    std::fs::create_dir_all(&ckpt_dir).doing("creating", &ckpt_dir)?;
 
     let mut env = VecEnv::new(
         data,
@@ -289,7 +307,7 @@ pub fn train<B: AutodiffBackend>(
             ))
         })?;
         let state_path = ckpt_dir.join(format!("trainer_state_{u:06}.json"));
-        let text = std::fs::read_to_string(&state_path)?;
+        let text = std::fs::read_to_string(&state_path).doing("reading", &state_path)?;
         let st: TrainerState = serde_json::from_str(&text)
             .map_err(|e| UserError::new(format!("{}: {e}", state_path.display())))?;
         if st.config != *cfg {
@@ -351,7 +369,8 @@ pub fn train<B: AutodiffBackend>(
         // The layout hash comes from the checkpoint's own metadata, so
         // metadata.json cannot disagree with it (the hash covers bar_seconds).
         write_metadata(cfg, &d, opts, &policy_metadata(cfg, &d, 0, 0)?)?;
-        std::fs::File::create(opts.out.join("metrics.jsonl"))?;
+        let metrics = opts.out.join("metrics.jsonl");
+        std::fs::File::create(&metrics).doing("creating", &metrics)?;
         write_adjustments(&opts.out, &adjustments)?;
     }
     let mut agent = agent;
@@ -692,7 +711,8 @@ pub fn train<B: AutodiffBackend>(
     if update_index == d.num_updates && latest.exists() {
         // Through a temporary file like every checkpoint: a crash mid-write
         // must not leave a torn final.safetensors beside good checkpoints.
-        checkpoint::write_atomic(&final_path, &std::fs::read(&latest)?)?;
+        let bytes = std::fs::read(&latest).doing("reading", &latest)?;
+        checkpoint::write_atomic(&final_path, &bytes).doing("writing", &final_path)?;
     }
     Ok(RunSummary {
         checkpoint: if final_path.exists() && !interrupted {
@@ -732,15 +752,16 @@ fn explained_variance(pred: &[f32], target: &[f32]) -> f64 {
     }
 }
 
-fn append_line(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+fn append_line(path: &Path, value: &serde_json::Value) -> Result<(), IoError> {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .open(path)?;
-    writeln!(f, "{value}")
+        .open(path)
+        .doing("opening", path)?;
+    writeln!(f, "{value}").doing("appending to", path)
 }
 
-fn truncate_metrics(path: &Path, keep_through: u64) -> std::io::Result<()> {
+fn truncate_metrics(path: &Path, keep_through: u64) -> Result<(), IoError> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -754,12 +775,18 @@ fn truncate_metrics(path: &Path, keep_through: u64) -> std::io::Result<()> {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    checkpoint::write_atomic(path, kept.as_bytes())
+    checkpoint::write_atomic(path, kept.as_bytes()).doing("writing", path)
 }
 
-fn write_adjustments(out: &Path, adjustments: &[Adjustment]) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(adjustments).map_err(std::io::Error::other)?;
-    checkpoint::write_atomic(&out.join("adjustment_history.json"), text.as_bytes())
+fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), IoError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(std::io::Error::other)
+        .doing("serialising", path)?;
+    checkpoint::write_atomic(path, text.as_bytes()).doing("writing", path)
+}
+
+fn write_adjustments(out: &Path, adjustments: &[Adjustment]) -> Result<(), IoError> {
+    write_json_atomic(&out.join("adjustment_history.json"), &adjustments)
 }
 
 fn write_metadata(
@@ -767,7 +794,7 @@ fn write_metadata(
     d: &Derived,
     opts: &RunOptions,
     policy: &PolicyMetadata,
-) -> std::io::Result<()> {
+) -> Result<(), IoError> {
     let meta = serde_json::json!({
         "config": cfg,
         "seed": cfg.seed,
@@ -788,8 +815,7 @@ fn write_metadata(
             "checkpoint_format_version": FORMAT_VERSION,
         },
     });
-    let text = serde_json::to_string_pretty(&meta).map_err(std::io::Error::other)?;
-    checkpoint::write_atomic(&opts.out.join("metadata.json"), text.as_bytes())
+    write_json_atomic(&opts.out.join("metadata.json"), &meta)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -819,12 +845,12 @@ fn save_checkpoint<B: burn::tensor::backend::Backend>(
     };
     let dir = out.join("checkpoints");
     // The state goes first: a checkpoint counts for resume only once both exist.
-    let state_text = serde_json::to_string(state).map_err(std::io::Error::other)?;
-    checkpoint::write_atomic(
-        &dir.join(format!("trainer_state_{:06}.json", state.update)),
-        state_text.as_bytes(),
-    )?;
+    let state_path = dir.join(format!("trainer_state_{:06}.json", state.update));
+    let state_text = serde_json::to_string(state)
+        .map_err(std::io::Error::other)
+        .doing("serialising", &state_path)?;
+    checkpoint::write_atomic(&state_path, state_text.as_bytes()).doing("writing", &state_path)?;
     let path = dir.join(checkpoint_name(state.update));
-    checkpoint::save(&path, &ck)?;
+    checkpoint::save(&path, &ck).doing("writing", &path)?;
     Ok(path)
 }

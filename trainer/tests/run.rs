@@ -250,3 +250,38 @@ fn metadata_json_and_checkpoint_agree_on_the_layout_hash_for_5_minute_bars() {
     assert_eq!(ck.metadata.obs_layout_hash, expected);
     assert_eq!(meta["obs_layout_hash"], format!("{expected:016x}"));
 }
+
+#[test]
+fn io_failures_name_the_path_exit_2_for_the_users_folder_1_inside_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = common::binary_run_inputs(dir.path(), 1, 3);
+    let run = |out: &std::path::Path| {
+        nq_train(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--no-eval",
+        ])
+    };
+    // --out under a regular file: the user's path cannot be created.
+    let file = dir.path().join("a_file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = file.join("run");
+    let (code, err) = run(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(out.to_str().unwrap()), "{err}");
+
+    // A file the run writes inside its folder cannot be: not the user's doing.
+    let out = dir.path().join("run");
+    std::fs::create_dir_all(out.join("metrics.jsonl")).unwrap();
+    let (code, err) = run(&out);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(out.join("metrics.jsonl").to_str().unwrap()),
+        "{err}"
+    );
+}

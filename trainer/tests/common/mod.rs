@@ -113,3 +113,23 @@ pub fn real_bars(limit: usize) -> Vec<Bar> {
         })
         .collect()
 }
+
+/// Inputs for a run of the `nq-train` binary: `config.json` (the tiny config
+/// with `updates` updates) and `bars.parquet` (`days` days of planted-signal
+/// bars), in `dir`. Returns (config path, data path).
+pub fn binary_run_inputs(dir: &Path, updates: u64, days: usize) -> (PathBuf, PathBuf) {
+    let mut cfg = tiny_config(1);
+    cfg.updates = updates;
+    let config = dir.join("config.json");
+    std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let data = dir.join("bars.parquet");
+    write_bars(&data, &planted_signal_bars(days, 1));
+    (config, data)
+}
+
+/// Writes bars as a Parquet file through the nq-tools writer.
+pub fn write_bars(path: &Path, bars: &[Bar]) {
+    let mut w = nq_tools::market_data::BarWriter::create(path).unwrap();
+    w.write(bars).unwrap();
+    w.finish().unwrap();
+}
