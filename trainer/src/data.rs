@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use nq_formats::{Bar, SimConfig};
 use nq_runtime::bars::BarBuilder;
+use nq_tools::eval::BarSpacing;
 use nq_tools::market_data::{DataKind, MarketReader};
 
 use crate::error::UserError;
@@ -27,9 +28,12 @@ pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserE
         files.push((f.display().to_string(), fnv1a64(&bytes)));
     }
     let bars = match reader.kind() {
-        DataKind::Bars => reader
-            .read_all_bars()
-            .map_err(|e| UserError::new(e.to_string()))?,
+        DataKind::Bars => {
+            check_bar_length(&reader, sim.bar_seconds)?;
+            reader
+                .read_all_bars()
+                .map_err(|e| UserError::new(e.to_string()))?
+        }
         DataKind::Ticks => {
             let mut builder = BarBuilder::new(sim.bar_seconds);
             let mut bars = Vec::new();
@@ -63,6 +67,23 @@ pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserE
         )));
     }
     Ok(LoadedBars { bars, files })
+}
+
+/// Bars of another length would train a checkpoint labelled with the
+/// configured one. Checked file by file, with nq-eval's check, so the message
+/// names the file that differs.
+fn check_bar_length(reader: &MarketReader, bar_seconds: u32) -> Result<(), UserError> {
+    for file in reader.files() {
+        let one = MarketReader::open(file).map_err(|e| UserError::new(e.to_string()))?;
+        let mut spacing = BarSpacing::default();
+        one.for_each_bar_chunk(|bars| {
+            bars.iter().for_each(|b| spacing.observe(b.ts_ns));
+            Ok(())
+        })
+        .and_then(|()| spacing.check(&one, bar_seconds, "the training config (sim.bar_seconds)"))
+        .map_err(|e| UserError::new(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The default data set of the main job: `data/` beside the workspace root.

@@ -285,3 +285,37 @@ fn io_failures_name_the_path_exit_2_for_the_users_folder_1_inside_the_run() {
         "{err}"
     );
 }
+
+#[test]
+fn bars_of_another_length_than_the_config_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = common::binary_run_inputs(dir.path(), 1, 3);
+    // Two files: 1-minute bars, then 5-minute bars (a day later).
+    let one_minute = common::planted_signal_bars(4, 1);
+    let (first, later) = one_minute.split_at(3 * 480);
+    let good = dir.path().join("a_1min.parquet");
+    common::write_bars(&good, first);
+    let five = dir.path().join("b_5min.parquet");
+    let later: Vec<_> = later.iter().copied().step_by(5).collect();
+    common::write_bars(&five, &later);
+    let out = dir.path().join("run");
+    let (code, err) = nq_train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--data",
+        good.to_str().unwrap(),
+        "--data",
+        five.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--no-eval",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("b_5min.parquet") && !err.contains("a_1min.parquet"),
+        "{err}"
+    );
+    assert!(err.contains("300 s") && err.contains("60 s"), "{err}");
+    assert!(!out.exists(), "nothing is written for refused data");
+}

@@ -288,7 +288,7 @@ fn replay_inner(
 /// Bars of another length than the checkpoint's would be read as if they
 /// were its bars: the closest two bars tell the data's bar length.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct BarSpacing {
+pub struct BarSpacing {
     last_ts: i64,
     min_gap: i64,
 }
@@ -303,7 +303,7 @@ impl Default for BarSpacing {
 }
 
 impl BarSpacing {
-    pub(crate) fn observe(&mut self, ts_ns: i64) {
+    pub fn observe(&mut self, ts_ns: i64) {
         if self.last_ts != i64::MIN {
             self.min_gap = self.min_gap.min(ts_ns - self.last_ts);
         }
@@ -311,7 +311,7 @@ impl BarSpacing {
     }
 
     /// `whose` names what expects `bar_seconds` bars, for the message.
-    pub(crate) fn check(&self, data: &MarketReader, bar_seconds: u32, whose: &str) -> Result<()> {
+    pub fn check(&self, data: &MarketReader, bar_seconds: u32, whose: &str) -> Result<()> {
         let bar_ns = i64::from(bar_seconds) * 1_000_000_000;
         if self.min_gap == i64::MAX || self.min_gap == bar_ns {
             return Ok(());
