@@ -9,6 +9,7 @@ use std::path::Path;
 use nq_formats::checkpoint::{
     layer_tensor_name, LayerParam, Network, PolicyMetadata, OBS_NORM_MEAN, OBS_NORM_VAR,
 };
+use nq_formats::obs::HashHex;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::UserError;
@@ -252,6 +253,44 @@ pub fn load(path: &Path) -> Result<Checkpoint, UserError> {
         metadata,
         optim,
     })
+}
+
+/// A transfer keeps the old weights only where the inputs mean the same:
+/// same instrument (tick size and value), bar length and observation layout.
+/// `run` is the metadata this run's checkpoints will carry.
+pub fn check_init_matches(
+    old: &PolicyMetadata,
+    run: &PolicyMetadata,
+    path: &Path,
+) -> Result<(), UserError> {
+    let differs = |what: &str, ckpt: String, this: String| {
+        Err(UserError::new(format!(
+            "--init {}: the checkpoint's {what} is {ckpt} but this run's is {this}",
+            path.display()
+        )))
+    };
+    if old.instrument != run.instrument {
+        return differs(
+            "instrument",
+            old.instrument.to_string(),
+            run.instrument.to_string(),
+        );
+    }
+    if old.bar_seconds != run.bar_seconds {
+        return differs(
+            "bar length",
+            format!("{} s", old.bar_seconds),
+            format!("{} s", run.bar_seconds),
+        );
+    }
+    if old.obs_layout_hash != run.obs_layout_hash {
+        return differs(
+            "obs_layout_hash",
+            HashHex::new(old.obs_layout_hash).as_str().to_string(),
+            HashHex::new(run.obs_layout_hash).as_str().to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// Phase-2 (or same-shape) initialisation from `old`: every weight that

@@ -148,6 +148,11 @@ fn run(cli: Cli) -> Result<(), TrainError> {
             data_paths[0].display()
         );
     }
+    if cfg.phase == 2 && cli.init.is_none() && cli.resume.is_none() {
+        // SPEC 7: phase 2 starts from a phase-1 checkpoint; from scratch stays
+        // allowed (benchmarks), but never silently.
+        eprintln!("warning: phase 2 without --init starts from fresh weights, not from a phase-1 checkpoint");
+    }
     let loaded = nq_trainer::data::load_bars(&data_paths, &sim)?;
     let market = MarketData::from_bars(loaded.bars, &sim)?;
     let (train_data, test_data) = if cfg.holdout_sessions > 0 {

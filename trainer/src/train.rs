@@ -354,6 +354,11 @@ pub fn train<B: AutodiffBackend>(
         let host = match &opts.init {
             Some(path) => {
                 let old = checkpoint::load(path)?;
+                checkpoint::check_init_matches(
+                    &old.metadata,
+                    &policy_metadata(cfg, &d, 0, 0)?,
+                    path,
+                )?;
                 let (agent, mean, var) = checkpoint::transfer(&old, &fresh, path)?;
                 // The old statistics count as a long history; new inputs start neutral.
                 obs_rms.mean = mean.iter().map(|&x| x as f64).collect();

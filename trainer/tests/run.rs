@@ -319,3 +319,79 @@ fn bars_of_another_length_than_the_config_are_refused() {
     assert!(err.contains("300 s") && err.contains("60 s"), "{err}");
     assert!(!out.exists(), "nothing is written for refused data");
 }
+
+#[test]
+fn init_refuses_another_instrument_bar_length_or_layout_and_phase_2_from_scratch_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = common::binary_run_inputs(dir.path(), 1, 3);
+    let run = |extra: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--quiet",
+            "--no-eval",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        nq_train(&args)
+    };
+    let warning = "phase 2 without --init starts from fresh weights";
+    let (code, err) = run(&["--phase", "1"], "p1");
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains(warning), "{err}");
+    let p1 = dir.path().join("p1/final.safetensors");
+
+    let (code, err) = run(&["--phase", "2"], "scratch");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+
+    let (code, err) = run(&["--phase", "2", "--init", p1.to_str().unwrap()], "ok");
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains(warning), "{err}");
+
+    let good = nq_trainer::checkpoint::load(&p1).unwrap();
+    let run_hash = good.metadata.obs_layout_hash;
+    type Edit = fn(&mut nq_formats::checkpoint::PolicyMetadata);
+    let cases: [(&str, Edit, String); 3] = [
+        (
+            "instrument",
+            |m| {
+                m.instrument = nq_formats::Instrument::Es;
+                m.sim.instrument = nq_formats::Instrument::Es;
+            },
+            "instrument is ES but this run's is NQ".into(),
+        ),
+        (
+            "bar_length",
+            |m| {
+                m.bar_seconds = 300;
+                m.sim.bar_seconds = 300;
+            },
+            "bar length is 300 s but this run's is 60 s".into(),
+        ),
+        (
+            "layout",
+            |m| m.obs_layout_hash ^= 1,
+            format!(
+                "obs_layout_hash is {:016x} but this run's is {run_hash:016x}",
+                run_hash ^ 1
+            ),
+        ),
+    ];
+    for (name, edit, expected) in cases {
+        let mut other = nq_trainer::checkpoint::load(&p1).unwrap();
+        edit(&mut other.metadata);
+        let path = dir.path().join(format!("{name}.safetensors"));
+        nq_trainer::checkpoint::save(&path, &other).unwrap();
+        let (code, err) = run(&["--phase", "2", "--init", path.to_str().unwrap()], name);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(
+            err.contains(&expected) && err.contains(path.to_str().unwrap()),
+            "{name}: {err}"
+        );
+    }
+}
