@@ -204,6 +204,33 @@ pub enum MetadataError {
         key: &'static str,
         expected: &'static str,
     },
+    /// `obs_layout` names another layout than the one this build computes;
+    /// carries the checkpoint's name (its first [`LAYOUT_NAME_MAX`] bytes,
+    /// inline: no allocation) so the message can say both.
+    ObsLayout {
+        found: [u8; LAYOUT_NAME_MAX],
+        len: u8,
+        truncated: bool,
+    },
+}
+
+/// How much of a foreign `obs_layout` name [`MetadataError::ObsLayout`] keeps.
+pub const LAYOUT_NAME_MAX: usize = 48;
+
+impl MetadataError {
+    fn obs_layout(found: &str) -> MetadataError {
+        let mut len = found.len().min(LAYOUT_NAME_MAX);
+        while !found.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0u8; LAYOUT_NAME_MAX];
+        bytes[..len].copy_from_slice(&found.as_bytes()[..len]);
+        MetadataError::ObsLayout {
+            found: bytes,
+            len: len as u8,
+            truncated: len < found.len(),
+        }
+    }
 }
 
 impl fmt::Display for MetadataError {
@@ -212,6 +239,22 @@ impl fmt::Display for MetadataError {
             MetadataError::Missing { key } => write!(f, "metadata key `{key}` is missing"),
             MetadataError::Invalid { key, expected } => {
                 write!(f, "metadata key `{key}` is invalid: expected {expected}")
+            }
+            MetadataError::ObsLayout {
+                found,
+                len,
+                truncated,
+            } => {
+                let name = core::str::from_utf8(&found[..usize::from(*len)]).unwrap_or("?");
+                let more = if *truncated { "..." } else { "" };
+                write!(
+                    f,
+                    "metadata key `{}` is invalid: the checkpoint's layout is {:?}{more}, \
+                     expected {:?} (the layout this build computes)",
+                    keys::OBS_LAYOUT,
+                    name,
+                    crate::OBS_LAYOUT_V1.name
+                )
             }
         }
     }
@@ -261,11 +304,9 @@ impl PolicyMetadata {
         if format_version != crate::checkpoint::FORMAT_VERSION {
             return Err(invalid(FORMAT_VERSION, "1 (the version this build reads)"));
         }
-        if get(OBS_LAYOUT)? != crate::OBS_LAYOUT_V1.name {
-            return Err(invalid(
-                OBS_LAYOUT,
-                "\"nq-obs-v1\" (the layout this build computes)",
-            ));
+        let obs_layout = get(OBS_LAYOUT)?;
+        if obs_layout != crate::OBS_LAYOUT_V1.name {
+            return Err(MetadataError::obs_layout(obs_layout));
         }
         let obs_layout_hash = HashHex::parse(get(OBS_LAYOUT_HASH)?)
             .ok_or(invalid(OBS_LAYOUT_HASH, "16 hex digits"))?;
@@ -563,7 +604,6 @@ mod tests {
             ("norm.clip", "NaN"),
             ("sim.session", "late"),
             ("format", "other"),
-            ("obs_layout", "nq-obs-v0"),
         ] {
             let mut map = as_hashmap(&sample());
             map.insert(key.to_string(), bad.to_string());
@@ -571,6 +611,29 @@ mod tests {
                 Err(MetadataError::Invalid { key: k, .. }) => assert_eq!(k, key),
                 other => panic!("{key}={bad}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_foreign_obs_layout_is_named_beside_this_builds() {
+        let long = format!("nq-obs-v2-{}", "é".repeat(40));
+        for (bad, shown) in [
+            ("nq-obs-v0", "\"nq-obs-v0\""),
+            (
+                long.as_str(),
+                &format!("{:?}...", &long[..LAYOUT_NAME_MAX])[..],
+            ),
+        ] {
+            let mut map = as_hashmap(&sample());
+            map.insert("obs_layout".to_string(), bad.to_string());
+            let err = PolicyMetadata::from_map(&map).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "metadata key `obs_layout` is invalid: the checkpoint's layout is {shown}, \
+                     expected \"nq-obs-v1\" (the layout this build computes)"
+                )
+            );
         }
     }
 
