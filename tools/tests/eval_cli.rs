@@ -574,3 +574,49 @@ fn quoted_checkpoint_patterns_expand() {
     let out = eval(&[&"/nonexistent/*.safetensors", &data, &"--report", &report]);
     assert_user_error(&out, &report, "matches no file");
 }
+
+#[test]
+fn a_report_folder_holding_other_files_is_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let report = tmp.path().join("report");
+    std::fs::create_dir(&report).unwrap();
+    std::fs::write(report.join("notes.txt"), b"mine").unwrap();
+    std::fs::write(report.join("summary.json"), b"an older summary").unwrap();
+    std::fs::create_dir(report.join("zz_plots")).unwrap();
+    let out = eval(&[&P1, &data, &"--report", &report]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&report.display().to_string()) && err.contains("\"notes.txt\""),
+        "names the folder and its first foreign entry: {err}"
+    );
+    assert_eq!(std::fs::read(report.join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read(report.join("summary.json")).unwrap(),
+        b"an older summary",
+        "nothing written"
+    );
+    assert!(report.join("zz_plots").is_dir());
+    assert!(!report.join("trades.parquet").exists());
+    assert!(!nq_tools::market_data::temp_path(&report).exists());
+
+    // A path that is a file is not a report folder either.
+    let file = tmp.path().join("a_file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = eval(&[&P1, &data, &"--report", &file]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+
+    // Empty, then holding only an earlier report: both are (re)written.
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let out = eval(&[&P1, &data, &"--report", &fresh]);
+    assert!(out.status.success(), "{out:?}");
+    let first = std::fs::read(fresh.join("summary.json")).unwrap();
+    std::fs::write(fresh.join("equity.svg"), b"stale").unwrap();
+    let out = eval(&[&P1, &data, &"--report", &fresh]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(fresh.join("summary.json")).unwrap(), first);
+    assert_ne!(std::fs::read(fresh.join("equity.svg")).unwrap(), b"stale");
+}

@@ -25,8 +25,61 @@ use super::{EquityRow, Run, Summary};
 use crate::market_data::temp_path;
 use crate::{Error, Result};
 
-/// Writes the report folder for `runs` (their summaries in `summaries`, same order).
+/// Every file a report folder holds: the only entries `write_report` will
+/// replace when `DIR` already exists.
+pub const REPORT_FILES: [&str; 6] = [
+    "trades.parquet",
+    "equity.parquet",
+    "summary.parquet",
+    "summary.json",
+    "equity.svg",
+    "report.html",
+];
+
+/// Refuses a `dir` that replacing would lose something in: anything but a
+/// previous report (a user's own files, a subfolder), or a path that is not
+/// a folder. An absent or empty folder, or an earlier report, passes.
+pub fn check_report_dir(dir: &Path) -> Result<()> {
+    let refuse = |problem: String| {
+        Error::Usage(format!(
+            "--report {}: {problem}; nq-eval replaces the whole folder, so it only \
+             overwrites an earlier report (choose another folder or empty this one)",
+            dir.display()
+        ))
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) if !dir.is_dir() => return Err(refuse("exists and is not a folder".into())),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut foreign: Vec<String> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if !(is_file && REPORT_FILES.contains(&name.as_str())) {
+            foreign.push(name);
+        }
+    }
+    // Sorted, so the message names the same entry on every system.
+    match foreign.iter().min() {
+        None => Ok(()),
+        Some(first) => Err(refuse(format!(
+            "holds {first:?}{}, which is not an nq-eval report file",
+            match foreign.len() {
+                1 => String::new(),
+                n => format!(" and {} other entries", n - 1),
+            }
+        ))),
+    }
+}
+
+/// Writes the report folder for `runs` (their summaries in `summaries`, same
+/// order), replacing an earlier report there; refuses a folder holding
+/// anything else ([`check_report_dir`]) before writing anything.
 pub fn write_report(dir: &Path, runs: &[Run], summaries: &[Summary]) -> Result<()> {
+    check_report_dir(dir)?;
     let tmp = temp_path(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use clap::Parser;
 use nq_formats::Action;
 use nq_tools::checkpoint_file::CheckpointFile;
-use nq_tools::eval::report::write_report;
+use nq_tools::eval::report::{check_report_dir, write_report};
 use nq_tools::eval::{
     replay, replay_baseline, Baseline, DateRange, Run, SimOverrides, Summary, SORT_METRICS,
 };
@@ -37,7 +37,8 @@ struct Cli {
     #[arg(required = true, value_name = "CKPT|DATA")]
     inputs: Vec<PathBuf>,
     /// Write trades.parquet, equity.parquet, summary.parquet, summary.json, equity.svg and
-    /// report.html here (through DIR.tmp, renamed at the end).
+    /// report.html here (through DIR.tmp, renamed at the end). An existing DIR is replaced
+    /// only when it holds nothing but those files (an earlier report); otherwise exit 2.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
     /// Print the summaries as JSON instead of a table.
@@ -104,6 +105,10 @@ fn run(cli: &Cli) -> Result<()> {
         if f > t {
             return Err(Error::Usage(format!("--from {f} is after --to {t}")));
         }
+    }
+    // Before the replays, so a refusal does not come after minutes of work.
+    if let Some(dir) = &cli.report {
+        check_report_dir(dir)?;
     }
     let reader = MarketReader::open_many(&data)?;
     let range = DateRange {
