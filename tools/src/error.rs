@@ -78,6 +78,12 @@ impl Error {
         }
     }
 
+    /// A write to a pipe whose reader has gone (`| head`): how a pipeline
+    /// ends, which a command-line tool treats as a quiet stop, not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.as_ref().to_path_buf(),

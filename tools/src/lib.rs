@@ -48,6 +48,7 @@ pub mod inspect;
 pub mod market_data;
 pub mod signal;
 pub mod split;
+pub mod stdout;
 pub mod synth;
 pub mod text_import;
 pub mod time;

@@ -14,6 +14,10 @@ use nq_formats::{Action, SimConfig, Tick};
 #[path = "support/report.rs"]
 mod report;
 use report::{column, read_batch};
+#[path = "support/closed_stdout.rs"]
+mod closed_stdout;
+use closed_stdout::{assert_quiet_success, run_with_closed_stdout};
+use nq_tools::eval::report::REPORT_FILES;
 
 const NQ_EVAL: &str = env!("CARGO_BIN_EXE_nq-eval");
 const NQ_DATA: &str = env!("CARGO_BIN_EXE_nq-data");
@@ -619,4 +623,57 @@ fn a_report_folder_holding_other_files_is_refused_and_left_alone() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(std::fs::read(fresh.join("summary.json")).unwrap(), first);
     assert_ne!(std::fs::read(fresh.join("equity.svg")).unwrap(), b"stale");
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_after_the_report_is_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_ticks(tmp.path());
+    let expected = tmp.path().join("expected");
+    assert!(eval(&[&P1, &data, &"--report", &expected]).status.success());
+    for flags in [&[][..], &["--json"][..]] {
+        let report = tmp.path().join(format!("piped{}", flags.len()));
+        let out = run_with_closed_stdout(
+            Command::new(NQ_EVAL)
+                .arg(P1)
+                .arg(&data)
+                .arg("--report")
+                .arg(&report)
+                .args(flags),
+            None,
+        );
+        assert_quiet_success(&out, &format!("nq-eval {flags:?} | head"));
+        for f in REPORT_FILES {
+            assert_eq!(
+                std::fs::read(report.join(f)).unwrap(),
+                std::fs::read(expected.join(f)).unwrap(),
+                "{f}: the report is complete though nobody read stdout"
+            );
+        }
+    }
+
+    // nq-data's commands print after their work: `inspect` prints only.
+    let out = run_with_closed_stdout(Command::new(NQ_DATA).arg("inspect").arg(&data), None);
+    assert_quiet_success(&out, "nq-data inspect | head");
+    let out = run_with_closed_stdout(
+        Command::new(NQ_DATA).args(["inspect", "--json", P1, P2]),
+        None,
+    );
+    assert_quiet_success(&out, "nq-data inspect checkpoints | head");
+    let split = (
+        tmp.path().join("train.parquet"),
+        tmp.path().join("test.parquet"),
+    );
+    let out = run_with_closed_stdout(
+        Command::new(NQ_DATA)
+            .arg("split")
+            .arg(&data)
+            .args(["--test-days", "1", "--train"])
+            .arg(&split.0)
+            .arg("--test")
+            .arg(&split.1),
+        None,
+    );
+    assert_quiet_success(&out, "nq-data split | head");
+    assert!(split.0.exists() && split.1.exists());
 }

@@ -4,6 +4,10 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+#[path = "support/closed_stdout.rs"]
+mod closed_stdout;
+use closed_stdout::{assert_quiet_success, run_with_closed_stdout};
+
 const NQ_SIGNAL: &str = env!("CARGO_BIN_EXE_nq-signal");
 const P1: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -304,4 +308,13 @@ fn warmup_bars_of_another_length_are_refused() {
             && stderr.contains("60 s bars"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_closed_stdout_stops_the_session_quietly() {
+    let out = run_with_closed_stdout(
+        Command::new(NQ_SIGNAL).arg(P1),
+        Some(session_input().as_bytes()),
+    );
+    assert_quiet_success(&out, "nq-signal | head");
 }

@@ -19,6 +19,7 @@ use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::inspect::{inspect, InspectOptions};
 use nq_tools::market_data::MarketReader;
 use nq_tools::split::{split, SplitAt};
+use nq_tools::stdout::Stdout;
 use nq_tools::text_import::{import_file, parse_tz, ImportOptions, TextFormat};
 use nq_tools::{Error, Result};
 
@@ -182,20 +183,21 @@ fn run_import(args: &ImportArgs) -> Result<()> {
         ),
         _ => String::new(),
     };
-    println!(
+    let mut out = Stdout::new();
+    out.println(&format!(
         "{}: {} records ({}, {}{span}) -> {}",
         args.input.display(),
         report.records,
         report.format,
         report.format.kind(),
         args.output.display()
-    );
+    ))?;
     if report.skipped > 0 {
-        println!(
+        out.println(&format!(
             "skipped {} bad lines; first: {}",
             report.skipped,
             report.first_skipped.unwrap_or_default()
-        );
+        ))?;
     }
     Ok(())
 }
@@ -211,13 +213,14 @@ fn inspect_checkpoints(args: &InspectArgs) -> Result<()> {
     for path in &args.inputs {
         summaries.push(CheckpointFile::read(path)?.summary()?);
     }
+    let mut out = Stdout::new();
     if args.json {
         let text = serde_json::to_string_pretty(&summaries)
             .map_err(|e| Error::Internal(format!("summary to JSON: {e}")))?;
-        println!("{text}");
+        out.println(&text)?;
     } else {
         for s in &summaries {
-            print!("{s}");
+            out.print(&s.to_string())?;
         }
     }
     match summaries.iter().find(|s| s.refusal.is_some()) {
@@ -258,13 +261,13 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
             ..InspectOptions::default()
         },
     )?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::Internal(format!("report to JSON: {e}")))?;
-        println!("{text}");
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Internal(format!("report to JSON: {e}")))?
     } else {
-        println!("{report}");
-    }
+        report.to_string()
+    };
+    Stdout::new().println(&text)?;
     Ok(())
 }
 
@@ -276,7 +279,7 @@ fn run_split(args: &SplitArgs) -> Result<()> {
     };
     let reader = MarketReader::open_many(&args.inputs)?;
     let r = split(&reader, at, &args.train, &args.test)?;
-    println!(
+    Stdout::new().println(&format!(
         "{}: train {} rows over {} days -> {}; test {} rows over {} days from {} -> {}",
         r.kind,
         r.train_rows,
@@ -286,7 +289,7 @@ fn run_split(args: &SplitArgs) -> Result<()> {
         r.test_days,
         r.test_from,
         args.test.display()
-    );
+    ))?;
     Ok(())
 }
 

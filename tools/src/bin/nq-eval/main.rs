@@ -13,6 +13,7 @@ use nq_tools::eval::{
     replay, replay_baseline, Baseline, DateRange, Run, SimOverrides, Summary, SORT_METRICS,
 };
 use nq_tools::market_data::MarketReader;
+use nq_tools::stdout::Stdout;
 use nq_tools::{Error, Result};
 
 #[derive(Parser)]
@@ -156,6 +157,8 @@ fn run(cli: &Cli) -> Result<()> {
     summaries.extend(baselines.iter().map(Summary::of));
     all_runs.extend(baselines);
     let n_policies = checkpoints.len();
+    // A reader that went away (`| head`) stops the printing, not the report.
+    let mut out = Stdout::new();
     if cli.json {
         let json = serde_json::json!({
             "sort_by": cli.sort_by,
@@ -163,17 +166,16 @@ fn run(cli: &Cli) -> Result<()> {
             "best": summaries[0].policy,
             "summaries": summaries,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?
-        );
+        out.println(
+            &serde_json::to_string_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?,
+        )?;
     } else {
-        print!("{}", table(&summaries, n_policies, &cli.sort_by));
+        out.print(&table(&summaries, n_policies, &cli.sort_by))?;
     }
     if let Some(dir) = &cli.report {
         write_report(dir, &all_runs, &summaries)?;
         if !cli.json {
-            println!("report: {}", dir.display());
+            out.println(&format!("report: {}", dir.display()))?;
         }
     }
     Ok(())

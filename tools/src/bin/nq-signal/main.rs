@@ -10,7 +10,7 @@ use clap::Parser;
 use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::eval::SimOverrides;
 use nq_tools::signal::{LatePolicy, Options, Signal};
-use nq_tools::{Error, Result};
+use nq_tools::Result;
 
 #[derive(Parser)]
 #[command(
@@ -74,17 +74,13 @@ fn run(cli: &Cli) -> Result<()> {
     result.map(|_| ())
 }
 
-/// A consumer that went away is how a pipeline ends, not an error.
-fn is_broken_pipe(e: &Error) -> bool {
-    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
-}
-
 fn main() -> ExitCode {
     // clap exits with 2 on bad flags by itself.
     let cli = Cli::parse();
     match std::panic::catch_unwind(|| run(&cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A consumer that went away is how a pipeline ends, not an error.
+        Ok(Err(e)) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             let _ = std::io::stdout().flush();
             eprintln!("nq-signal: error: {e}");
