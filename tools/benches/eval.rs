@@ -11,7 +11,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::eval::report::write_report;
-use nq_tools::eval::{replay, Summary};
+use nq_tools::eval::{replay, Comparison, Summary};
 use nq_tools::market_data::{MarketReader, TickWriter};
 use nq_tools::synth::{SynthConfig, SynthGenerator};
 
@@ -59,8 +59,8 @@ fn bench_eval(c: &mut Criterion) {
                 &mut |_| {},
             )
             .expect("replay");
-            let summary = Summary::of(&run);
-            write_report(&report, std::slice::from_ref(&run), &[summary]).expect("report");
+            let comparison = Comparison::new("net_pnl", vec![Summary::of(&run)]);
+            write_report(&report, std::slice::from_ref(&run), &comparison).expect("report");
         })
     });
     group.finish();

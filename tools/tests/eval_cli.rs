@@ -170,7 +170,7 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     let summary = read_batch(&report.join("summary.parquet"));
     let equity = read_batch(&report.join("equity.parquet"));
     assert_eq!(trades.schema(), nq_formats::schema::trades());
-    assert_eq!(summary.schema(), nq_formats::schema::summary());
+    assert_eq!(summary.schema(), nq_tools::eval::report::summary_schema());
     assert_eq!(equity.schema(), nq_formats::schema::equity());
 
     let names = column::<StringArray>(&summary, "policy");
@@ -260,8 +260,8 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(json[0]["policy"], "policy_tanh_p1");
-    assert!((json[0]["net_pnl_usd"].as_f64().unwrap() - net).abs() < 1e-9);
+    assert_eq!(json["summaries"][0]["policy"], "policy_tanh_p1");
+    assert!((json["summaries"][0]["net_pnl_usd"].as_f64().unwrap() - net).abs() < 1e-9);
 
     // The page stands alone: the table and the picture inline, nothing fetched.
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
@@ -270,7 +270,7 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
     let svg = std::fs::read_to_string(report.join("equity.svg")).unwrap();
     // One bar per session of daily P&L.
-    let days = json[0]["days"].as_i64().unwrap() as usize;
+    let days = json["summaries"][0]["days"].as_i64().unwrap() as usize;
     assert_eq!(flat_ends, days);
     assert_eq!(
         svg.matches("<rect x=").count(),
@@ -315,6 +315,36 @@ fn several_checkpoints_are_ranked_and_json_matches() {
     let table = eval(&[&P1, &P2, &data]);
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains(" *"), "best marked: {text}");
+
+    // The report files say the same: which metric, which policy is best.
+    let report = tmp.path().join("report");
+    let out = eval(&[
+        &P1,
+        &P2,
+        &data,
+        &"--sort-by",
+        &"trades",
+        &"--report",
+        &report,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(file["sort_by"], "trades");
+    assert_eq!(file["best"], json["best"]);
+    assert_eq!(file["summaries"], json["summaries"]);
+    let flags: Vec<bool> = rows.iter().map(|r| r["best"].as_bool().unwrap()).collect();
+    assert_eq!(flags, [true, false, false, false, false]);
+    let summary = read_batch(&report.join("summary.parquet"));
+    let (names, best) = (
+        column::<StringArray>(&summary, "policy"),
+        column::<arrow_array::BooleanArray>(&summary, "best"),
+    );
+    let marked: Vec<&str> = (0..summary.num_rows())
+        .filter(|&i| best.value(i))
+        .map(|i| names.value(i))
+        .collect();
+    assert_eq!(marked, [json["best"].as_str().unwrap()]);
 }
 
 #[test]
@@ -393,7 +423,7 @@ fn a_position_open_when_data_ends_is_closed_as_end_of_data() {
     assert_eq!(reason.value(last_hold), "END_OF_DATA");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
-    let hold = json
+    let hold = json["summaries"]
         .as_array()
         .unwrap()
         .iter()
@@ -458,7 +488,7 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
         column::<StringArray>(&equity, "policy"),
         column::<StringArray>(&equity, "kind"),
     );
-    for run in json.as_array().unwrap() {
+    for run in json["summaries"].as_array().unwrap() {
         let name = run["policy"].as_str().unwrap();
         let kinds: Vec<&str> = (0..equity.num_rows())
             .filter(|&i| policy.value(i) == name)

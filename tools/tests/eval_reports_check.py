@@ -69,6 +69,11 @@ def check_with_pandas(folder: Path) -> str:
     assert (shorts["stop_price"] > shorts["close"]).all()
     forced = df[df["kind"] != "policy"]
     assert (forced["target_position"] == 0).all() and (forced["action_name"] == "HOLD").all()
+    summary = pd.read_parquet(folder / "summary.parquet")
+    best = summary.loc[summary["best"], "policy"].tolist()
+    from_json = pd.json_normalize(json.loads((folder / "summary.json").read_text()), "summaries")
+    assert from_json["policy"].tolist() == summary["policy"].tolist()
+    assert from_json.loc[from_json["best"], "policy"].tolist() == best, best
     return "pandas agrees"
 
 
@@ -95,7 +100,13 @@ def main(folder: Path) -> None:
         assert (field.type, field.nullable) == (kind, nullable), field
 
     rows = summary.to_pylist()
-    assert [r["policy"] for r in rows] == [r["policy"] for r in summary_json]
+    # summary.json: {"sort_by", "annualisation", "best", "summaries": [...]}, the
+    # summaries in summary.parquet's order; the best policy flagged in both.
+    assert [r["policy"] for r in rows] == [r["policy"] for r in summary_json["summaries"]]
+    assert summary_json["sort_by"], summary_json
+    assert [r["policy"] for r in rows if r["best"]] == [summary_json["best"]], rows
+    assert rows[0]["best"] and rows[0]["kind"] == "policy", rows[0]
+    assert summary.schema.field("best").type == pa.bool_(), summary.schema
     trade_rows = trades.to_pylist()
     equity_rows = equity.to_pylist()
     for row in rows:

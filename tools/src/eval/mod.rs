@@ -20,7 +20,7 @@ pub mod report;
 mod summary;
 
 pub use overrides::SimOverrides;
-pub use summary::{Summary, ANNUALISATION_DAYS, SORT_METRICS};
+pub use summary::{Comparison, Summary, ANNUALISATION_DAYS, SORT_METRICS};
 
 use nq_formats::{Action, SimConfig};
 use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig};

@@ -1,6 +1,7 @@
 //! The `--report DIR` folder: `trades.parquet`, `equity.parquet`,
-//! `summary.parquet` (schemas of `nq_formats::schema`), `summary.json`,
-//! `equity.svg` and `report.html`.
+//! `summary.parquet` (schemas of `nq_formats::schema`; the summary with a
+//! `best` column after them, [`summary_schema`]), `summary.json` (a
+//! [`Comparison`]), `equity.svg` and `report.html`.
 //! Everything is written into `DIR.tmp` and renamed into place at the end, so
 //! a failure leaves no partial folder; nothing depends on the clock, so the
 //! same inputs give byte-identical files.
@@ -13,7 +14,7 @@ use arrow_array::{
     ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, Int8Array,
     RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array,
 };
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use nq_formats::{schema, Action};
 use nq_runtime::sim::side_name;
 use parquet::arrow::ArrowWriter;
@@ -21,7 +22,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::picture::{equity_svg, report_html};
-use super::{EquityRow, Run, Summary};
+use super::{Comparison, EquityRow, Run, Summary};
 use crate::market_data::temp_path;
 use crate::{Error, Result};
 
@@ -75,17 +76,17 @@ pub fn check_report_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Writes the report folder for `runs` (their summaries in `summaries`, same
-/// order), replacing an earlier report there; refuses a folder holding
+/// Writes the report folder for `runs` (their summaries in `comparison`,
+/// same order), replacing an earlier report there; refuses a folder holding
 /// anything else ([`check_report_dir`]) before writing anything.
-pub fn write_report(dir: &Path, runs: &[Run], summaries: &[Summary]) -> Result<()> {
+pub fn write_report(dir: &Path, runs: &[Run], comparison: &Comparison) -> Result<()> {
     check_report_dir(dir)?;
     let tmp = temp_path(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let written = write_files(&tmp, runs, summaries).and_then(|()| {
+    let written = write_files(&tmp, runs, comparison).and_then(|()| {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -97,12 +98,13 @@ pub fn write_report(dir: &Path, runs: &[Run], summaries: &[Summary]) -> Result<(
     written
 }
 
-fn write_files(dir: &Path, runs: &[Run], summaries: &[Summary]) -> Result<()> {
+fn write_files(dir: &Path, runs: &[Run], comparison: &Comparison) -> Result<()> {
+    let summaries = &comparison.summaries;
     write_parquet(&dir.join("trades.parquet"), trades_batch(runs)?)?;
     write_parquet(&dir.join("equity.parquet"), equity_batch(runs)?)?;
     write_parquet(&dir.join("summary.parquet"), summary_batch(summaries)?)?;
     let json_path = dir.join("summary.json");
-    let json = serde_json::to_string_pretty(summaries)
+    let json = serde_json::to_string_pretty(comparison)
         .map_err(|e| Error::Internal(format!("summary.json: {e}")))?;
     std::fs::write(&json_path, json + "\n").map_err(|e| Error::io(&json_path, e))?;
     // The picture is of the first run: the best policy.
@@ -266,5 +268,18 @@ fn summary_batch(summaries: &[Summary]) -> Result<RecordBatch> {
         let i = a.code() as usize;
         columns.push(i64s(&move |s| s.actions[i]));
     }
-    batch(schema::summary(), columns)
+    columns.push(Arc::new(BooleanArray::from_iter(
+        summaries.iter().map(|s| Some(s.best)),
+    )));
+    batch(summary_schema(), columns)
+}
+
+/// `summary.parquet`: [`schema::summary`] and, last (so readers of the
+/// earlier columns by position are unaffected), `best`: the row of the best
+/// policy by the comparison's metric.
+pub fn summary_schema() -> SchemaRef {
+    let base = schema::summary();
+    let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("best", DataType::Boolean, false));
+    std::sync::Arc::new(Schema::new_with_metadata(fields, base.metadata().clone()))
 }

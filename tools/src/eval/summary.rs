@@ -40,6 +40,42 @@ pub struct Summary {
     pub drawdown_breach: bool,
     /// Decisions per action, indexed by action code.
     pub actions: [i64; Action::ALL.len()],
+    /// The best policy by the comparison's metric (see [`Comparison`]);
+    /// never a baseline.
+    pub best: bool,
+}
+
+/// What `summary.json` and `nq-eval --json` hold: the metric the policies
+/// were ranked by, the best one, and every summary (policies best first,
+/// then the baselines), each marked `best` or not as in `summary.parquet`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub sort_by: String,
+    pub annualisation: &'static str,
+    /// The first policy's name; empty when there is none.
+    pub best: String,
+    pub summaries: Vec<Summary>,
+}
+
+impl Comparison {
+    /// `summaries` already in report order (policies ranked by `sort_by`,
+    /// best first); marks the first policy best.
+    pub fn new(sort_by: &str, mut summaries: Vec<Summary>) -> Comparison {
+        for s in &mut summaries {
+            s.best = false;
+        }
+        let best = summaries.iter_mut().find(|s| s.kind == "policy");
+        let best = best.map_or_else(String::new, |s| {
+            s.best = true;
+            s.policy.clone()
+        });
+        Comparison {
+            sort_by: sort_by.to_string(),
+            annualisation: "sqrt(252) over daily (per-session) P&L",
+            best,
+            summaries,
+        }
+    }
 }
 
 impl Summary {
@@ -76,6 +112,7 @@ impl Summary {
             days: daily.len() as i64,
             drawdown_breach: run.breached,
             actions,
+            best: false,
         }
     }
 

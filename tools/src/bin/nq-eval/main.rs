@@ -10,7 +10,8 @@ use nq_formats::Action;
 use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::eval::report::{check_report_dir, write_report};
 use nq_tools::eval::{
-    replay, replay_baseline, Baseline, DateRange, Run, SimOverrides, Summary, SORT_METRICS,
+    replay, replay_baseline, Baseline, Comparison, DateRange, Run, SimOverrides, Summary,
+    SORT_METRICS,
 };
 use nq_tools::market_data::MarketReader;
 use nq_tools::stdout::Stdout;
@@ -157,23 +158,19 @@ fn run(cli: &Cli) -> Result<()> {
     summaries.extend(baselines.iter().map(Summary::of));
     all_runs.extend(baselines);
     let n_policies = checkpoints.len();
+    let comparison = Comparison::new(&cli.sort_by, summaries);
     // A reader that went away (`| head`) stops the printing, not the report.
     let mut out = Stdout::new();
     if cli.json {
-        let json = serde_json::json!({
-            "sort_by": cli.sort_by,
-            "annualisation": "sqrt(252) over daily (per-session) P&L",
-            "best": summaries[0].policy,
-            "summaries": summaries,
-        });
         out.println(
-            &serde_json::to_string_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?,
+            &serde_json::to_string_pretty(&comparison)
+                .map_err(|e| Error::Internal(e.to_string()))?,
         )?;
     } else {
-        out.print(&table(&summaries, n_policies, &cli.sort_by))?;
+        out.print(&table(&comparison.summaries, n_policies, &cli.sort_by))?;
     }
     if let Some(dir) = &cli.report {
-        write_report(dir, &all_runs, &summaries)?;
+        write_report(dir, &all_runs, &comparison)?;
         if !cli.json {
             out.println(&format!("report: {}", dir.display()))?;
         }
