@@ -25,7 +25,9 @@ pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserE
     for f in reader.files() {
         let bytes =
             std::fs::read(f).map_err(|e| UserError::new(format!("{}: {e}", f.display())))?;
-        files.push((f.display().to_string(), fnv1a64(&bytes)));
+        // Absolute, so that a resume from another directory finds them.
+        let absolute = std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf());
+        files.push((absolute.display().to_string(), fnv1a64(&bytes)));
     }
     let bars = match reader.kind() {
         DataKind::Bars => {
@@ -84,6 +86,65 @@ fn check_bar_length(reader: &MarketReader, bar_seconds: u32) -> Result<(), UserE
         .map_err(|e| UserError::new(e.to_string()))?;
     }
     Ok(())
+}
+
+/// The (path, fnv1a64 hash) of each data file a run recorded in its
+/// `metadata.json`.
+pub fn recorded_data_files(run_dir: &Path) -> Result<Vec<(String, String)>, UserError> {
+    let path = run_dir.join("metadata.json");
+    let bad =
+        |e: &dyn std::fmt::Display| UserError::new(format!("--resume {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(&e))?;
+    let meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    let files = meta["data_files"]
+        .as_array()
+        .ok_or_else(|| bad(&"no data_files list"))?;
+    files
+        .iter()
+        .map(|f| match (f["path"].as_str(), f["fnv1a64"].as_str()) {
+            (Some(p), Some(h)) => Ok((p.to_string(), h.to_string())),
+            _ => Err(bad(&"a data_files entry without path and fnv1a64")),
+        })
+        .collect()
+}
+
+/// SPEC 7: a resumed run gives the same result only on the same data, so
+/// every file differing from the run's record (missing, changed, or extra)
+/// is named. Paths are compared as the files they lead to, so a run may be
+/// resumed from another working directory.
+pub fn check_same_data(
+    run_dir: &Path,
+    recorded: &[(String, String)],
+    loaded: &[(String, String)],
+) -> Result<(), UserError> {
+    let key = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
+    let loaded_keys: Vec<PathBuf> = loaded.iter().map(|(p, _)| key(p)).collect();
+    let recorded_keys: Vec<PathBuf> = recorded.iter().map(|(p, _)| key(p)).collect();
+    let mut problems = Vec::new();
+    for ((path, hash), k) in recorded.iter().zip(&recorded_keys) {
+        match loaded_keys.iter().position(|l| l == k) {
+            None => problems.push(format!("{path}: missing (the run was trained on it)")),
+            Some(i) if loaded[i].1 != *hash => problems.push(format!(
+                "{path}: different hash (fnv1a64 {} now, {hash} when the run started)",
+                loaded[i].1
+            )),
+            Some(_) => {}
+        }
+    }
+    for ((path, _), k) in loaded.iter().zip(&loaded_keys) {
+        if !recorded_keys.contains(k) {
+            problems.push(format!("{path}: extra (not among the run's data files)"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(UserError::new(format!(
+        "--resume {}: the data differs from the run's ({}): {}",
+        run_dir.display(),
+        run_dir.join("metadata.json").display(),
+        problems.join("; ")
+    )))
 }
 
 /// The default data set of the main job: `data/` beside the workspace root.

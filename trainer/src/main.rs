@@ -137,10 +137,24 @@ fn run(cli: Cli) -> Result<(), TrainError> {
     let no_args = std::env::args().len() == 1;
     let cfg = build_config(&cli, no_args)?;
     let sim = cfg.sim.to_sim_config()?;
-    let data_paths = if cli.data.is_empty() {
-        vec![nq_trainer::data::default_data_dir()]
-    } else {
-        cli.data.clone()
+    let data_paths = match (&cli.resume, cli.data.is_empty()) {
+        // A resumed run continues on its own data, not on the default.
+        (Some(dir), true) => {
+            let recorded = nq_trainer::data::recorded_data_files(dir)?;
+            if recorded.is_empty() {
+                return Err(UserError::new(format!(
+                    "--resume {}: metadata.json records no data files; give them with --data",
+                    dir.display()
+                ))
+                .into());
+            }
+            recorded
+                .into_iter()
+                .map(|(path, _)| PathBuf::from(path))
+                .collect()
+        }
+        (None, true) => vec![nq_trainer::data::default_data_dir()],
+        (_, false) => cli.data.clone(),
     };
     if no_args {
         println!(

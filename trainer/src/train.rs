@@ -306,6 +306,8 @@ pub fn train<B: AutodiffBackend>(
                 ckpt_dir.display()
             ))
         })?;
+        let recorded = crate::data::recorded_data_files(&opts.out)?;
+        crate::data::check_same_data(&opts.out, &recorded, &opts.data_files)?;
         let state_path = ckpt_dir.join(format!("trainer_state_{u:06}.json"));
         let text = std::fs::read_to_string(&state_path).doing("reading", &state_path)?;
         let st: TrainerState = serde_json::from_str(&text)

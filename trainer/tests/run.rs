@@ -125,13 +125,22 @@ fn bonuses_are_rewards_only_never_pnl() {
     assert!((r1 - r0 - (s1.entry_bonus_paid + s1.pm_bonus_paid)).abs() < 1e-6 * r1.abs().max(1.0));
 }
 
+/// Exit code and stderr.
 fn nq_train(args: &[&str]) -> (i32, String) {
+    let (code, _, stderr) = nq_train_in(std::path::Path::new("."), args);
+    (code, stderr)
+}
+
+/// Exit code, stdout and stderr of nq-train run in `cwd`.
+fn nq_train_in(cwd: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_nq-train"))
+        .current_dir(cwd)
         .args(args)
         .output()
         .unwrap();
     (
         out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
@@ -394,4 +403,63 @@ fn init_refuses_another_instrument_bar_length_or_layout_and_phase_2_from_scratch
             "{name}: {err}"
         );
     }
+}
+
+#[test]
+fn resume_runs_on_the_recorded_data_and_refuses_other_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data) = common::binary_run_inputs(dir.path(), 2, 3);
+    let out = dir.path().join("run");
+    // Relative paths, as a user types them; the resumes below run in another
+    // directory and still find the run's files.
+    let (code, _, err) = nq_train_in(
+        dir.path(),
+        &[
+            "--config",
+            "config.json",
+            "--data",
+            "bars.parquet",
+            "--out",
+            "run",
+            "--quiet",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["--resume", out.to_str().unwrap(), "--quiet"];
+        args.extend_from_slice(extra);
+        nq_train_in(&out, &args)
+    };
+
+    // No --data: the run's own 3 days, not the default data/ folder.
+    let (code, stdout, err) = resume(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("data: 3 sessions for training"), "{stdout}");
+    let (code, _, err) = resume(&["--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+
+    // A later file beside the run's: extra.
+    let five_days = common::planted_signal_bars(5, 1);
+    let extra = dir.path().join("later.parquet");
+    common::write_bars(&extra, &five_days[3 * 480..]);
+    let (code, _, err) = resume(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--data",
+        extra.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("later.parquet: extra"), "{err}");
+    assert!(!err.contains("bars.parquet:"), "{err}");
+
+    // Only the later file: the run's file is missing.
+    let (code, _, err) = resume(&["--data", extra.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bars.parquet: missing"), "{err}");
+
+    // The run's file changed since: different hash, also when --data is omitted.
+    common::write_bars(&data, &common::planted_signal_bars(3, 2));
+    let (code, _, err) = resume(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bars.parquet: different hash"), "{err}");
 }
