@@ -116,6 +116,12 @@ fn assert_decisions_auditable(
             c, ticks[last_tick].price,
             "{ctx}: close is the bar's last tick"
         );
+        if policy.value(i) == "buy_and_hold" {
+            // It holds with no bracket and never orders at a decision.
+            assert!(stop.is_null(i) && take.is_null(i), "{ctx}: no bracket");
+            assert_eq!(a, Action::Hold, "{ctx}");
+            continue;
+        }
         assert_eq!(
             stop.is_null(i),
             t == 0,
@@ -463,10 +469,18 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
     assert_eq!(hold_ends.len(), 3);
     for &i in &hold_ends {
         assert_eq!(position.value(i), 1, "row {i}");
-        if i + 1 < equity.num_rows() && policy.value(i + 1) == "buy_and_hold" {
-            assert_eq!(position.value(i + 1), 0, "row {i}: flat after the session");
-        }
     }
+    // Each of them closed that day's one round trip.
+    let trades = read_batch(&report.join("trades.parquet"));
+    let (trade_policy, reason) = (
+        column::<StringArray>(&trades, "policy"),
+        column::<StringArray>(&trades, "exit_reason"),
+    );
+    let hold_exits: Vec<&str> = (0..trades.num_rows())
+        .filter(|&i| trade_policy.value(i) == "buy_and_hold")
+        .map(|i| reason.value(i))
+        .collect();
+    assert_eq!(hold_exits, ["SESSION_END"; 3]);
 
     // A $100 limit is soon breached: from then on every decision is a forced HOLD.
     let report = tmp.path().join("limited");
@@ -706,4 +720,129 @@ fn a_closed_stdout_ends_quietly_after_the_report_is_complete() {
     );
     assert_quiet_success(&out, "nq-data split | head");
     assert!(split.0.exists() && split.1.exists());
+}
+
+/// The RTH session (09:30-16:00 New York) of `ts_ns`: its date, or `None`.
+/// Worked out with chrono-tz here, not with the code under test.
+fn rth_date(ts_ns: i64) -> Option<chrono::NaiveDate> {
+    use chrono::{TimeZone, Timelike};
+    let local = chrono_tz::America::New_York.timestamp_nanos(ts_ns);
+    let minute = local.hour() * 60 + local.minute();
+    (570..960).contains(&minute).then(|| local.date_naive())
+}
+
+/// A session's first and last price, each with its time (ns).
+type OpenAndClose = ((i64, f64), (i64, f64));
+
+/// Per RTH session, its open and close, from each record's (start, end,
+/// open, close).
+fn rth_sessions(records: impl Iterator<Item = (i64, i64, f64, f64)>) -> Vec<OpenAndClose> {
+    let mut days = std::collections::BTreeMap::<chrono::NaiveDate, _>::new();
+    for (ts, end, open, close) in records {
+        if let Some(date) = rth_date(ts) {
+            days.entry(date)
+                .and_modify(|(_, last): &mut (_, (i64, f64))| *last = (end, close))
+                .or_insert(((ts, open), (end, close)));
+        }
+    }
+    days.into_values().collect()
+}
+
+/// The buy-and-hold trades of a report: one per RTH session, long from the
+/// session's first price to its last, with no bracket (SESSION_END, never
+/// STOP or TARGET), slippage both ways, a commission each side, and P&L
+/// worked out here from those prices.
+fn assert_buy_and_hold_rth(report: &Path, sessions: &[OpenAndClose], sim: &SimConfig) {
+    let trades = read_batch(&report.join("trades.parquet"));
+    let policy = column::<StringArray>(&trades, "policy");
+    let rows: Vec<usize> = (0..trades.num_rows())
+        .filter(|&i| policy.value(i) == "buy_and_hold")
+        .collect();
+    assert_eq!(rows.len(), sessions.len(), "one round trip per RTH session");
+    let spec = sim.instrument.spec();
+    let slip = sim.slippage_ticks * spec.tick_size;
+    let ts = |c| column::<TimestampNanosecondArray>(&trades, c);
+    let f = |c| column::<Float64Array>(&trades, c);
+    for (&i, &((t0, open), (t1, close))) in rows.iter().zip(sessions) {
+        let ctx = format!("trade row {i}");
+        assert_eq!(column::<StringArray>(&trades, "side").value(i), "LONG");
+        assert_eq!(
+            column::<StringArray>(&trades, "exit_reason").value(i),
+            "SESSION_END",
+            "{ctx}"
+        );
+        assert_eq!(ts("entry_time").value(i), t0, "{ctx}: enters at 09:30");
+        assert_eq!(
+            ts("exit_time").value(i),
+            t1,
+            "{ctx}: leaves at the RTH close"
+        );
+        let (entry, exit) = (open + slip, close - slip);
+        assert_eq!(f("entry_price").value(i), entry, "{ctx}");
+        assert_eq!(f("exit_price").value(i), exit, "{ctx}");
+        let commission = 2.0 * sim.commission_per_side;
+        let gross = (exit - entry) / spec.tick_size * spec.tick_value;
+        assert!(
+            (f("commission_usd").value(i) - commission).abs() < 1e-9,
+            "{ctx}"
+        );
+        assert!((f("gross_pnl_usd").value(i) - gross).abs() < 1e-6, "{ctx}");
+        assert!(
+            (f("pnl_usd").value(i) - (gross - commission)).abs() < 1e-6,
+            "{ctx}"
+        );
+    }
+}
+
+#[test]
+fn buy_and_hold_is_long_each_rth_session_from_open_to_close_without_a_bracket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = checkpoint_sim(P1);
+
+    // Real NQ minute bars, Globex hours included (2023-11-19 .. 12-04): the
+    // entry is the 09:30 bar's open, the exit the 15:59 bar's close at 16:00,
+    // whatever session the checkpoint trades.
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
+    );
+    let data = tmp.path().join("bars.parquet");
+    let import = Command::new(NQ_DATA)
+        .args(["import", csv, "-o"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{import:?}");
+    let bars = nq_tools::market_data::read_bars(&data).unwrap();
+    let minute = 60_000_000_000;
+    let sessions = rth_sessions(
+        bars.iter()
+            .map(|b| (b.ts_ns, b.ts_ns + minute, b.open, b.close)),
+    );
+    assert!(sessions.len() >= 10, "{} sessions", sessions.len());
+    for session in ["RTH", "globex"] {
+        let report = tmp.path().join(format!("report_{session}"));
+        let out = eval(&[
+            &P1,
+            &data,
+            &"--session",
+            &session,
+            &"--drawdown-limit",
+            &"0",
+            &"--report",
+            &report,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        assert_buy_and_hold_rth(&report, &sessions, &sim);
+    }
+
+    // Ticks: from the first RTH trade to the last before 16:00.
+    let data = synth_ticks(tmp.path());
+    let ticks = nq_tools::market_data::read_ticks(&data).unwrap();
+    let sessions = rth_sessions(ticks.iter().map(|t| (t.ts_ns, t.ts_ns, t.price, t.price)));
+    assert_eq!(sessions.len(), 3);
+    let report = tmp.path().join("ticks_report");
+    let out = eval(&[&P1, &data, &"--drawdown-limit", &"0", &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+    assert_buy_and_hold_rth(&report, &sessions, &sim);
 }

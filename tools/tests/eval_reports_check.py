@@ -46,6 +46,11 @@ def check_decision(e: dict) -> None:
     else:
         assert (e["action_name"], target) == ("HOLD", 0), e
     assert e["atr"] > 0 and math.isfinite(e["close"]), e
+    if e["policy"] == "buy_and_hold":
+        # Long from 09:30 to 16:00 with no bracket; it never orders at a decision.
+        assert e["stop_price"] is None and e["target_price"] is None, e
+        assert e["action_name"] == "HOLD", e
+        return
     assert (e["stop_price"] is None) == (target == 0), e
     assert (e["target_price"] is None) == (target == 0), e
     if target != 0:
@@ -60,6 +65,9 @@ def check_with_pandas(folder: Path) -> str:
         return "pandas not installed"
     df = pd.read_parquet(folder / "equity.parquet")
     assert str(df["target_position"].dtype) == "int8", df.dtypes
+    hold = df[df["policy"] == "buy_and_hold"]
+    assert hold[["stop_price", "target_price"]].isna().all().all()
+    df = df[df["policy"] != "buy_and_hold"]
     assert str(df["stop_price"].dtype) == "float64", df.dtypes
     flat = df["target_position"] == 0
     assert df.loc[flat, ["stop_price", "target_price"]].isna().all().all()

@@ -14,6 +14,7 @@
 //! # Ok::<(), nq_tools::Error>(())
 //! ```
 
+mod buy_and_hold;
 mod overrides;
 pub mod picture;
 pub mod report;
@@ -121,7 +122,8 @@ pub fn replay(
 
 /// A baseline over the same data and engine settings as a policy replay:
 /// the checkpoint only provides the engine (features, session, simulator);
-/// the baseline's rule picks every action.
+/// the baseline's rule picks every action. Buy and hold is the exception:
+/// RTH whatever the checkpoint's session, see [`Baseline::BuyAndHold`].
 pub fn replay_baseline(
     baseline: Baseline,
     checkpoint: &CheckpointFile,
@@ -130,8 +132,11 @@ pub fn replay_baseline(
     range: DateRange,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Run> {
+    if baseline == Baseline::BuyAndHold {
+        return buy_and_hold::replay(baseline.name(), checkpoint, config, data, range, progress);
+    }
     let mut rng = Rng::new(baseline.seed());
-    let mut choose = |mask: ActionMask, position: i8| baseline.choose(mask, position, &mut rng);
+    let mut choose = |mask: ActionMask, _position: i8| baseline.choose(mask, &mut rng);
     let mut run = replay_inner(
         baseline.name(),
         "baseline",
@@ -155,8 +160,12 @@ pub enum Baseline {
     Flat,
     /// A uniform draw among the allowed actions, seeded.
     Random { seed: u64 },
-    /// Buys whenever flat (each session's start, and again after a bracket
-    /// exit), holds until the session ends.
+    /// Each trading day, long one contract from the first RTH trade (09:30
+    /// New York; the first RTH bar's open with bars) to the last before
+    /// 16:00 (the last RTH bar's close), with no stop or target and the
+    /// policy's slippage and commission: one round trip a day, whatever
+    /// session the checkpoint trades. Its equity rows are HOLDs at the same
+    /// bar closes as the other runs', with no bracket.
     BuyAndHold,
 }
 
@@ -183,9 +192,10 @@ impl Baseline {
         }
     }
 
-    fn choose(self, mask: ActionMask, position: i8, rng: &mut Rng) -> Action {
+    fn choose(self, mask: ActionMask, rng: &mut Rng) -> Action {
         match self {
-            Baseline::Flat => Action::Hold,
+            // Buy and hold trades outside the engine's decisions (its own replay).
+            Baseline::Flat | Baseline::BuyAndHold => Action::Hold,
             Baseline::Random { .. } => {
                 let n = u64::from(mask.count().max(1));
                 Action::ALL
@@ -194,8 +204,6 @@ impl Baseline {
                     .nth((rng.next_u64() % n) as usize)
                     .unwrap_or(Action::Hold)
             }
-            Baseline::BuyAndHold if position == 0 && mask.allows(Action::Buy) => Action::Buy,
-            Baseline::BuyAndHold => Action::Hold,
         }
     }
 
@@ -371,23 +379,12 @@ mod tests {
         let mut rng = Rng::new(7);
         let mut seen = [0usize; MAX_ACTIONS];
         for _ in 0..1000 {
-            let a = Baseline::Random { seed: 7 }.choose(mask, 1, &mut rng);
+            let a = Baseline::Random { seed: 7 }.choose(mask, &mut rng);
             assert!(mask.allows(a), "{a:?}");
             seen[a.code() as usize] += 1;
         }
         assert!(seen[0] > 400 && seen[Action::Sell.code() as usize] > 400);
         let probs = Baseline::Random { seed: 7 }.probabilities(mask, Action::Hold);
         assert_eq!(&probs[..3], &[0.5, 0.0, 0.5]);
-    }
-
-    #[test]
-    fn buy_and_hold_buys_only_when_flat() {
-        let mut rng = Rng::new(0);
-        let all = ActionMask::HOLD_ONLY.with(Action::Buy).with(Action::Sell);
-        assert_eq!(Baseline::BuyAndHold.choose(all, 0, &mut rng), Action::Buy);
-        assert_eq!(Baseline::BuyAndHold.choose(all, 1, &mut rng), Action::Hold);
-        let hold = ActionMask::HOLD_ONLY;
-        assert_eq!(Baseline::BuyAndHold.choose(hold, 0, &mut rng), Action::Hold);
-        assert_eq!(Baseline::Flat.choose(all, 0, &mut rng), Action::Hold);
     }
 }

@@ -25,7 +25,8 @@ use nq_tools::{Error, Result};
     long_about = "Backtest checkpoints over market data through the runtime engine: ticks are \
 replayed tick by tick, bars bar by bar (conservative fill rule). Simulator settings come from \
 each checkpoint's metadata unless overridden. Prints a summary beside three baselines \
-on the same data and engine (flat; random valid actions, seed 1; buy and hold each session); with several checkpoints, one comparison table sorted by --sort-by, the best \
+on the same data and engine (flat; random valid actions, seed 1; buy and hold: long each \
+day from the first RTH trade at 09:30 to 16:00 New York, no stop or target); with several checkpoints, one comparison table sorted by --sort-by, the best \
 marked with *.\n\nSharpe and Sortino are of daily (per-session) P&L, annualised by sqrt(252).\n\n\
 Errors (a checkpoint that does not match the data or the runtime, a truncated checkpoint, \
 bad data) exit with code 2 and leave no report folder.",
