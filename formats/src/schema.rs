@@ -121,6 +121,9 @@ pub fn summary() -> SchemaRef {
             false,
         ));
     }
+    // Last, so readers of the earlier columns by position are unaffected: the
+    // row of the best policy by the comparison's metric.
+    fields.push(Field::new("best", DataType::Boolean, false));
     Arc::new(Schema::new(fields))
 }
 

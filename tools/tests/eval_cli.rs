@@ -176,7 +176,7 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     let summary = read_batch(&report.join("summary.parquet"));
     let equity = read_batch(&report.join("equity.parquet"));
     assert_eq!(trades.schema(), nq_formats::schema::trades());
-    assert_eq!(summary.schema(), nq_tools::eval::report::summary_schema());
+    assert_eq!(summary.schema(), nq_formats::schema::summary());
     assert_eq!(equity.schema(), nq_formats::schema::equity());
 
     let names = column::<StringArray>(&summary, "policy");

@@ -1,6 +1,5 @@
 //! The `--report DIR` folder: `trades.parquet`, `equity.parquet`,
-//! `summary.parquet` (schemas of `nq_formats::schema`; the summary with a
-//! `best` column after them, [`summary_schema`]), `summary.json` (a
+//! `summary.parquet` (schemas of `nq_formats::schema`), `summary.json` (a
 //! [`Comparison`]), `equity.svg` and `report.html`.
 //! Everything is written into `DIR.tmp` and renamed into place at the end, so
 //! a failure leaves no partial folder; nothing depends on the clock, so the
@@ -14,7 +13,7 @@ use arrow_array::{
     ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, Int8Array,
     RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array,
 };
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use nq_formats::{schema, Action};
 use nq_runtime::sim::side_name;
 use parquet::arrow::ArrowWriter;
@@ -271,15 +270,5 @@ fn summary_batch(summaries: &[Summary]) -> Result<RecordBatch> {
     columns.push(Arc::new(BooleanArray::from_iter(
         summaries.iter().map(|s| Some(s.best)),
     )));
-    batch(summary_schema(), columns)
-}
-
-/// `summary.parquet`: [`schema::summary`] and, last (so readers of the
-/// earlier columns by position are unaffected), `best`: the row of the best
-/// policy by the comparison's metric.
-pub fn summary_schema() -> SchemaRef {
-    let base = schema::summary();
-    let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new("best", DataType::Boolean, false));
-    std::sync::Arc::new(Schema::new_with_metadata(fields, base.metadata().clone()))
+    batch(schema::summary(), columns)
 }
