@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use nq_formats::checkpoint::{
-    layer_tensor_name, LayerParam, Network, PolicyMetadata, OBS_NORM_MEAN, OBS_NORM_VAR,
+    layer_tensor_name, Activation, LayerParam, Network, PolicyMetadata, OBS_NORM_MEAN, OBS_NORM_VAR,
 };
 use nq_formats::obs::HashHex;
 use safetensors::{Dtype, SafeTensors};
@@ -154,7 +154,12 @@ fn read_f32(
     Ok((view.shape().to_vec(), data))
 }
 
-fn read_mlp(st: &SafeTensors<'_>, net: Network, path: &Path) -> Result<HostMlp, UserError> {
+fn read_mlp(
+    st: &SafeTensors<'_>,
+    net: Network,
+    activation: Activation,
+    path: &Path,
+) -> Result<HostMlp, UserError> {
     let mut layers = Vec::new();
     let mut buf = [0u8; 32];
     loop {
@@ -191,7 +196,7 @@ fn read_mlp(st: &SafeTensors<'_>, net: Network, path: &Path) -> Result<HostMlp, 
             net.prefix()
         )));
     }
-    Ok(HostMlp { layers })
+    Ok(HostMlp { layers, activation })
 }
 
 /// Reads a checkpoint, naming the file and the tensor or key on any problem.
@@ -209,8 +214,8 @@ pub fn load(path: &Path) -> Result<Checkpoint, UserError> {
     let map = header.metadata().clone().unwrap_or_default();
     let metadata = PolicyMetadata::from_map(&map)
         .map_err(|e| UserError::new(format!("checkpoint {}: {e}", path.display())))?;
-    let actor = read_mlp(&st, Network::Actor, path)?;
-    let critic = read_mlp(&st, Network::Critic, path)?;
+    let actor = read_mlp(&st, Network::Actor, metadata.activation, path)?;
+    let critic = read_mlp(&st, Network::Critic, metadata.activation, path)?;
     let (_, obs_mean) = read_f32(&st, OBS_NORM_MEAN, path)?;
     let (_, obs_var) = read_f32(&st, OBS_NORM_VAR, path)?;
     let dim = metadata.obs_dim;
@@ -256,7 +261,8 @@ pub fn load(path: &Path) -> Result<Checkpoint, UserError> {
 }
 
 /// A transfer keeps the old weights only where the inputs mean the same:
-/// same instrument (tick size and value), bar length and observation layout.
+/// same instrument (tick size and value), bar length and observation layout;
+/// and only where they compute the same: same hidden activation.
 /// `run` is the metadata this run's checkpoints will carry.
 pub fn check_init_matches(
     old: &PolicyMetadata,
@@ -281,6 +287,13 @@ pub fn check_init_matches(
             "bar length",
             format!("{} s", old.bar_seconds),
             format!("{} s", run.bar_seconds),
+        );
+    }
+    if old.activation != run.activation {
+        return differs(
+            "activation",
+            old.activation.name().to_string(),
+            run.activation.name().to_string(),
         );
     }
     if old.obs_layout_hash != run.obs_layout_hash {

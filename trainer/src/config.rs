@@ -3,6 +3,7 @@
 //! them and the command line overrides the common ones. Sizes derived from
 //! them are computed once, in [`Derived`].
 
+use nq_formats::checkpoint::Activation;
 use serde::{Deserialize, Serialize};
 
 use crate::error::UserError;
@@ -50,6 +51,8 @@ pub struct TrainConfig {
     pub norm_adv: bool,
     /// Hidden layer widths of actor and critic.
     pub hidden: Vec<u32>,
+    /// Hidden-layer activation: "tanh" or "relu" (the checkpoint's `activation`).
+    pub activation: String,
     /// Running observation normalisation clip (in standard deviations).
     pub obs_clip: f32,
     /// Epsilon inside sqrt(var + eps) of the observation normaliser.
@@ -167,6 +170,7 @@ impl Default for TrainConfig {
             max_grad_norm: 0.5,
             norm_adv: true,
             hidden: vec![256, 256],
+            activation: Activation::Tanh.name().to_string(),
             obs_clip: 10.0,
             obs_eps: 1e-8,
             reward_scaling: true,
@@ -272,6 +276,8 @@ pub struct Derived {
     pub num_updates: u64,
     pub obs_dim: usize,
     pub num_actions: usize,
+    /// `activation`, parsed.
+    pub activation: Activation,
 }
 
 impl TrainConfig {
@@ -309,6 +315,12 @@ impl TrainConfig {
         {
             return bad("hidden must list 1 to 7 positive layer widths");
         }
+        let Some(activation) = Activation::from_name(&self.activation) else {
+            return bad(&format!(
+                "activation must be \"tanh\" or \"relu\" (got {:?})",
+                self.activation
+            ));
+        };
         let unit = |x: f32| (0.0..=1.0).contains(&x);
         if !unit(self.gamma) || !unit(self.gae_lambda) {
             return bad("gamma and gae_lambda must lie in [0, 1]");
@@ -383,6 +395,7 @@ impl TrainConfig {
             num_updates,
             obs_dim: layout.obs_dim(self.phase),
             num_actions: nq_formats::ActionSet::from_phase(self.phase).map_or(3, |s| s.len()),
+            activation,
         })
     }
 }

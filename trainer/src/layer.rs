@@ -1,5 +1,5 @@
-//! One dense layer, `x · W + b` with an optional tanh, as a single operation
-//! with its own backward on the CPU backend.
+//! One dense layer, `x · W + b` with an optional tanh or relu, as a single
+//! operation with its own backward on the CPU backend.
 //!
 //! Why (perf of a 256-env PPO update on burn-ndarray 0.21, see the trainer
 //! docs): burn-ndarray computes `tanh` in f64 through libm and burn-autodiff's
@@ -13,12 +13,13 @@
 //! rational approximation of XLA and Eigen, a few ulp from exact), so a
 //! trained hidden layer gives the activations the runtime will compute from
 //! the same pre-activations; the backward scales the incoming
-//! gradient by `1 - y²` in place and hands strided (transposed) views to
-//! matrixmultiply, with no copies.
+//! gradient by `1 - y²` in place (relu: keeps it where `y > 0`, which is
+//! where `z > 0`) and hands strided (transposed) views to matrixmultiply,
+//! with no copies. relu is the runtime's own `z > 0 ? z : 0` too.
 //!
 //! The backend is recognised by the tensor primitive's type at run time, so
 //! the trainer stays generic over `AutodiffBackend`; any other backend (CUDA)
-//! gets burn's own `matmul + add + tanh`.
+//! gets burn's own `matmul + add + tanh` (or `relu`).
 
 use std::any::{Any, TypeId};
 
@@ -30,44 +31,45 @@ use burn::backend::ndarray::NdArrayTensor;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Tensor, TensorPrimitive};
+use burn::tensor::{activation, Tensor, TensorPrimitive};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Ix2};
+use nq_formats::checkpoint::Activation;
 use nq_runtime::policy::mlp::tanh_fast;
 
-/// `x [rows, in] · w [in, out] + b [1, out]`, then tanh if `tanh`.
+/// `x [rows, in] · w [in, out] + b [1, out]`, then `act` if any (a head has none).
 pub fn linear<B: Backend>(
     x: Tensor<B, 2>,
     w: Tensor<B, 2>,
     b: Tensor<B, 2>,
-    tanh: bool,
+    act: Option<Activation>,
 ) -> Tensor<B, 2> {
     let (Some(xp), Some(wp), Some(bp)) = (float(&x), float(&w), float(&b)) else {
-        return generic_linear(x, w, b, tanh);
+        return generic_linear(x, w, b, act);
     };
     let inputs: [Box<dyn Any>; 3] = [Box::new(xp), Box::new(wp), Box::new(bp)];
     if let Some([x, w, b]) = downcast_all::<NdArrayTensor>(&inputs) {
-        if let Some(y) = ndarray_forward(&x, &w, &b, tanh) {
+        if let Some(y) = ndarray_forward(&x, &w, &b, act) {
             return rewrap(y);
         }
     } else if let Some([x, w, b]) = downcast_all::<AutodiffTensor>(&inputs) {
-        if let Some(y) = autodiff_forward(x, w, b, tanh) {
+        if let Some(y) = autodiff_forward(x, w, b, act) {
             return rewrap(y);
         }
     }
-    generic_linear(x, w, b, tanh)
+    generic_linear(x, w, b, act)
 }
 
 fn generic_linear<B: Backend>(
     x: Tensor<B, 2>,
     w: Tensor<B, 2>,
     b: Tensor<B, 2>,
-    tanh: bool,
+    act: Option<Activation>,
 ) -> Tensor<B, 2> {
     let z = x.matmul(w) + b;
-    if tanh {
-        z.tanh()
-    } else {
-        z
+    match act {
+        Some(Activation::Tanh) => z.tanh(),
+        Some(Activation::Relu) => activation::relu(z),
+        None => z,
     }
 }
 
@@ -111,7 +113,7 @@ fn ndarray_forward(
     x: &NdArrayTensor,
     w: &NdArrayTensor,
     b: &NdArrayTensor,
-    tanh: bool,
+    act: Option<Activation>,
 ) -> Option<NdArrayTensor> {
     let (x, w, b) = (view2(x)?, view2(w)?, view2(b)?);
     let (rows, inputs, outputs) = (x.nrows(), x.ncols(), w.ncols());
@@ -125,8 +127,11 @@ fn ndarray_forward(
     }
     let mut z = Array2::from_shape_vec((rows, outputs), z).ok()?;
     matmul_into(x, w, z.view_mut(), true);
-    if tanh {
-        tanh_in_place(z.as_slice_mut().expect("fresh arrays are contiguous"));
+    let values = z.as_slice_mut().expect("fresh arrays are contiguous");
+    match act {
+        Some(Activation::Tanh) => tanh_in_place(values),
+        Some(Activation::Relu) => relu_in_place(values),
+        None => {}
     }
     Some(to_tensor(z))
 }
@@ -135,8 +140,9 @@ fn ndarray_forward(
 struct LinearState {
     x: NdArrayTensor,
     w: NdArrayTensor,
-    /// The output, when tanh was applied (its derivative is `1 - y²`).
-    y: Option<NdArrayTensor>,
+    /// The output and the activation applied to it, if any: both
+    /// derivatives are functions of the output (`1 - y²`; `y > 0`).
+    y: Option<(NdArrayTensor, Activation)>,
 }
 
 #[derive(Debug)]
@@ -156,11 +162,11 @@ impl Backward<NdArray, 3> for LinearBackward {
             .into_owned()
             .into_dimensionality::<Ix2>()
             .expect("the layer's output is 2-D");
-        if let Some(y) = &st.y {
+        if let Some((y, act)) = &st.y {
             let y = view2(y).expect("saved output is 2-D f32");
-            match (dz.as_slice_mut(), y.as_slice()) {
-                (Some(g), Some(y)) => tanh_grad_in_place(g, y),
-                _ => dz.zip_mut_with(&y, |g, &y| *g *= 1.0 - y * y),
+            match act {
+                Activation::Tanh => scale_by_derivative(dz.view_mut(), y, tanh_grad),
+                Activation::Relu => scale_by_derivative(dz.view_mut(), y, relu_grad),
             }
         }
         let x = view2(&st.x).expect("saved input is 2-D f32");
@@ -186,9 +192,9 @@ fn autodiff_forward(
     x: AutodiffTensor,
     w: AutodiffTensor,
     b: AutodiffTensor,
-    tanh: bool,
+    act: Option<Activation>,
 ) -> Option<AutodiffTensor> {
-    let y = ndarray_forward(&x.primitive, &w.primitive, &b.primitive, tanh)?;
+    let y = ndarray_forward(&x.primitive, &w.primitive, &b.primitive, act)?;
     // The trainer's CPU backend does not checkpoint (recompute) activations.
     Some(
         match LinearBackward
@@ -200,7 +206,7 @@ fn autodiff_forward(
                 let state = LinearState {
                     x: x.primitive,
                     w: w.primitive,
-                    y: tanh.then(|| y.clone()),
+                    y: act.map(|act| (y.clone(), act)),
                 };
                 prep.finish(state, y)
             }
@@ -318,8 +324,37 @@ unsafe fn tanh_in_place_avx2(values: &mut [f32]) {
     values.iter_mut().for_each(|v| *v = tanh_fast(*v));
 }
 
-fn tanh_grad_in_place(grad: &mut [f32], y: &[f32]) {
-    grad.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y);
+/// The runtime's relu (`nq_runtime::policy::mlp::relu_in_place`): NaN and
+/// -0 become +0, so the trained and the deployed activations are the same bits.
+fn relu_in_place(values: &mut [f32]) {
+    values
+        .iter_mut()
+        .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+}
+
+/// `dz ⊙ f'(y)` in place, as one flat loop when both are contiguous.
+fn scale_by_derivative(
+    mut dz: ArrayViewMut2<'_, f32>,
+    y: ArrayView2<'_, f32>,
+    grad: impl Fn(&mut f32, f32),
+) {
+    match (dz.as_slice_mut(), y.as_slice()) {
+        (Some(g), Some(y)) => g.iter_mut().zip(y).for_each(|(g, &y)| grad(g, y)),
+        _ => dz.zip_mut_with(&y, |g, &y| grad(g, y)),
+    }
+}
+
+#[inline]
+fn tanh_grad(g: &mut f32, y: f32) {
+    *g *= 1.0 - y * y;
+}
+
+/// burn's relu backward keeps the gradient where `z > 0`; `y > 0` is the same set.
+#[inline]
+fn relu_grad(g: &mut f32, y: f32) {
+    if y <= 0.0 {
+        *g = 0.0;
+    }
 }
 
 #[cfg(test)]
@@ -355,6 +390,28 @@ mod tests {
         assert_eq!(*ys.last().unwrap(), -1.0);
     }
 
+    #[test]
+    fn the_layer_relu_is_the_runtime_relu_bit_for_bit() {
+        let xs = [
+            -2.5f32,
+            -0.0,
+            0.0,
+            1e-30,
+            -1e-30,
+            3.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        let (mut ours, mut theirs) = (xs, xs);
+        relu_in_place(&mut ours);
+        nq_runtime::policy::mlp::relu_in_place(&mut theirs);
+        for (x, (a, b)) in xs.iter().zip(ours.iter().zip(&theirs)) {
+            assert_eq!(a.to_bits(), b.to_bits(), "relu({x})");
+        }
+        assert_eq!(ours[1].to_bits(), 0.0f32.to_bits(), "-0 becomes +0");
+    }
+
     fn data(rows: usize, cols: usize, seed: u32) -> TensorData {
         let v = (0..rows * cols)
             .map(|i| {
@@ -380,7 +437,7 @@ mod tests {
     fn forward_and_gradients_on_autodiff_ndarray_match_burns_own_ops() {
         type B = Autodiff<NdArray>;
         let device = Default::default();
-        for tanh in [true, false] {
+        for act in [Some(Activation::Tanh), Some(Activation::Relu), None] {
             let leaf = |d: TensorData| Tensor::<B, 2>::from_data(d, &device).require_grad();
             let (x1, w1, b1) = (
                 leaf(data(37, 11, 1)),
@@ -393,9 +450,14 @@ mod tests {
                 leaf(data(1, 5, 3)),
             );
             let weights = Tensor::<B, 2>::from_data(data(37, 5, 4), &device);
-            let fast = linear(x1.clone(), w1.clone(), b1.clone(), tanh);
-            let reference = generic_linear(x2.clone(), w2.clone(), b2.clone(), tanh);
+            let fast = linear(x1.clone(), w1.clone(), b1.clone(), act);
+            let reference = generic_linear(x2.clone(), w2.clone(), b2.clone(), act);
             close(vec(fast.clone()), vec(reference.clone()), 1e-6);
+            if act == Some(Activation::Relu) {
+                // Both sides of the kink are exercised: the gradient is cut somewhere.
+                let y = vec(fast.clone());
+                assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
+            }
             let g1 = (fast * weights.clone()).sum().backward();
             let g2 = (reference * weights).sum().backward();
             close(vec(x1.grad(&g1).unwrap()), vec(x2.grad(&g2).unwrap()), 1e-5);
@@ -411,7 +473,7 @@ mod tests {
         let x = Tensor::<B, 2>::from_data(data(8, 3, 5), &device);
         let w = Tensor::<B, 2>::from_data(data(3, 4, 6), &device).require_grad();
         let b = Tensor::<B, 2>::from_data(data(1, 4, 7), &device).require_grad();
-        let grads = linear(x.clone(), w.clone(), b.clone(), true)
+        let grads = linear(x.clone(), w.clone(), b.clone(), Some(Activation::Tanh))
             .sum()
             .backward();
         assert!(x.grad(&grads).is_none());
@@ -464,10 +526,12 @@ mod tests {
         let b = Tensor::<NdArray, 2>::from_data(data(1, 6, 10), &device);
         // xᵀ and wᵀ are strided views: the layer reads them as they are.
         let (xt, wt) = (x.transpose(), w.transpose());
-        close(
-            vec(linear(xt.clone(), wt.clone(), b.clone(), true)),
-            vec(generic_linear(xt, wt, b, true)),
-            1e-6,
-        );
+        for act in [Some(Activation::Tanh), Some(Activation::Relu)] {
+            close(
+                vec(linear(xt.clone(), wt.clone(), b.clone(), act)),
+                vec(generic_linear(xt.clone(), wt.clone(), b.clone(), act)),
+                1e-6,
+            );
+        }
     }
 }

@@ -42,6 +42,9 @@ struct Cli {
     num_steps: Option<usize>,
     #[arg(long)]
     seed: Option<u64>,
+    /// Hidden-layer activation: tanh or relu [config default: tanh].
+    #[arg(long, value_parser = ["tanh", "relu"])]
+    activation: Option<String>,
     /// Parquet ticks or bars: files or folders (repeatable). Default: data/.
     #[arg(long)]
     data: Vec<PathBuf>,
@@ -128,6 +131,9 @@ fn build_config(cli: &Cli, no_args: bool) -> Result<TrainConfig, UserError> {
     }
     if let Some(s) = cli.seed {
         cfg.seed = s;
+    }
+    if let Some(a) = &cli.activation {
+        cfg.activation = a.clone();
     }
     cfg.validate()?;
     Ok(cfg)

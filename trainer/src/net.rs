@@ -10,13 +10,16 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use nq_formats::checkpoint::Activation;
 
 use crate::rng::Rng;
 
-/// A multi-layer perceptron with tanh hidden layers and a linear head.
+/// A multi-layer perceptron with `activation` on its hidden layers and a
+/// linear head.
 #[derive(Debug, Clone)]
 pub struct Mlp<B: Backend> {
     pub params: Vec<Tensor<B, 2>>,
+    pub activation: Activation,
 }
 
 /// Layer sizes and initial weights of an MLP, on the host. Weights are
@@ -24,6 +27,8 @@ pub struct Mlp<B: Backend> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostMlp {
     pub layers: Vec<HostLayer>,
+    /// Of the hidden layers (the checkpoint's `activation`).
+    pub activation: Activation,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +43,12 @@ pub struct HostLayer {
 impl HostMlp {
     /// Orthogonal initialisation (Saxe et al. 2014; CleanRL `layer_init`):
     /// gain sqrt(2) on hidden layers, `head_gain` on the last, zero biases.
-    pub fn orthogonal(sizes: &[usize], head_gain: f64, rng: &mut Rng) -> HostMlp {
+    pub fn orthogonal(
+        sizes: &[usize],
+        head_gain: f64,
+        activation: Activation,
+        rng: &mut Rng,
+    ) -> HostMlp {
         let layers = sizes
             .windows(2)
             .enumerate()
@@ -56,7 +66,7 @@ impl HostMlp {
                 }
             })
             .collect();
-        HostMlp { layers }
+        HostMlp { layers, activation }
     }
 
     pub fn sizes(&self) -> Vec<usize> {
@@ -83,7 +93,10 @@ impl HostMlp {
                 device,
             ));
         }
-        Mlp { params }
+        Mlp {
+            params,
+            activation: self.activation,
+        }
     }
 
     /// Plain f32 forward of one input vector (reference for tests).
@@ -96,7 +109,10 @@ impl HostMlp {
                 *acc += row.iter().zip(&h).map(|(w, x)| w * x).sum::<f32>();
             }
             if li + 1 < self.layers.len() {
-                out.iter_mut().for_each(|v| *v = v.tanh());
+                match self.activation {
+                    Activation::Tanh => out.iter_mut().for_each(|v| *v = v.tanh()),
+                    Activation::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
+                }
             }
             h = out;
         }
@@ -152,7 +168,7 @@ impl<B: Backend> Mlp<B> {
                 h,
                 self.params[2 * l].clone(),
                 self.params[2 * l + 1].clone(),
-                l + 1 < layers,
+                (l + 1 < layers).then_some(self.activation),
             );
         }
         h
@@ -177,7 +193,10 @@ impl<B: Backend> Mlp<B> {
                 }
             })
             .collect();
-        HostMlp { layers }
+        HostMlp {
+            layers,
+            activation: self.activation,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{activation::log_softmax, Tensor, TensorData};
+use nq_formats::checkpoint::Activation;
 
 use crate::net::{tensor_to_vec, Adam, HostMlp, Mlp};
 use crate::rng::Rng;
@@ -28,7 +29,13 @@ pub struct HostAgent {
 
 impl HostAgent {
     /// Fresh orthogonal weights: sqrt(2) hidden, 0.01 actor head, 1.0 critic head.
-    pub fn init(obs_dim: usize, hidden: &[u32], num_actions: usize, rng: &mut Rng) -> HostAgent {
+    pub fn init(
+        obs_dim: usize,
+        hidden: &[u32],
+        num_actions: usize,
+        activation: Activation,
+        rng: &mut Rng,
+    ) -> HostAgent {
         let mut sizes = vec![obs_dim];
         sizes.extend(hidden.iter().map(|&h| h as usize));
         let mut actor_sizes = sizes.clone();
@@ -36,8 +43,8 @@ impl HostAgent {
         let mut critic_sizes = sizes;
         critic_sizes.push(1);
         HostAgent {
-            actor: HostMlp::orthogonal(&actor_sizes, 0.01, rng),
-            critic: HostMlp::orthogonal(&critic_sizes, 1.0, rng),
+            actor: HostMlp::orthogonal(&actor_sizes, 0.01, activation, rng),
+            critic: HostMlp::orthogonal(&critic_sizes, 1.0, activation, rng),
         }
     }
 
@@ -375,6 +382,7 @@ fn minibatch_step<B: AutodiffBackend>(
     let actor_loss = |obs: Tensor<B, 2>| {
         let actor = Mlp::<B> {
             params: actor_params.to_vec(),
+            activation: agent.actor.activation,
         };
         let logp_all = log_softmax(actor.forward(obs) + table(&s.penalty, a_n), 1);
         let new_logp = (logp_all.clone() * table(&s.onehot, a_n)).sum_dim(1);
@@ -397,6 +405,7 @@ fn minibatch_step<B: AutodiffBackend>(
     let critic_loss = |obs: Tensor<B, 2>| {
         let critic = Mlp::<B> {
             params: critic_params.to_vec(),
+            activation: agent.critic.activation,
         };
         let new_values = critic.forward(obs);
         let (old_values, returns) = (table(&s.values, 1), table(&s.returns, 1));
@@ -488,7 +497,7 @@ mod tests {
     fn update_does_not_depend_on_the_thread_count() {
         let (obs_dim, num_actions, rows) = (9, 3, 64);
         let mut rng = Rng::new(11, 0);
-        let host = HostAgent::init(obs_dim, &[16, 16], num_actions, &mut rng);
+        let host = HostAgent::init(obs_dim, &[16, 16], num_actions, Activation::Tanh, &mut rng);
         let obs: Vec<f32> = (0..rows * obs_dim).map(|_| rng.normal() as f32).collect();
         let actions: Vec<u8> = (0..rows).map(|_| rng.below(num_actions) as u8).collect();
         let masks: Vec<u8> = actions.iter().map(|&a| (1 << a) | 0b001).collect();

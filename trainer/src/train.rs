@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
-use nq_formats::checkpoint::{Activation, PolicyMetadata, FORMAT_VERSION, MAX_LAYERS};
+use nq_formats::checkpoint::{PolicyMetadata, FORMAT_VERSION, MAX_LAYERS};
 use nq_formats::obs::HashHex;
 use nq_formats::{ActionSet, OBS_LAYOUT_V1};
 use serde::{Deserialize, Serialize};
@@ -221,7 +221,7 @@ pub fn policy_metadata(
         actions: ActionSet::from_phase(cfg.phase).unwrap_or(ActionSet::Phase1),
         hidden,
         hidden_len: cfg.hidden.len(),
-        activation: Activation::Tanh,
+        activation: d.activation,
         phase: cfg.phase,
         instrument: sim.instrument,
         bar_seconds: sim.bar_seconds,
@@ -287,7 +287,7 @@ pub fn train<B: AutodiffBackend>(
     let mut init_rng = Rng::new(cfg.seed, 0);
     let mut sample_rng = Rng::new(cfg.seed, 1);
     let mut shuffle_rng = Rng::new(cfg.seed, 2);
-    let fresh = HostAgent::init(dim, &cfg.hidden, a_n, &mut init_rng);
+    let fresh = HostAgent::init(dim, &cfg.hidden, a_n, d.activation, &mut init_rng);
     let mut obs_rms = RunningMeanStd::new(dim);
     let mut ret_scaler = RewardScaler::new(n, cfg.gamma as f64);
     let mut ent_coef = cfg.ent_coef;
@@ -312,6 +312,17 @@ pub fn train<B: AutodiffBackend>(
         let text = std::fs::read_to_string(&state_path).doing("reading", &state_path)?;
         let st: TrainerState = serde_json::from_str(&text)
             .map_err(|e| UserError::new(format!("{}: {e}", state_path.display())))?;
+        let ck = checkpoint::load(&path)?;
+        if ck.metadata.activation != d.activation {
+            return Err(UserError::new(format!(
+                "--resume {}: the checkpoint {} has activation {} but this run's is {}",
+                opts.out.display(),
+                path.display(),
+                ck.metadata.activation.name(),
+                d.activation.name()
+            ))
+            .into());
+        }
         if st.config != *cfg {
             return Err(UserError::new(format!(
                 "--resume {}: the run was started with a different configuration (see {}); resume with the same one",
@@ -320,7 +331,6 @@ pub fn train<B: AutodiffBackend>(
             ))
             .into());
         }
-        let ck = checkpoint::load(&path)?;
         agent = ck.agent.to_backend(device);
         adam = Adam::new(&agent.params(), cfg.adam_eps);
         let optim = ck.optim.ok_or_else(|| {

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use burn::tensor::{Tensor, TensorData};
+use nq_formats::checkpoint::Activation;
 use nq_formats::SimConfig;
 use nq_runtime::policy::{Checkpoint as RtCheckpoint, Policy, PolicyScratch};
 use nq_trainer::checkpoint::{self, Checkpoint};
@@ -47,11 +48,14 @@ fn real_observations(count: usize) -> (Vec<f32>, Vec<u8>) {
 
 /// A checkpoint with non-trivial weights (the actor head is scaled up so the
 /// logits are far from zero) and normaliser statistics from real data.
-fn sample_checkpoint(obs: &[f32]) -> Checkpoint {
-    let cfg = TrainConfig::default();
+fn sample_checkpoint(obs: &[f32], activation: Activation) -> Checkpoint {
+    let cfg = TrainConfig {
+        activation: activation.name().into(),
+        ..TrainConfig::default()
+    };
     let d = cfg.validate().unwrap();
     let mut rng = Rng::new(11, 0);
-    let mut agent = HostAgent::init(225, &[256, 256], 3, &mut rng);
+    let mut agent = HostAgent::init(225, &[256, 256], 3, activation, &mut rng);
     for w in &mut agent.actor.layers.last_mut().unwrap().weight {
         *w *= 100.0;
     }
@@ -108,32 +112,82 @@ fn runtime_logits(bytes: &[u8], obs: &[f32], masks: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn burn_actor_and_runtime_forward_agree_on_real_observations() {
-    let (obs, masks) = real_observations(40);
-    let ck = sample_checkpoint(&obs);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.safetensors");
-    checkpoint::save(&path, &ck).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let ours = burn_logits(&ck, &obs);
-    let theirs = runtime_logits(&bytes, &obs, &masks);
+/// The hidden activation of the policy the runtime builds from `bytes`.
+fn runtime_activation(bytes: &[u8]) -> Activation {
+    let ck = RtCheckpoint::parse(bytes).unwrap();
+    Policy::from_checkpoint(&ck).unwrap().metadata().activation
+}
+
+fn assert_parity(ck: &Checkpoint, bytes: &[u8], obs: &[f32], masks: &[u8]) {
+    let ours = burn_logits(ck, obs);
+    let theirs = runtime_logits(bytes, obs, masks);
     let spread = ours.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     assert!(spread > 0.1, "logits are not trivially small ({spread})");
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert!(
             (a - b).abs() <= 1e-5 * a.abs().max(1.0),
-            "logit {i}: burn {a} runtime {b}"
+            "{:?} logit {i}: burn {a} runtime {b}",
+            ck.metadata.activation
         );
     }
-    // And the file reads back to the same tensors.
-    assert_eq!(checkpoint::load(&path).unwrap(), ck);
+}
+
+#[test]
+fn burn_actor_and_runtime_forward_agree_on_real_observations() {
+    let (obs, masks) = real_observations(40);
+    for activation in [Activation::Tanh, Activation::Relu] {
+        let ck = sample_checkpoint(&obs, activation);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.safetensors");
+        checkpoint::save(&path, &ck).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(runtime_activation(&bytes), activation);
+        assert_parity(&ck, &bytes, &obs, &masks);
+        // And the file reads back to the same tensors.
+        assert_eq!(checkpoint::load(&path).unwrap(), ck);
+    }
+    // The two activations really compute different policies from the same weights.
+    let (tanh, relu) = (
+        burn_logits(&sample_checkpoint(&obs, Activation::Tanh), &obs),
+        burn_logits(&sample_checkpoint(&obs, Activation::Relu), &obs),
+    );
+    assert!(tanh.iter().zip(&relu).any(|(a, b)| (a - b).abs() > 1e-3));
+}
+
+#[test]
+fn a_relu_training_run_writes_a_checkpoint_the_runtime_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config(5);
+    cfg.activation = "relu".into();
+    cfg.updates = 2;
+    let opts = RunOptions {
+        out: dir.path().join("run"),
+        ..RunOptions::default()
+    };
+    let summary =
+        train::<CpuBackend>(&cfg, common::shared_train(3, 2), &opts, &Default::default()).unwrap();
+    let bytes = std::fs::read(&summary.checkpoint).unwrap();
+    assert_eq!(runtime_activation(&bytes), Activation::Relu);
+    let ck = checkpoint::load(&summary.checkpoint).unwrap();
+    assert_eq!(ck.agent.actor.activation, Activation::Relu);
+    let fresh = HostAgent::init(225, &[32, 32], 3, Activation::Relu, &mut Rng::new(5, 0));
+    assert_ne!(ck.agent.actor, fresh.actor, "training moved the weights");
+    // The head is scaled up so the logits of the barely trained actor are not
+    // all tiny; parity of the hidden layers is what is under test.
+    let mut ck = ck;
+    for w in &mut ck.agent.actor.layers.last_mut().unwrap().weight {
+        *w *= 100.0;
+    }
+    let path = dir.path().join("scaled.safetensors");
+    checkpoint::save(&path, &ck).unwrap();
+    let (obs, masks) = real_observations(20);
+    assert_parity(&ck, &std::fs::read(&path).unwrap(), &obs, &masks);
 }
 
 #[test]
 fn python_reproduces_the_runtime_logits_from_the_file() {
     let (obs, masks) = real_observations(8);
-    let ck = sample_checkpoint(&obs);
+    let ck = sample_checkpoint(&obs, Activation::Tanh);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.safetensors");
     checkpoint::save(&path, &ck).unwrap();
@@ -160,7 +214,7 @@ fn python_reproduces_the_runtime_logits_from_the_file() {
 #[test]
 fn phase2_transfer_keeps_the_phase1_weights() {
     let mut rng = Rng::new(1, 0);
-    let old_agent = HostAgent::init(225, &[32, 32], 3, &mut rng);
+    let old_agent = HostAgent::init(225, &[32, 32], 3, Activation::Tanh, &mut rng);
     let cfg = TrainConfig {
         hidden: vec![32, 32],
         ..TrainConfig::default()
@@ -173,7 +227,7 @@ fn phase2_transfer_keeps_the_phase1_weights() {
         metadata: policy_metadata(&cfg, &d, 1, 1).unwrap(),
         optim: None,
     };
-    let fresh = HostAgent::init(231, &[32, 32], 6, &mut Rng::new(2, 0));
+    let fresh = HostAgent::init(231, &[32, 32], 6, Activation::Tanh, &mut Rng::new(2, 0));
     let path = std::path::Path::new("old.safetensors");
     let (agent, mean, var) = checkpoint::transfer(&old, &fresh, path).unwrap();
     let (o0, n0) = (&old_agent.actor.layers[0], &agent.actor.layers[0]);
@@ -216,7 +270,7 @@ fn mismatched_init_is_a_user_error_naming_the_shapes() {
     };
     let d1 = cfg1.validate().unwrap();
     let old = Checkpoint {
-        agent: HostAgent::init(225, &[64, 64], 3, &mut Rng::new(1, 0)),
+        agent: HostAgent::init(225, &[64, 64], 3, Activation::Tanh, &mut Rng::new(1, 0)),
         obs_mean: vec![0.0; 225],
         obs_var: vec![1.0; 225],
         metadata: policy_metadata(&cfg1, &d1, 1, 1).unwrap(),

@@ -163,6 +163,18 @@ fn bad_configs_exit_2_with_a_clear_message() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("clip_coef"), "{err}");
 
+    let gelu = dir.path().join("gelu.toml");
+    std::fs::write(&gelu, "activation = \"gelu\"\n").unwrap();
+    let (code, err) = nq_train(&["--config", gelu.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("activation must be \"tanh\" or \"relu\"") && err.contains("gelu"),
+        "{err}"
+    );
+    let (code, err) = nq_train(&["--activation", "gelu"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--activation"), "{err}");
+
     let (code, err) = nq_train(&["--phase", "3"]);
     assert_eq!(
         (code, err.contains("phase must be 1 or 2")),
@@ -330,7 +342,8 @@ fn bars_of_another_length_than_the_config_are_refused() {
 }
 
 #[test]
-fn init_refuses_another_instrument_bar_length_or_layout_and_phase_2_from_scratch_warns() {
+fn init_refuses_another_instrument_bar_length_layout_or_activation_and_phase_2_from_scratch_warns()
+{
     let dir = tempfile::tempdir().unwrap();
     let (config, data) = common::binary_run_inputs(dir.path(), 1, 3);
     let run = |extra: &[&str], out: &str| {
@@ -391,6 +404,45 @@ fn init_refuses_another_instrument_bar_length_or_layout_and_phase_2_from_scratch
             ),
         ),
     ];
+    // A relu run cannot start from tanh weights (the runtime would run them as relu).
+    let (code, err) = run(
+        &[
+            "--phase",
+            "2",
+            "--activation",
+            "relu",
+            "--init",
+            p1.to_str().unwrap(),
+        ],
+        "relu_from_tanh",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("activation is tanh but this run's is relu")
+            && err.contains(p1.to_str().unwrap()),
+        "{err}"
+    );
+    // Nor can a tanh run be resumed as relu.
+    let relu_config = dir.path().join("relu.json");
+    let mut relu_cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    relu_cfg["activation"] = "relu".into();
+    std::fs::write(&relu_config, relu_cfg.to_string()).unwrap();
+    let (code, err) = nq_train(&[
+        "--resume",
+        dir.path().join("p1").to_str().unwrap(),
+        "--config",
+        relu_config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--quiet",
+        "--no-eval",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("has activation tanh but this run's is relu") && err.contains("p1"),
+        "{err}"
+    );
     for (name, edit, expected) in cases {
         let mut other = nq_trainer::checkpoint::load(&p1).unwrap();
         edit(&mut other.metadata);
