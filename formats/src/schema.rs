@@ -62,13 +62,20 @@ pub fn probability_column(action: Action) -> String {
     format!("p_{}", action.name().to_ascii_lowercase())
 }
 
-/// `equity.parquet`: one row per decision bar. Probabilities of actions outside
-/// the checkpoint's action set are null; `mask` has bit `i` set when action
-/// code `i` was allowed. The columns after `mask` let a user audit the
-/// decision: `kind` (`policy`, `session_end` or `drawdown_breached`), the
+/// `equity.parquet`: one row per bar close, per policy or baseline, in time
+/// order (`ts` is the bar's end). Equity, balance, position (held at the
+/// close), `kind`, close and ATR (points) are in every row. `kind` says why
+/// the row is there: a decision (`policy`, `session_end` or
+/// `drawdown_breached`), or why there was none (`warmup`: the feature window
+/// is not full yet; `outside_session`: the bar lies outside the session
+/// traded). Rows without a decision have null `action`, `action_name`,
+/// probabilities, `mask`, `target_position`, `stop_price` and `target_price`.
+/// In a decision row, probabilities of actions outside the checkpoint's
+/// action set are null; `mask` has bit `i` set when action code `i` was
+/// allowed; the columns after `mask` let a user audit the decision: the
 /// position to hold after it, the stop and target to hold (null when that
 /// position is flat; for an entry placed from the close), and the bar close
-/// and ATR (points) it was made at.
+/// and ATR it was made at.
 pub fn equity() -> SchemaRef {
     let mut fields = vec![
         Field::new("policy", DataType::Utf8, false),
@@ -76,16 +83,16 @@ pub fn equity() -> SchemaRef {
         Field::new("equity_usd", DataType::Float64, false),
         Field::new("balance_usd", DataType::Float64, false),
         Field::new("position", DataType::Int8, false),
-        Field::new("action", DataType::UInt8, false),
-        Field::new("action_name", DataType::Utf8, false),
+        Field::new("action", DataType::UInt8, true),
+        Field::new("action_name", DataType::Utf8, true),
     ];
     for a in Action::ALL {
         fields.push(Field::new(probability_column(a), DataType::Float32, true));
     }
-    fields.push(Field::new("mask", DataType::UInt8, false));
+    fields.push(Field::new("mask", DataType::UInt8, true));
     fields.extend([
         Field::new("kind", DataType::Utf8, false),
-        Field::new("target_position", DataType::Int8, false),
+        Field::new("target_position", DataType::Int8, true),
         Field::new("stop_price", DataType::Float64, true),
         Field::new("target_price", DataType::Float64, true),
         Field::new("close", DataType::Float64, false),
@@ -186,6 +193,11 @@ mod tests {
             .filter(|f| f.is_nullable())
             .map(|f| f.name().as_str())
             .collect();
-        assert_eq!(nullable[6..], ["stop_price", "target_price"]);
+        // What a row without a decision leaves out.
+        assert_eq!(nullable[..2], ["action", "action_name"]);
+        assert_eq!(
+            nullable[8..],
+            ["mask", "target_position", "stop_price", "target_price"]
+        );
     }
 }

@@ -67,7 +67,7 @@ fn spec_target(position: i8, action: Action) -> i8 {
     }
 }
 
-/// Every `equity.parquet` row explains its decision: the target position
+/// Every decision row of `equity.parquet` explains its decision: the target position
 /// follows from position and action, the bracket exists exactly when the
 /// target is a position and lies on its protective and profitable sides of
 /// the close, an entry's bracket is the configured ATR multiples from its
@@ -99,16 +99,8 @@ fn assert_decisions_auditable(
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
     for i in 0..equity.num_rows() {
         let ctx = format!("row {i} of {}", policy.value(i));
-        let a = Action::from_code(action.value(i)).unwrap();
-        let (p, t) = (position.value(i), target.value(i));
         *kinds.entry(kind.value(i).to_string()).or_default() += 1;
-        match kind.value(i) {
-            "policy" => assert_eq!(t, spec_target(p, a), "{ctx}"),
-            "session_end" | "drawdown_breached" => {
-                assert_eq!((a, t), (Action::Hold, 0), "{ctx}: forced flat")
-            }
-            other => panic!("{ctx}: unknown kind {other:?}"),
-        }
+        // Every row, decision or not, is at a bar's end with its close and ATR.
         assert!(atr.value(i).is_finite() && atr.value(i) > 0.0, "{ctx}");
         let c = close.value(i);
         let last_tick = ticks.partition_point(|k| k.ts_ns < ts.value(i)) - 1;
@@ -116,6 +108,18 @@ fn assert_decisions_auditable(
             c, ticks[last_tick].price,
             "{ctx}: close is the bar's last tick"
         );
+        if NO_DECISION.contains(&kind.value(i)) {
+            continue;
+        }
+        let a = Action::from_code(action.value(i)).unwrap();
+        let (p, t) = (position.value(i), target.value(i));
+        match kind.value(i) {
+            "policy" => assert_eq!(t, spec_target(p, a), "{ctx}"),
+            "session_end" | "drawdown_breached" => {
+                assert_eq!((a, t), (Action::Hold, 0), "{ctx}: forced flat")
+            }
+            other => panic!("{ctx}: unknown kind {other:?}"),
+        }
         if policy.value(i) == "buy_and_hold" {
             // It holds with no bracket and never orders at a decision.
             assert!(stop.is_null(i) && take.is_null(i), "{ctx}: no bracket");
@@ -154,11 +158,168 @@ fn assert_decisions_auditable(
             let next = position.value(i + 1);
             assert!(
                 next == t || next == 0,
-                "{ctx}: next decision holds {next}, target was {t}"
+                "{ctx}: the next bar holds {next}, target was {t}"
             );
         }
     }
     kinds
+}
+
+/// The `kind`s of rows at bar closes without a decision.
+const NO_DECISION: [&str; 2] = ["warmup", "outside_session"];
+/// Bars the `nq-obs-v1` features need before the first decision (SPEC
+/// section 5): every run's first 131 bars are warm-up rows.
+const WARMUP_ROWS: usize = 132 - 1;
+const MINUTE_NS: i64 = 60_000_000_000;
+
+/// The bar closes of minute ticks, worked out from the ticks alone: the end
+/// of each minute that has a trade, but the last (the bar still open when
+/// the ticks run out never closes).
+fn tick_bar_ends(ticks: &[Tick]) -> Vec<i64> {
+    let mut minutes: Vec<i64> = ticks
+        .iter()
+        .map(|t| t.ts_ns.div_euclid(MINUTE_NS))
+        .collect();
+    minutes.dedup();
+    minutes.pop();
+    minutes.into_iter().map(|m| (m + 1) * MINUTE_NS).collect()
+}
+
+/// Rows per run in a report: all of them and the decision rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowCounts {
+    rows: usize,
+    decisions: usize,
+}
+
+/// `equity.parquet` has one row per bar close for every run, at the bar's
+/// end (`bar_ends`, worked out from the data), strictly increasing in time;
+/// each run starts with the warm-up rows. A row without a decision has no
+/// decision columns; its equity is its balance plus the open position's P&L
+/// at the close (equal to the balance when flat), and that balance is the
+/// starting balance plus the net P&L of the run's trades closed before the
+/// row (less the entry commission of a position still open). Returns the
+/// row counts per run.
+fn assert_one_row_per_bar(
+    report: &Path,
+    bar_ends: &[i64],
+    sim: &SimConfig,
+) -> std::collections::BTreeMap<String, RowCounts> {
+    let equity = read_batch(&report.join("equity.parquet"));
+    let trades = read_batch(&report.join("trades.parquet"));
+    let policy = column::<StringArray>(&equity, "policy");
+    let ts = column::<TimestampNanosecondArray>(&equity, "ts");
+    let kind = column::<StringArray>(&equity, "kind");
+    let position = column::<Int8Array>(&equity, "position");
+    let (money, balance, close) = (
+        column::<Float64Array>(&equity, "equity_usd"),
+        column::<Float64Array>(&equity, "balance_usd"),
+        column::<Float64Array>(&equity, "close"),
+    );
+    let decision_columns: Vec<&dyn Array> = [
+        "action",
+        "action_name",
+        "p_hold",
+        "p_buy",
+        "p_sell",
+        "mask",
+        "target_position",
+    ]
+    .iter()
+    .map(|c| equity.column_by_name(c).unwrap().as_ref())
+    .collect();
+    let bracket = [
+        column::<Float64Array>(&equity, "stop_price"),
+        column::<Float64Array>(&equity, "target_price"),
+    ];
+    let phase2 = ["p_sl_to_be", "p_trail_tighten", "p_trail_loosen"];
+    let trade_policy = column::<StringArray>(&trades, "policy");
+    let trade_ts = |c| column::<TimestampNanosecondArray>(&trades, c);
+    let trade_f64 = |c| column::<Float64Array>(&trades, c);
+    let spec = sim.instrument.spec();
+
+    let mut runs = std::collections::BTreeMap::<String, Vec<usize>>::new();
+    for i in 0..equity.num_rows() {
+        runs.entry(policy.value(i).to_string()).or_default().push(i);
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for (name, rows) in &runs {
+        let times: Vec<i64> = rows.iter().map(|&i| ts.value(i)).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "{name}: rows strictly increasing in time"
+        );
+        assert_eq!(times.len(), bar_ends.len(), "{name}: one row per bar close");
+        assert_eq!(times, bar_ends, "{name}: rows at the bar ends");
+        let kinds: Vec<&str> = rows.iter().map(|&i| kind.value(i)).collect();
+        assert!(
+            kinds[..WARMUP_ROWS].iter().all(|&k| k == "warmup")
+                && !kinds[WARMUP_ROWS..].contains(&"warmup"),
+            "{name}: the first {WARMUP_ROWS} rows, and only they, are warm-up"
+        );
+        let own_trades: Vec<usize> = (0..trades.num_rows())
+            .filter(|&t| trade_policy.value(t) == name)
+            .collect();
+        for &i in rows {
+            let ctx = format!("row {i} of {name} ({})", kind.value(i));
+            for p in phase2 {
+                assert!(equity.column_by_name(p).unwrap().is_null(i), "{ctx}: {p}");
+            }
+            let decided = !NO_DECISION.contains(&kind.value(i));
+            for c in &decision_columns {
+                assert_eq!(c.is_valid(i), decided, "{ctx}: decision columns");
+            }
+            if decided {
+                continue;
+            }
+            assert!(bracket.iter().all(|b| b.is_null(i)), "{ctx}: no bracket");
+            let t = ts.value(i);
+            let closed: f64 = own_trades
+                .iter()
+                .filter(|&&k| trade_ts("exit_time").value(k) < t)
+                .map(|&k| trade_f64("pnl_usd").value(k))
+                .sum();
+            let open: Vec<usize> = own_trades
+                .iter()
+                .copied()
+                .filter(|&k| {
+                    trade_ts("entry_time").value(k) < t && trade_ts("exit_time").value(k) >= t
+                })
+                .collect();
+            let side = position.value(i);
+            if side == 0 {
+                assert!(open.is_empty(), "{ctx}: flat, yet trade {open:?} is open");
+                assert_eq!(money.value(i), balance.value(i), "{ctx}: flat equity");
+                assert!(
+                    (balance.value(i) - (sim.starting_balance + closed)).abs() < 1e-6,
+                    "{ctx}: balance {} after {closed} closed P&L",
+                    balance.value(i)
+                );
+            } else {
+                assert_eq!(open.len(), 1, "{ctx}: one open trade");
+                let entry = trade_f64("entry_price").value(open[0]);
+                let open_pnl =
+                    (close.value(i) - entry) * f64::from(side) / spec.tick_size * spec.tick_value;
+                let cash = sim.starting_balance + closed - sim.commission_per_side;
+                assert!((balance.value(i) - cash).abs() < 1e-6, "{ctx}: balance");
+                assert!(
+                    (money.value(i) - (balance.value(i) + open_pnl)).abs() < 1e-6,
+                    "{ctx}: equity {} is balance {} + open P&L {open_pnl}",
+                    money.value(i),
+                    balance.value(i)
+                );
+            }
+        }
+        let decisions = kinds.iter().filter(|k| !NO_DECISION.contains(k)).count();
+        counts.insert(
+            name.clone(),
+            RowCounts {
+                rows: rows.len(),
+                decisions,
+            },
+        );
+    }
+    counts
 }
 
 #[test]
@@ -211,7 +372,11 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     for i in 0..trades.num_rows() {
         assert!((g.value(i) - c.value(i) - p.value(i)).abs() < 1e-9);
     }
-    // One equity row per decision of each run (the policy and the flat baseline).
+    // One equity row per bar close of each run, and the decision rows are
+    // those the summary counts actions over.
+    let ticks = nq_tools::market_data::read_ticks(&data).unwrap();
+    let counts = assert_one_row_per_bar(&report, &tick_bar_ends(&ticks), &checkpoint_sim(P1));
+    assert_eq!(counts.len(), 4, "{counts:?}");
     let decisions: i64 = ["n_hold", "n_buy", "n_sell"]
         .iter()
         .map(|c| {
@@ -225,10 +390,11 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
         })
         .sum();
     let equity_policy = column::<StringArray>(&equity, "policy");
-    let policy_rows = (0..equity.num_rows())
-        .filter(|&i| equity_policy.value(i) == "policy_tanh_p1")
-        .count();
-    assert_eq!(decisions as usize, policy_rows);
+    assert_eq!(decisions as usize, counts["policy_tanh_p1"].decisions);
+    assert!(
+        counts["policy_tanh_p1"].rows > counts["policy_tanh_p1"].decisions,
+        "{counts:?}"
+    );
     // The baselines ran on the same data: flat never trades, buy and hold
     // only goes long, random trades.
     let baseline_names: Vec<&str> = (0..summary.num_rows()).map(|i| names.value(i)).collect();
@@ -247,17 +413,10 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
     }
     assert_eq!(per_run.get("flat"), None);
     assert!(per_run["random"] > 0 && per_run["buy_and_hold"] > 0);
-    // Phase-1 policy: probabilities of phase-2 actions are null.
-    assert_eq!(
-        equity
-            .column_by_name("p_trail_tighten")
-            .unwrap()
-            .null_count(),
-        equity.num_rows()
-    );
-    let ticks = nq_tools::market_data::read_ticks(&data).unwrap();
     let kinds = assert_decisions_auditable(&equity, &ticks, &checkpoint_sim(P1));
     assert!(kinds["policy"] > 0 && kinds["session_end"] > 0, "{kinds:?}");
+    assert_eq!(kinds["warmup"], 4 * WARMUP_ROWS, "{kinds:?}");
+    assert!(kinds["outside_session"] > 0, "{kinds:?}");
     // One session end per session for a run that never breaches.
     let kind = column::<StringArray>(&equity, "kind");
     let flat_ends = (0..equity.num_rows())
@@ -458,6 +617,7 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
     let equity = read_batch(&report.join("equity.parquet"));
     let kinds = assert_decisions_auditable(&equity, &ticks, &sim);
     assert_eq!(kinds.get("drawdown_breached"), None, "{kinds:?}");
+    assert_one_row_per_bar(&report, &tick_bar_ends(&ticks), &sim);
     let (policy, kind) = (
         column::<StringArray>(&equity, "policy"),
         column::<StringArray>(&equity, "kind"),
@@ -496,6 +656,7 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
     let equity = read_batch(&report.join("equity.parquet"));
     let kinds = assert_decisions_auditable(&equity, &ticks, &sim);
     assert!(kinds.contains_key("drawdown_breached"), "{kinds:?}");
+    assert_one_row_per_bar(&report, &tick_bar_ends(&ticks), &sim);
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
     let (policy, kind) = (
@@ -507,6 +668,7 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
         let kinds: Vec<&str> = (0..equity.num_rows())
             .filter(|&i| policy.value(i) == name)
             .map(|i| kind.value(i))
+            .filter(|k| !NO_DECISION.contains(k))
             .collect();
         let first = kinds.iter().position(|&k| k == "drawdown_breached");
         assert_eq!(
@@ -845,4 +1007,64 @@ fn buy_and_hold_is_long_each_rth_session_from_open_to_close_without_a_bracket() 
     let out = eval(&[&P1, &data, &"--drawdown-limit", &"0", &"--report", &report]);
     assert!(out.status.success(), "{out:?}");
     assert_buy_and_hold_rth(&report, &sessions, &sim);
+}
+
+#[test]
+fn every_bar_of_real_minute_bars_has_a_row_in_every_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = checkpoint_sim(P1);
+    // Real NQ minute bars, Globex hours included (2023-11-19 .. 12-04).
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
+    );
+    let data = tmp.path().join("bars.parquet");
+    let import = Command::new(NQ_DATA)
+        .args(["import", csv, "-o"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{import:?}");
+    let bars = nq_tools::market_data::read_bars(&data).unwrap();
+    let bar_ends: Vec<i64> = bars.iter().map(|b| b.ts_ns + MINUTE_NS).collect();
+    let report = tmp.path().join("report");
+    let out = eval(&[&P1, &data, &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+    let counts = assert_one_row_per_bar(&report, &bar_ends, &sim);
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    eprintln!("{} bars: {counts:?}", bars.len());
+    for (name, c) in &counts {
+        assert!(c.decisions > 0 && c.decisions < c.rows, "{name}: {c:?}");
+    }
+
+    // From an RTH open on: buy and hold is long through the warm-up, so its
+    // first rows have no decision but an open position marked at the close.
+    let open = bars
+        .iter()
+        .position(|b| rth_date(b.ts_ns).is_some() && rth_date(b.ts_ns - MINUTE_NS).is_none())
+        .expect("an RTH open");
+    let from_open = &bars[open..open + 400];
+    let data = tmp.path().join("from_open.parquet");
+    let mut w = nq_tools::market_data::BarWriter::create(&data).unwrap();
+    w.write(from_open).unwrap();
+    w.finish().unwrap();
+    let report = tmp.path().join("from_open");
+    let out = eval(&[&P1, &data, &"--drawdown-limit", &"0", &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+    let bar_ends: Vec<i64> = from_open.iter().map(|b| b.ts_ns + MINUTE_NS).collect();
+    assert_one_row_per_bar(&report, &bar_ends, &sim);
+    let equity = read_batch(&report.join("equity.parquet"));
+    let (policy, kind, position) = (
+        column::<StringArray>(&equity, "policy"),
+        column::<StringArray>(&equity, "kind"),
+        column::<Int8Array>(&equity, "position"),
+    );
+    let held_in_warmup = (0..equity.num_rows())
+        .filter(|&i| policy.value(i) == "buy_and_hold" && kind.value(i) == "warmup")
+        .filter(|&i| position.value(i) == 1)
+        .count();
+    assert_eq!(
+        held_in_warmup, WARMUP_ROWS,
+        "long from the first bar's close on"
+    );
 }

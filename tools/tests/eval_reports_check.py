@@ -1,7 +1,10 @@
 """Reads an nq-eval report folder with pyarrow (what a Python user does) and
-checks the columns, that trades and equity agree with the summary, and that
-each equity row's decision columns (kind, target position, bracket, close,
-ATR) are consistent. With pandas installed, the same through pandas.
+checks the columns, that trades and equity agree with the summary, that
+equity has one row per bar close for every run (the same times, strictly
+increasing, warm-up first), that each decision row's decision columns (kind,
+target position, bracket, close, ATR) are consistent, and that the rows
+without a decision leave them null. With pandas installed, the same through
+pandas.
 
 Usage: python3 eval_reports_check.py REPORT_DIR
 Exit 0 when the report is consistent; an AssertionError otherwise.
@@ -19,13 +22,17 @@ TS = pa.timestamp("ns", tz="UTC")
 # The columns that explain each decision, after `mask`, and their types.
 DECISION_COLUMNS = [
     ("kind", pa.string(), False),
-    ("target_position", pa.int8(), False),
+    ("target_position", pa.int8(), True),
     ("stop_price", pa.float64(), True),
     ("target_price", pa.float64(), True),
     ("close", pa.float64(), False),
     ("atr", pa.float64(), False),
 ]
 KINDS = {"policy", "session_end", "drawdown_breached"}
+# Bar closes without a decision, and the columns they leave null.
+NO_DECISION = {"warmup", "outside_session"}
+NULL_WITHOUT_DECISION = ["action", "action_name", "mask", "target_position", "stop_price",
+                         "target_price"] + ["p_" + a for a in ACTIONS]
 
 
 def spec_target(position: int, action: str) -> int:
@@ -38,9 +45,21 @@ def spec_target(position: int, action: str) -> int:
     return position
 
 
+def check_bar_without_decision(e: dict) -> None:
+    assert e["kind"] in NO_DECISION, e
+    for name in NULL_WITHOUT_DECISION:
+        assert e[name] is None, (name, e)
+    assert e["atr"] > 0 and math.isfinite(e["close"]), e
+    if e["position"] == 0:
+        # Flat: nothing open to mark, the equity is the cash.
+        assert e["equity_usd"] == e["balance_usd"], e
+
+
 def check_decision(e: dict) -> None:
     target = e["target_position"]
     assert e["kind"] in KINDS, e
+    for name in ["action", "action_name", "mask", "target_position"]:
+        assert e[name] is not None, (name, e)
     if e["kind"] == "policy":
         assert target == spec_target(e["position"], e["action_name"]), e
     else:
@@ -63,12 +82,21 @@ def check_with_pandas(folder: Path) -> str:
         import pandas as pd
     except ImportError:
         return "pandas not installed"
-    df = pd.read_parquet(folder / "equity.parquet")
-    assert str(df["target_position"].dtype) == "int8", df.dtypes
+    # Rows without a decision hold nulls in the integer columns: the
+    # nullable dtypes keep them integers (plain numpy ones would be floats).
+    df = pd.read_parquet(folder / "equity.parquet", dtype_backend="numpy_nullable")
+    assert str(df["target_position"].dtype) == "Int8", df.dtypes
+    assert str(df["position"].dtype) == "Int8", df.dtypes
+    bars = df[df["kind"].isin(NO_DECISION)]
+    assert bars[NULL_WITHOUT_DECISION].isna().all().all()
+    per_run = df.groupby("policy", sort=False)["ts"]
+    assert per_run.apply(lambda ts: ts.is_monotonic_increasing and ts.is_unique).all()
+    df = df[~df["kind"].isin(NO_DECISION)]
+    assert df["target_position"].notna().all() and df["action"].notna().all()
     hold = df[df["policy"] == "buy_and_hold"]
     assert hold[["stop_price", "target_price"]].isna().all().all()
     df = df[df["policy"] != "buy_and_hold"]
-    assert str(df["stop_price"].dtype) == "float64", df.dtypes
+    assert str(df["stop_price"].dtype) == "Float64", df.dtypes
     flat = df["target_position"] == 0
     assert df.loc[flat, ["stop_price", "target_price"]].isna().all().all()
     assert df.loc[~flat, ["stop_price", "target_price"]].notna().all().all()
@@ -106,6 +134,8 @@ def main(folder: Path) -> None:
     for name, kind, nullable in DECISION_COLUMNS:
         field = equity.schema.field(name)
         assert (field.type, field.nullable) == (kind, nullable), field
+    for name in NULL_WITHOUT_DECISION:
+        assert equity.schema.field(name).nullable, name
 
     rows = summary.to_pylist()
     # summary.json: {"sort_by", "annualisation", "best", "summaries": [...]}, the
@@ -117,6 +147,7 @@ def main(folder: Path) -> None:
     assert summary.schema.field("best").type == pa.bool_(), summary.schema
     trade_rows = trades.to_pylist()
     equity_rows = equity.to_pylist()
+    bar_closes = None
     for row in rows:
         mine = [t for t in trade_rows if t["policy"] == row["policy"]]
         assert len(mine) == row["trades"], (row["policy"], len(mine), row["trades"])
@@ -127,15 +158,29 @@ def main(folder: Path) -> None:
             assert math.isclose(t["gross_pnl_usd"] - t["commission_usd"], t["pnl_usd"],
                                 abs_tol=1e-9)
         curve = [e for e in equity_rows if e["policy"] == row["policy"]]
+        times = [e["ts"] for e in curve]
+        assert all(a < b for a, b in zip(times, times[1:])), row["policy"]
+        # Every run has a row at every bar close: the same times.
+        bar_closes = bar_closes or times
+        assert times == bar_closes, row["policy"]
+        kinds = [e["kind"] for e in curve]
+        warmup = kinds.count("warmup")
+        assert warmup > 0 and kinds[:warmup] == ["warmup"] * warmup, row["policy"]
+        decisions = [e for e in curve if e["kind"] not in NO_DECISION]
         for e in curve:
-            check_decision(e)
+            if e["kind"] in NO_DECISION:
+                check_bar_without_decision(e)
+            else:
+                check_decision(e)
         for before, after in zip(curve, curve[1:]):
-            # The next decision starts from the target, or flat after an exit.
-            assert after["position"] in (before["target_position"], 0), (before, after)
-        assert len(curve) == sum(row["n_" + a] for a in ACTIONS), row["policy"]
-        in_position = sum(1 for e in curve if e["position"] != 0)
-        if curve:
-            assert math.isclose(in_position / len(curve), row["exposure"], abs_tol=1e-12)
+            # The next bar starts from the decision's target, or flat after an exit.
+            if before["kind"] not in NO_DECISION:
+                assert after["position"] in (before["target_position"], 0), (before, after)
+        assert len(decisions) == sum(row["n_" + a] for a in ACTIONS), row["policy"]
+        # Exposure is over the decision bars.
+        in_position = sum(1 for e in decisions if e["position"] != 0)
+        if decisions:
+            assert math.isclose(in_position / len(decisions), row["exposure"], abs_tol=1e-12)
     pandas = check_with_pandas(folder)
     print(f"ok: {len(rows)} summaries, {len(trade_rows)} trades, {len(equity_rows)} equity rows"
           f" ({pandas})")

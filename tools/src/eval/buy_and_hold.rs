@@ -21,7 +21,7 @@ use nq_runtime::policy::MAX_ACTIONS;
 use nq_runtime::sim::{ExitReason, PositionSync, SimEvents, Simulator};
 use nq_runtime::ActionMask;
 
-use super::{BarSpacing, DateRange, EquityRow, Run};
+use super::{closed_a_bar, BarSpacing, DateRange, DecisionRow, EquityRow, RowKind, Run};
 use crate::checkpoint_file::CheckpointFile;
 use crate::market_data::{DataKind, MarketReader};
 use crate::time::NewYorkClock;
@@ -53,17 +53,7 @@ pub(super) fn replay(
         engine,
         sim,
         clock: NewYorkClock::new(),
-        run: Run {
-            name: name.to_string(),
-            kind: "baseline",
-            sim: rth.sim,
-            trades: Vec::new(),
-            equity: Vec::new(),
-            breached: false,
-            open_at_end: 0,
-            records: 0,
-            max_drawdown: 0.0,
-        },
+        run: Run::new(name, "baseline", rth.sim),
         peak: rth.sim.starting_balance,
         held_since: None,
         entered: None,
@@ -80,7 +70,7 @@ pub(super) fn replay(
                 .filter(|t| range.contains(&mut range_clock, t.ts_ns))
             {
                 last_ts = tick.ts_ns;
-                day.on_tick(tick);
+                day.on_tick(tick)?;
             }
             day.run.records += ticks.len() as u64;
             progress(day.run.records);
@@ -93,7 +83,7 @@ pub(super) fn replay(
             {
                 spacing.observe(bar.ts_ns);
                 last_ts = bar.ts_ns;
-                day.on_bar(bar, bar_ns);
+                day.on_bar(bar, bar_ns)?;
             }
             day.run.records += bars.len() as u64;
             progress(day.run.records);
@@ -135,20 +125,18 @@ fn rth_date(clock: &mut NewYorkClock, ts_ns: i64) -> Option<chrono::NaiveDate> {
 }
 
 impl Day<'_> {
-    fn on_tick(&mut self, tick: &Tick) {
+    fn on_tick(&mut self, tick: &Tick) -> Result<()> {
         let bars_before = self.engine.features().bars_seen();
         let decision = self
             .engine
             .on_tick_with(tick, &mut |_, _| Action::Hold)
             .ok()
             .flatten();
-        // The tick closed a bar: the decision (if any) saw the position as it
-        // was before this tick.
-        if self.engine.features().bars_seen() > bars_before {
+        // The tick closed a bar: its row (a decision or not) sees the
+        // position as it was before this tick.
+        if closed_a_bar(&self.engine, bars_before) {
             self.sim.on_bar_close();
-        }
-        if let Some(d) = decision {
-            self.push_row(&d);
+            self.push_row(decision.as_ref())?;
         }
         let session = rth_date(&mut self.clock, tick.ts_ns);
         self.close_if_session_over(session);
@@ -158,9 +146,10 @@ impl Day<'_> {
         if session.is_some() {
             self.last_rth = Some((tick.price, tick.ts_ns));
         }
+        Ok(())
     }
 
-    fn on_bar(&mut self, bar: &nq_formats::Bar, bar_ns: i64) {
+    fn on_bar(&mut self, bar: &nq_formats::Bar, bar_ns: i64) -> Result<()> {
         let session = rth_date(&mut self.clock, bar.ts_ns);
         self.close_if_session_over(session);
         self.open_if_first_of_session(session, bar.open, bar.ts_ns);
@@ -172,13 +161,16 @@ impl Day<'_> {
             self.last_rth = Some((bar.close, end));
         }
         // Bars decide at their close, after their prices.
-        if let Some(d) = self.engine.on_bar_with(bar, &mut |_, _| Action::Hold) {
-            self.push_row(&d);
+        let bars_before = self.engine.features().bars_seen();
+        let decision = self.engine.on_bar_with(bar, &mut |_, _| Action::Hold);
+        if closed_a_bar(&self.engine, bars_before) {
+            self.push_row(decision.as_ref())?;
         }
         // The bar that reaches 16:00 is the session's last: close at its close.
         if session.is_some() && rth_date(&mut self.clock, end) != session {
             self.close_if_session_over(None);
         }
+        Ok(())
     }
 
     /// A record outside the session the position was opened in (16:00 has
@@ -240,10 +232,15 @@ impl Day<'_> {
         self.run.max_drawdown = self.run.max_drawdown.max(self.peak - equity);
     }
 
-    /// An equity row at the engine's decision: the baseline's own position
-    /// and account, never an order (HOLD), no bracket; flat is the target at
-    /// a session end or after a breach.
-    fn push_row(&mut self, d: &Decision) {
+    /// The row of the bar the engine just closed, with the baseline's own
+    /// position and account. At a decision: never an order (HOLD), no
+    /// bracket; flat is the target at a session end or after a breach.
+    fn push_row(&mut self, decision: Option<&Decision>) -> Result<()> {
+        let Some(d) = decision else {
+            let row = EquityRow::without_decision(&self.engine, &self.sim)?;
+            self.run.equity.push(row);
+            return Ok(());
+        };
         let position = self.sim.position_side();
         let kind = if self.sim.is_breached() {
             DecisionKind::DrawdownBreached
@@ -252,26 +249,29 @@ impl Day<'_> {
         };
         let mut probs = [0.0; MAX_ACTIONS];
         probs[Action::Hold.code() as usize] = 1.0;
-        self.run.equity.push(EquityRow {
-            ts_ns: d.ts_ns,
+        let row = EquityRow {
             equity: self.sim.equity(d.close),
-            balance: self.sim.balance(),
             position,
-            action: Action::Hold,
-            probs,
-            n_actions: d.n_actions,
-            mask: ActionMask::HOLD_ONLY.bits(),
-            kind,
-            target_position: if kind == DecisionKind::Policy {
-                position
-            } else {
-                0
+            kind: RowKind::Decision(kind),
+            ..EquityRow::of_decision(d, self.sim.balance())
+        };
+        self.run.push_decision(
+            row,
+            DecisionRow {
+                action: Action::Hold,
+                probs,
+                n_actions: d.n_actions,
+                mask: ActionMask::HOLD_ONLY.bits(),
+                target_position: if kind == DecisionKind::Policy {
+                    position
+                } else {
+                    0
+                },
+                stop_price: None,
+                target_price: None,
             },
-            stop_price: None,
-            target_price: None,
-            close: d.close,
-            atr: d.atr,
-        });
+        );
+        Ok(())
     }
 
     /// The data ran out: a position still open closes at the last price.

@@ -25,8 +25,9 @@ pub use summary::{Comparison, Summary, ANNUALISATION_DAYS, SORT_METRICS};
 
 use nq_formats::{Action, SimConfig};
 use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig};
+use nq_runtime::features::BarInfo;
 use nq_runtime::policy::{Rng, MAX_ACTIONS};
-use nq_runtime::sim::TradeRecord;
+use nq_runtime::sim::{Simulator, TradeRecord};
 use nq_runtime::ActionMask;
 
 use crate::checkpoint_file::CheckpointFile;
@@ -52,33 +53,137 @@ impl DateRange {
     }
 }
 
-/// One decision bar of a replay, an `equity.parquet` row.
+/// One bar close of a replay, an `equity.parquet` row. Every bar the engine
+/// closes has one, so it stays small (48 bytes): what was decided, on the
+/// bars that brought a decision, is a [`DecisionRow`] of its own.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EquityRow {
-    /// When the decision was made (the bar's end).
+    /// The bar's end: when a decision was (or would have been) made.
     pub ts_ns: i64,
+    /// Balance plus open P&L marked at `close`.
     pub equity: f64,
     pub balance: f64,
-    /// Position held when deciding (-1, 0, +1).
+    /// The bar close and the ATR then (points).
+    pub close: f64,
+    pub atr: f64,
+    /// Position held at the close, before any decision (-1, 0, +1).
     pub position: i8,
+    pub kind: RowKind,
+}
+
+/// Why a row is there: the `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    /// The engine decided at this close: the policy's (or baseline's)
+    /// choice, or one forced by the session's end or a drawdown breach.
+    Decision(DecisionKind),
+    /// No decision: the feature window is not full yet.
+    Warmup,
+    /// No decision: the bar lies outside the session traded (and nothing
+    /// was held that its end would have closed).
+    OutsideSession,
+}
+
+impl RowKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            RowKind::Decision(kind) => kind.name(),
+            RowKind::Warmup => "warmup",
+            RowKind::OutsideSession => "outside_session",
+        }
+    }
+
+    /// Why the engine made no decision at the bar it just closed; `None`
+    /// when it should have made one.
+    fn without_decision(bar: &BarInfo) -> Option<RowKind> {
+        if !bar.ready {
+            Some(RowKind::Warmup)
+        } else if !bar.in_session {
+            Some(RowKind::OutsideSession)
+        } else {
+            None
+        }
+    }
+}
+
+/// What was decided at a decision row: the rest of its `equity.parquet` columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionRow {
     pub action: Action,
     pub probs: [f32; MAX_ACTIONS],
     /// How many entries of `probs` belong to the checkpoint's action set.
     pub n_actions: u8,
     /// Bit `i` set when action code `i` was allowed.
     pub mask: u8,
-    /// Why the decision was made: the policy's (or baseline's) choice, or
-    /// one forced by the session's end or a drawdown breach.
-    pub kind: DecisionKind,
     /// The position to hold after the decision (-1, 0, +1).
     pub target_position: i8,
     /// The bracket to hold after the decision; `None` when the target is
     /// flat. For an entry it is indicative, placed from `close`.
     pub stop_price: Option<f64>,
     pub target_price: Option<f64>,
-    /// The bar close the decision was made at, and the ATR then (points).
-    pub close: f64,
-    pub atr: f64,
+}
+
+impl EquityRow {
+    /// The row of `d`, with the account balance `balance`.
+    fn of_decision(d: &Decision, balance: f64) -> EquityRow {
+        EquityRow {
+            ts_ns: d.ts_ns,
+            equity: d.equity,
+            balance,
+            close: d.close,
+            atr: d.atr,
+            position: d.position,
+            kind: RowKind::Decision(d.kind),
+        }
+    }
+
+    /// The row of the bar `engine` has just closed without deciding, with
+    /// the account of `sim` (the engine's own, or a baseline's) marked at
+    /// the bar's close.
+    fn without_decision(engine: &Engine<'_>, sim: &Simulator) -> Result<EquityRow> {
+        let features = engine.features();
+        let bar = features.last_bar();
+        let kind = RowKind::without_decision(bar).ok_or_else(|| {
+            Error::Internal(format!(
+                "the engine made no decision at the bar of {} ns, in session and warmed up",
+                bar.ts_ns
+            ))
+        })?;
+        Ok(EquityRow {
+            ts_ns: bar.ts_ns.saturating_add(features.config().bar_ns()),
+            equity: sim.equity(bar.close),
+            balance: sim.balance(),
+            close: bar.close,
+            atr: bar.atr,
+            position: sim.position_side(),
+            kind,
+        })
+    }
+
+    pub fn is_decision(&self) -> bool {
+        matches!(self.kind, RowKind::Decision(_))
+    }
+}
+
+impl DecisionRow {
+    fn of(d: &Decision) -> DecisionRow {
+        DecisionRow {
+            action: d.action,
+            probs: d.probs,
+            n_actions: d.n_actions,
+            mask: d.mask.bits(),
+            target_position: d.target_position,
+            stop_price: d.stop_price,
+            target_price: d.target_price,
+        }
+    }
+}
+
+/// Whether the engine call since `bars_before` (its
+/// `features().bars_seen()` then) closed a bar: how every run, policy or
+/// baseline, ticks or bars, tells where its rows go.
+fn closed_a_bar(engine: &Engine<'_>, bars_before: u64) -> bool {
+    engine.features().bars_seen() > bars_before
 }
 
 /// Everything one replay produced.
@@ -90,7 +195,10 @@ pub struct Run {
     pub kind: &'static str,
     pub sim: SimConfig,
     pub trades: Vec<TradeRecord>,
+    /// One row per bar closed, in time order.
     pub equity: Vec<EquityRow>,
+    /// What was decided at each decision row of `equity`, in the same order.
+    pub decisions: Vec<DecisionRow>,
     pub breached: bool,
     /// The position still open when the data ran out (closed at the last
     /// price as an `END_OF_DATA` trade), 0 when flat.
@@ -101,6 +209,44 @@ pub struct Run {
     /// from its running peak: what the trailing drawdown limit watches, so
     /// it can exceed the fall seen at decision bars.
     pub max_drawdown: f64,
+}
+
+impl Run {
+    fn new(name: &str, kind: &'static str, sim: SimConfig) -> Run {
+        Run {
+            name: name.to_string(),
+            kind,
+            sim,
+            trades: Vec::new(),
+            equity: Vec::new(),
+            decisions: Vec::new(),
+            breached: false,
+            open_at_end: 0,
+            records: 0,
+            max_drawdown: 0.0,
+        }
+    }
+
+    /// Every row, with what was decided there if it is a decision row.
+    pub fn rows(&self) -> impl Iterator<Item = (&EquityRow, Option<&DecisionRow>)> {
+        let mut decisions = self.decisions.iter();
+        self.equity
+            .iter()
+            .map(move |row| (row, row.is_decision().then(|| decisions.next()).flatten()))
+    }
+
+    /// The decision rows only, with what was decided.
+    pub fn decision_rows(&self) -> impl Iterator<Item = (&EquityRow, &DecisionRow)> {
+        self.equity
+            .iter()
+            .filter(|row| row.is_decision())
+            .zip(&self.decisions)
+    }
+
+    fn push_decision(&mut self, row: EquityRow, decision: DecisionRow) {
+        self.equity.push(row);
+        self.decisions.push(decision);
+    }
 }
 
 /// Replays `data` through an engine over `checkpoint` (its own settings, or
@@ -147,8 +293,8 @@ pub fn replay_baseline(
         Some(&mut choose),
         progress,
     )?;
-    for row in &mut run.equity {
-        row.probs = baseline.probabilities(ActionMask::from_bits(row.mask), row.action);
+    for d in &mut run.decisions {
+        d.probs = baseline.probabilities(ActionMask::from_bits(d.mask), d.action);
     }
     Ok(run)
 }
@@ -240,22 +386,13 @@ fn replay_inner(
     let mut spacing = BarSpacing::default();
     let mut engine = checkpoint.engine(config)?;
     let sim = *engine.simulator().config();
-    let mut run = Run {
-        name: name.to_string(),
-        kind,
-        sim,
-        trades: Vec::new(),
-        equity: Vec::new(),
-        breached: false,
-        open_at_end: 0,
-        records: 0,
-        max_drawdown: 0.0,
-    };
+    let mut run = Run::new(name, kind, sim);
     let mut peak = sim.starting_balance;
     match data.kind() {
         DataKind::Ticks => data.for_each_tick_chunk(|ticks| {
             for tick in ticks.iter().filter(|t| range.contains(&mut clock, t.ts_ns)) {
                 last_ts = tick.ts_ns;
+                let bars_before = engine.features().bars_seen();
                 // The reader validated every tick, so a refusal cannot happen;
                 // were it to, skipping it is what live execution would do.
                 let decision = match choose.as_deref_mut() {
@@ -263,7 +400,7 @@ fn replay_inner(
                     None => engine.on_tick(tick),
                 };
                 let decision = decision.ok().flatten();
-                collect(&engine, decision, &mut run, &mut peak);
+                collect(&engine, bars_before, decision, &mut run, &mut peak)?;
             }
             run.records += ticks.len() as u64;
             progress(run.records);
@@ -273,11 +410,12 @@ fn replay_inner(
             for bar in bars.iter().filter(|b| range.contains(&mut clock, b.ts_ns)) {
                 spacing.observe(bar.ts_ns);
                 last_ts = bar.ts_ns;
+                let bars_before = engine.features().bars_seen();
                 let decision = match choose.as_deref_mut() {
                     Some(f) => engine.on_bar_with(bar, f),
                     None => engine.on_bar(bar),
                 };
-                collect(&engine, decision, &mut run, &mut peak);
+                collect(&engine, bars_before, decision, &mut run, &mut peak)?;
             }
             run.records += bars.len() as u64;
             progress(run.records);
@@ -340,8 +478,17 @@ impl BarSpacing {
     }
 }
 
-fn collect(engine: &Engine<'_>, decision: Option<Decision>, run: &mut Run, peak: &mut f64) {
-    let equity = engine.simulator().equity_at_last();
+/// Books what the engine call since `bars_before` did: the exit and breach
+/// it caused, and the row of the bar it closed, if any.
+fn collect(
+    engine: &Engine<'_>,
+    bars_before: u64,
+    decision: Option<Decision>,
+    run: &mut Run,
+    peak: &mut f64,
+) -> Result<()> {
+    let sim = engine.simulator();
+    let equity = sim.equity_at_last();
     *peak = peak.max(equity);
     run.max_drawdown = run.max_drawdown.max(*peak - equity);
     let events = engine.events();
@@ -349,24 +496,19 @@ fn collect(engine: &Engine<'_>, decision: Option<Decision>, run: &mut Run, peak:
         run.trades.push(trade);
     }
     run.breached |= events.breached;
-    if let Some(d) = decision {
-        run.equity.push(EquityRow {
-            ts_ns: d.ts_ns,
-            equity: d.equity,
-            balance: engine.simulator().balance(),
-            position: d.position,
-            action: d.action,
-            probs: d.probs,
-            n_actions: d.n_actions,
-            mask: d.mask.bits(),
-            kind: d.kind,
-            target_position: d.target_position,
-            stop_price: d.stop_price,
-            target_price: d.target_price,
-            close: d.close,
-            atr: d.atr,
-        });
+    match decision {
+        Some(d) => run.push_decision(
+            EquityRow::of_decision(&d, sim.balance()),
+            DecisionRow::of(&d),
+        ),
+        // No decision means nothing was held or pending at the close, so the
+        // closing tick changed nothing in the account: it is as at the close.
+        None if closed_a_bar(engine, bars_before) => {
+            run.equity.push(EquityRow::without_decision(engine, sim)?)
+        }
+        None => {}
     }
+    Ok(())
 }
 
 #[cfg(test)]

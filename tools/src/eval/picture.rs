@@ -14,8 +14,10 @@ const GAP: f64 = 40.0;
 const LEFT: f64 = 80.0;
 
 /// Three panels for `run`: equity, drawdown from the running peak, daily P&L.
+/// The curves are drawn at the decision bars, as the summary's metrics are
+/// (every bar would add the flat stretches outside the session, point by point).
 pub fn equity_svg(run: &Run) -> String {
-    let equity: Vec<f64> = run.equity.iter().map(|r| r.equity).collect();
+    let equity: Vec<f64> = run.decision_rows().map(|(r, _)| r.equity).collect();
     let mut peak = run.sim.starting_balance;
     let drawdown: Vec<f64> = equity
         .iter()

@@ -21,7 +21,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::picture::{equity_svg, report_html};
-use super::{Comparison, EquityRow, Run, Summary};
+use super::{Comparison, DecisionRow, EquityRow, Run, Summary};
 use crate::market_data::temp_path;
 use crate::{Error, Result};
 
@@ -173,58 +173,60 @@ fn trades_batch(runs: &[Run]) -> Result<RecordBatch> {
     )
 }
 
+/// Rows without a decision leave its columns (action, probabilities, mask,
+/// target position, bracket) null.
 fn equity_batch(runs: &[Run]) -> Result<RecordBatch> {
     let rows: Vec<_> = runs
         .iter()
-        .flat_map(|r| r.equity.iter().map(move |e| (r.name.as_str(), e)))
+        .flat_map(|r| r.rows().map(move |(e, d)| (r.name.as_str(), e, d)))
         .collect();
+    let f64s = |f: fn(&EquityRow) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, e, _)| f(e)),
+        ))
+    };
+    let decided = |f: fn(&DecisionRow) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(
+            rows.iter().map(|(_, _, d)| d.and_then(f)),
+        ))
+    };
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(n, _)| *n))),
-        timestamps(rows.iter().map(|(_, e)| e.ts_ns)),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|(_, e)| e.equity),
-        )),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|(_, e)| e.balance),
-        )),
-        Arc::new(Int8Array::from_iter_values(
-            rows.iter().map(|(_, e)| e.position),
-        )),
-        Arc::new(UInt8Array::from_iter_values(
-            rows.iter().map(|(_, e)| e.action.code()),
-        )),
         Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|(_, e)| e.action.name()),
+            rows.iter().map(|(n, _, _)| *n),
+        )),
+        timestamps(rows.iter().map(|(_, e, _)| e.ts_ns)),
+        f64s(|e| e.equity),
+        f64s(|e| e.balance),
+        Arc::new(Int8Array::from_iter_values(
+            rows.iter().map(|(_, e, _)| e.position),
+        )),
+        Arc::new(UInt8Array::from_iter(
+            rows.iter().map(|(_, _, d)| d.map(|d| d.action.code())),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|(_, _, d)| d.map(|d| d.action.name())),
         )),
     ];
     for a in Action::ALL {
         let i = a.code() as usize;
-        columns
-            .push(Arc::new(Float32Array::from_iter(rows.iter().map(
-                |(_, e)| (i < e.n_actions as usize).then_some(e.probs[i]),
-            ))));
+        columns.push(Arc::new(Float32Array::from_iter(rows.iter().map(
+            |(_, _, d)| d.and_then(|d| (i < d.n_actions as usize).then_some(d.probs[i])),
+        ))));
     }
-    columns.push(Arc::new(UInt8Array::from_iter_values(
-        rows.iter().map(|(_, e)| e.mask),
-    )));
-    let prices = |f: fn(&EquityRow) -> Option<f64>| -> ArrayRef {
-        Arc::new(Float64Array::from_iter(rows.iter().map(|(_, e)| f(e))))
-    };
     columns.extend([
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|(_, e)| e.kind.name()),
+        Arc::new(UInt8Array::from_iter(
+            rows.iter().map(|(_, _, d)| d.map(|d| d.mask)),
         )) as ArrayRef,
-        Arc::new(Int8Array::from_iter_values(
-            rows.iter().map(|(_, e)| e.target_position),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, e, _)| e.kind.name()),
         )),
-        prices(|e| e.stop_price),
-        prices(|e| e.target_price),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|(_, e)| e.close),
+        Arc::new(Int8Array::from_iter(
+            rows.iter().map(|(_, _, d)| d.map(|d| d.target_position)),
         )),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|(_, e)| e.atr),
-        )),
+        decided(|d| d.stop_price),
+        decided(|d| d.target_price),
+        f64s(|e| e.close),
+        f64s(|e| e.atr),
     ]);
     batch(schema::equity(), columns)
 }

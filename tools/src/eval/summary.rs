@@ -88,10 +88,14 @@ impl Summary {
         let gross_loss = -total(losses.iter().copied());
         let daily = daily_pnl(run);
         let mut actions = [0i64; Action::ALL.len()];
-        for row in &run.equity {
-            actions[row.action.code() as usize] += 1;
+        for d in &run.decisions {
+            actions[d.action.code() as usize] += 1;
         }
-        let in_position = run.equity.iter().filter(|r| r.position != 0).count();
+        // Over decision bars: the share of the bars traded spent in a position.
+        let in_position = run
+            .decision_rows()
+            .filter(|(row, _)| row.position != 0)
+            .count();
         Summary {
             policy: run.name.clone(),
             kind: run.kind.to_string(),
@@ -102,13 +106,13 @@ impl Summary {
             commission_usd: total(trades.iter().map(|t| t.commission)),
             max_drawdown_usd: run
                 .max_drawdown
-                .max(max_drawdown(run.sim.starting_balance, &run.equity)),
+                .max(max_drawdown(run.sim.starting_balance, run)),
             profit_factor: (gross_loss > 0.0).then(|| gross_win / gross_loss),
             avg_win_usd: mean(&wins),
             avg_loss_usd: mean(&losses),
             sharpe_daily: sharpe(&daily),
             sortino_daily: sortino(&daily),
-            exposure: ratio(in_position as f64, run.equity.len() as f64).unwrap_or(0.0),
+            exposure: ratio(in_position as f64, run.decisions.len() as f64).unwrap_or(0.0),
             days: daily.len() as i64,
             drawdown_breach: run.breached,
             actions,
@@ -161,7 +165,7 @@ pub(crate) fn daily_pnl(run: &Run) -> Vec<f64> {
     let mut out = Vec::new();
     let mut previous_close = run.sim.starting_balance;
     let mut current: Option<(chrono::NaiveDate, f64)> = None;
-    for row in &run.equity {
+    for (row, _) in run.decision_rows() {
         let day = clock.trading_date(row.ts_ns);
         match current {
             Some((d, last)) if d != day => {
@@ -178,10 +182,10 @@ pub(crate) fn daily_pnl(run: &Run) -> Vec<f64> {
     out
 }
 
-fn max_drawdown(start: f64, equity: &[super::EquityRow]) -> f64 {
+fn max_drawdown(start: f64, run: &Run) -> f64 {
     let mut peak = start;
     let mut worst = 0.0f64;
-    for row in equity {
+    for (row, _) in run.decision_rows() {
         peak = peak.max(row.equity);
         worst = worst.max(peak - row.equity);
     }
@@ -224,7 +228,7 @@ fn sortino(daily: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::EquityRow;
+    use crate::eval::{DecisionRow, EquityRow, RowKind};
     use nq_formats::{Instrument, SimConfig};
     use nq_runtime::engine::DecisionKind;
     use nq_runtime::sim::{ExitReason, TradeRecord};
@@ -247,22 +251,44 @@ mod tests {
         }
     }
 
-    fn row(ts_ns: i64, equity: f64, position: i8) -> EquityRow {
+    /// A run whose rows are HOLD decisions at `(ts, equity, position)`.
+    fn run_of(kind: &'static str, trades: Vec<TradeRecord>, rows: &[(i64, f64, i8)]) -> Run {
+        let mut run = Run::new("p", kind, SimConfig::default_for(Instrument::Nq));
+        run.trades = trades;
+        for &(ts_ns, equity, position) in rows {
+            let row = EquityRow {
+                ts_ns,
+                equity,
+                balance: equity,
+                close: 18_000.0,
+                atr: 5.0,
+                position,
+                kind: RowKind::Decision(DecisionKind::Policy),
+            };
+            let decision = DecisionRow {
+                action: Action::Hold,
+                probs: [0.0; 6],
+                n_actions: 3,
+                mask: 1,
+                target_position: position,
+                stop_price: None,
+                target_price: None,
+            };
+            run.push_decision(row, decision);
+        }
+        run
+    }
+
+    /// A row without a decision, at `equity`.
+    fn bar_row(ts_ns: i64, equity: f64, kind: RowKind) -> EquityRow {
         EquityRow {
             ts_ns,
             equity,
             balance: equity,
-            position,
-            action: Action::Hold,
-            probs: [0.0; 6],
-            n_actions: 3,
-            mask: 1,
-            kind: DecisionKind::Policy,
-            target_position: position,
-            stop_price: None,
-            target_price: None,
             close: 18_000.0,
             atr: 5.0,
+            position: 0,
+            kind,
         }
     }
 
@@ -272,24 +298,31 @@ mod tests {
 
     #[test]
     fn metrics_from_trades_and_equity() {
-        let sim = SimConfig::default_for(Instrument::Nq);
-        let start = sim.starting_balance;
-        let run = Run {
-            name: "p".into(),
-            kind: "policy",
-            sim,
-            trades: vec![trade(100.0), trade(-50.0), trade(30.0)],
-            equity: vec![
-                row(T0, start + 100.0, 1),
-                row(T0 + 60, start + 20.0, 0),
-                row(T0 + DAY, start - 30.0, 0),
-                row(T0 + 2 * DAY, start + 80.0, 1),
+        let start = SimConfig::default_for(Instrument::Nq).starting_balance;
+        let mut run = run_of(
+            "policy",
+            vec![trade(100.0), trade(-50.0), trade(30.0)],
+            &[
+                (T0, start + 100.0, 1),
+                (T0 + 60, start + 20.0, 0),
+                (T0 + DAY, start - 30.0, 0),
+                (T0 + 2 * DAY, start + 80.0, 1),
             ],
-            breached: false,
-            open_at_end: 0,
-            records: 10,
-            max_drawdown: 0.0,
-        };
+        );
+        // Rows without a decision (here with made-up equity) count in none
+        // of the metrics: they are over the decision bars.
+        run.equity
+            .insert(0, bar_row(T0 - 60, start - 900.0, RowKind::Warmup));
+        run.equity
+            .insert(3, bar_row(T0 + 120, start + 900.0, RowKind::OutsideSession));
+        run.equity.push(bar_row(
+            T0 + 3 * DAY,
+            start - 900.0,
+            RowKind::OutsideSession,
+        ));
+        let decided: Vec<f64> = run.decision_rows().map(|(r, _)| r.equity).collect();
+        assert_eq!(decided.len(), 4);
+        assert_eq!(run.rows().filter(|(_, d)| d.is_some()).count(), 4);
         let s = Summary::of(&run);
         assert_eq!(s.trades, 3);
         assert!((s.win_rate - 2.0 / 3.0).abs() < 1e-12);
@@ -316,17 +349,9 @@ mod tests {
     #[test]
     fn drawdown_between_decisions_counts() {
         let sim = SimConfig::default_for(Instrument::Nq);
-        let mut run = Run {
-            name: "p".into(),
-            kind: "policy",
-            sim,
-            trades: vec![],
-            equity: vec![row(T0, sim.starting_balance - 10.0, 0)],
-            breached: true,
-            open_at_end: 0,
-            records: 1,
-            max_drawdown: 700.0,
-        };
+        let mut run = run_of("policy", vec![], &[(T0, sim.starting_balance - 10.0, 0)]);
+        run.breached = true;
+        run.max_drawdown = 700.0;
         assert_eq!(Summary::of(&run).max_drawdown_usd, 700.0);
         run.max_drawdown = 0.0;
         assert_eq!(Summary::of(&run).max_drawdown_usd, 10.0);
@@ -335,17 +360,7 @@ mod tests {
     #[test]
     fn undefined_ratios_are_none() {
         let sim = SimConfig::default_for(Instrument::Nq);
-        let run = Run {
-            name: "flat".into(),
-            kind: "baseline",
-            sim,
-            trades: vec![],
-            equity: vec![row(T0, sim.starting_balance, 0)],
-            breached: false,
-            open_at_end: 0,
-            records: 1,
-            max_drawdown: 0.0,
-        };
+        let run = run_of("baseline", vec![], &[(T0, sim.starting_balance, 0)]);
         let s = Summary::of(&run);
         assert_eq!(s.trades, 0);
         assert_eq!(s.win_rate, 0.0);
