@@ -13,7 +13,7 @@ use nq_formats::{Action, SimConfig, Tick};
 
 #[path = "support/report.rs"]
 mod report;
-use report::{column, read_batch};
+use report::{column, decision_rows, read_batch, NO_DECISION};
 #[path = "support/closed_stdout.rs"]
 mod closed_stdout;
 use closed_stdout::{assert_quiet_success, run_with_closed_stdout};
@@ -165,8 +165,6 @@ fn assert_decisions_auditable(
     kinds
 }
 
-/// The `kind`s of rows at bar closes without a decision.
-const NO_DECISION: [&str; 2] = ["warmup", "outside_session"];
 /// Bars the `nq-obs-v1` features need before the first decision (SPEC
 /// section 5): every run's first 131 bars are warm-up rows.
 const WARMUP_ROWS: usize = 132 - 1;
@@ -391,6 +389,11 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
         .sum();
     let equity_policy = column::<StringArray>(&equity, "policy");
     assert_eq!(decisions as usize, counts["policy_tanh_p1"].decisions);
+    let decided = decision_rows(&equity)
+        .into_iter()
+        .filter(|&i| equity_policy.value(i) == "policy_tanh_p1")
+        .count();
+    assert_eq!(decisions as usize, decided);
     assert!(
         counts["policy_tanh_p1"].rows > counts["policy_tanh_p1"].decisions,
         "{counts:?}"

@@ -1,7 +1,8 @@
 //! The same ticks through `nq-signal` (lines on stdin) and through `nq-eval`
 //! (Parquet) give the same decisions, bar for bar, binary against binary:
 //! time, kind, position, action, target position, probabilities and mask,
-//! and equity, stop, target, close and ATR bitwise (from `equity.parquet`).
+//! and equity, stop, target, close and ATR bitwise (from the decision rows
+//! of `equity.parquet`, which also has a row at every bar close without one).
 //!
 //! Real data: the 2025-05-04 Databento NQ trades cover 120 minutes, fewer
 //! than the 132-bar feature warm-up, so they follow real FirstRate 1-minute
@@ -20,7 +21,7 @@ use nq_tools::market_data::{MarketReader, TickWriter};
 
 #[path = "support/report.rs"]
 mod report;
-use report::{column, read_batch};
+use report::{column, decision_rows, read_batch};
 
 const NQ_SIGNAL: &str = env!("CARGO_BIN_EXE_nq-signal");
 const NQ_EVAL: &str = env!("CARGO_BIN_EXE_nq-eval");
@@ -64,7 +65,7 @@ struct EvalRow {
     atr: f64,
 }
 
-/// nq-eval over `data`, its policy run's decisions.
+/// nq-eval over `data`, its policy run's decision rows.
 fn eval_decisions(dir: &Path, data: &[&Path], args: &[&str]) -> Vec<EvalRow> {
     let report = dir.join("report");
     let out = Command::new(NQ_EVAL)
@@ -100,7 +101,8 @@ fn eval_decisions(dir: &Path, data: &[&Path], args: &[&str]) -> Vec<EvalRow> {
         .iter()
         .map(|a| column::<Float32Array>(&b, &nq_formats::schema::probability_column(*a)))
         .collect();
-    (0..b.num_rows())
+    decision_rows(&b)
+        .into_iter()
         .filter(|&r| policy.value(r) == "policy_tanh_p1")
         .map(|r| EvalRow {
             ts_ns: ts.value(r),

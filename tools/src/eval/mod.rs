@@ -310,8 +310,9 @@ pub enum Baseline {
     /// New York; the first RTH bar's open with bars) to the last before
     /// 16:00 (the last RTH bar's close), with no stop or target and the
     /// policy's slippage and commission: one round trip a day, whatever
-    /// session the checkpoint trades. Its equity rows are HOLDs at the same
-    /// bar closes as the other runs', with no bracket.
+    /// session the checkpoint trades. Its rows are at the same bar closes
+    /// as the other runs', its decisions HOLDs with no bracket (RTH bars
+    /// only: outside RTH it has no decision).
     BuyAndHold,
 }
 
@@ -528,5 +529,39 @@ mod tests {
         assert!(seen[0] > 400 && seen[Action::Sell.code() as usize] > 400);
         let probs = Baseline::Random { seed: 7 }.probabilities(mask, Action::Hold);
         assert_eq!(&probs[..3], &[0.5, 0.0, 0.5]);
+    }
+
+    /// Every bar close of the data has a row, held per run: it stays small,
+    /// the decision details being apart.
+    #[test]
+    fn a_bar_row_stays_small() {
+        assert!(std::mem::size_of::<EquityRow>() <= 48);
+    }
+
+    #[test]
+    fn a_bar_without_decision_says_why() {
+        let bar = |ready, in_session| BarInfo {
+            ready,
+            in_session,
+            ..BarInfo::default()
+        };
+        assert_eq!(
+            RowKind::without_decision(&bar(false, true)),
+            Some(RowKind::Warmup)
+        );
+        assert_eq!(
+            RowKind::without_decision(&bar(false, false)),
+            Some(RowKind::Warmup)
+        );
+        assert_eq!(
+            RowKind::without_decision(&bar(true, false)),
+            Some(RowKind::OutsideSession)
+        );
+        assert_eq!(RowKind::without_decision(&bar(true, true)), None);
+        assert_eq!(RowKind::OutsideSession.name(), "outside_session");
+        assert_eq!(
+            RowKind::Decision(DecisionKind::SessionEnd).name(),
+            "session_end"
+        );
     }
 }
