@@ -158,25 +158,36 @@ pub const SORT_METRICS: &[&str] = &[
     "commission_usd",
 ];
 
-/// Equity change per session: each day's last equity minus the previous
-/// day's (the starting balance before the first).
+/// Equity change per session (trading date with at least one decision):
+/// its last equity minus the previous session's (the starting balance before
+/// the first). The last equity is read over every bar row, not only the
+/// decision rows: with ticks the session-end flatten fills on the tick after
+/// the last decision, so only the bar rows after it carry its price and
+/// commission into the day it belongs to.
 pub(crate) fn daily_pnl(run: &Run) -> Vec<f64> {
     let mut clock = NewYorkClock::new();
     let mut out = Vec::new();
     let mut previous_close = run.sim.starting_balance;
-    let mut current: Option<(chrono::NaiveDate, f64)> = None;
-    for (row, _) in run.decision_rows() {
+    // The trading date being read, its last equity, and whether it had a decision.
+    let mut current: Option<(chrono::NaiveDate, f64, bool)> = None;
+    for (row, decision) in run.rows() {
         let day = clock.trading_date(row.ts_ns);
         match current {
-            Some((d, last)) if d != day => {
-                out.push(last - previous_close);
-                previous_close = last;
+            Some((d, last, decided)) if d != day => {
+                if decided {
+                    out.push(last - previous_close);
+                    previous_close = last;
+                }
+                current = Some((day, row.equity, decision.is_some()));
             }
-            _ => {}
+            Some((_, ref mut last, ref mut decided)) => {
+                *last = row.equity;
+                *decided |= decision.is_some();
+            }
+            None => current = Some((day, row.equity, decision.is_some())),
         }
-        current = Some((day, row.equity));
     }
-    if let Some((_, last)) = current {
+    if let Some((_, last, true)) = current {
         out.push(last - previous_close);
     }
     out
@@ -309,12 +320,16 @@ mod tests {
                 (T0 + 2 * DAY, start + 80.0, 1),
             ],
         );
-        // Rows without a decision (here with made-up equity) count in none
-        // of the metrics: they are over the decision bars.
+        // Rows without a decision count only where a session's last equity
+        // is read: a warm-up row before the first decision does not, a row
+        // after the session's last decision does (as when a session-end
+        // flatten fills on the next tick and pays $4 commission), and a day
+        // with no decision at all is no session (its made-up equity is never
+        // read).
         run.equity
             .insert(0, bar_row(T0 - 60, start - 900.0, RowKind::Warmup));
         run.equity
-            .insert(3, bar_row(T0 + 120, start + 900.0, RowKind::OutsideSession));
+            .insert(3, bar_row(T0 + 120, start + 16.0, RowKind::OutsideSession));
         run.equity.push(bar_row(
             T0 + 3 * DAY,
             start - 900.0,
@@ -336,12 +351,13 @@ mod tests {
         assert!((s.max_drawdown_usd - 130.0).abs() < 1e-9);
         assert_eq!(s.days, 3);
         assert!((s.exposure - 0.5).abs() < 1e-12);
-        // Daily P&L 20, -50, 110: mean 26.67, sample sd 80.21.
-        let daily = [20.0, -50.0, 110.0];
+        // Daily P&L 16, -46, 110.
+        assert_eq!(daily_pnl(&run), [16.0, -46.0, 110.0]);
+        let daily = [16.0, -46.0, 110.0];
         let m = 80.0 / 3.0;
         let sd = (daily.iter().map(|x: &f64| (x - m).powi(2)).sum::<f64>() / 2.0).sqrt();
         assert!((s.sharpe_daily.unwrap() - m / sd * 252f64.sqrt()).abs() < 1e-9);
-        let dd = (2500.0f64 / 3.0).sqrt();
+        let dd = (46.0f64 * 46.0 / 3.0).sqrt();
         assert!((s.sortino_daily.unwrap() - m / dd * 252f64.sqrt()).abs() < 1e-9);
         assert_eq!(s.actions[0], 4);
     }
