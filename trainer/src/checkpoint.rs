@@ -33,6 +33,11 @@ pub struct Checkpoint {
     pub optim: Option<OptimState>,
 }
 
+/// Metadata key, present (`"true"`) only when actor and critic share their
+/// hidden layers: the file still holds them under both `actor.{i}` and
+/// `critic.{i}` (SPEC 8), so readers that ignore the key run it as is.
+pub const SHARED_TRUNK: &str = "shared_trunk";
+
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -81,7 +86,10 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> std::io::Result<()> {
             Ok((name.clone(), view))
         })
         .collect::<std::io::Result<_>>()?;
-    let meta: HashMap<String, String> = ckpt.metadata.to_map().into_iter().collect();
+    let mut meta: HashMap<String, String> = ckpt.metadata.to_map().into_iter().collect();
+    if ckpt.agent.shared_trunk {
+        meta.insert(SHARED_TRUNK.into(), "true".into());
+    }
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     write_atomic(path, &canonical_header(&bytes)?)
@@ -239,7 +247,22 @@ pub fn load(path: &Path) -> Result<Checkpoint, UserError> {
             metadata.actions.len()
         )));
     }
-    let n_params = 2 * (actor.layers.len() + critic.layers.len());
+    let shared_trunk = match map.get(SHARED_TRUNK).map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(UserError::new(format!(
+            "checkpoint {}: metadata `{SHARED_TRUNK}` is {other:?}, expected \"true\" or \"false\"",
+            path.display()
+        )))
+        }
+    };
+    if shared_trunk {
+        check_one_trunk(&actor, &critic, path)?;
+    }
+    // Adam has one moment per distinct parameter: a shared trunk's once.
+    let critic_own = if shared_trunk { 1 } else { critic.layers.len() };
+    let n_params = 2 * (actor.layers.len() + critic_own);
     let optim = if st.tensor("optim.adam.m.0").is_ok() {
         let mut m = Vec::with_capacity(n_params);
         let mut v = Vec::with_capacity(n_params);
@@ -252,12 +275,37 @@ pub fn load(path: &Path) -> Result<Checkpoint, UserError> {
         None
     };
     Ok(Checkpoint {
-        agent: HostAgent { actor, critic },
+        agent: HostAgent {
+            actor,
+            critic,
+            shared_trunk,
+        },
         obs_mean,
         obs_var,
         metadata,
         optim,
     })
+}
+
+/// A checkpoint marked `shared_trunk` is rebuilt with a single trunk: its
+/// actor and critic hidden layers must be the same tensors.
+fn check_one_trunk(actor: &HostMlp, critic: &HostMlp, path: &Path) -> Result<(), UserError> {
+    let hidden = actor.layers.len() - 1;
+    if critic.layers.len() != actor.layers.len() {
+        return Err(UserError::new(format!(
+            "checkpoint {}: `{SHARED_TRUNK}` is true but the actor has {} layers and the critic {}",
+            path.display(),
+            actor.layers.len(),
+            critic.layers.len()
+        )));
+    }
+    match (0..hidden).find(|&i| actor.layers[i] != critic.layers[i]) {
+        Some(i) => Err(UserError::new(format!(
+            "checkpoint {}: `{SHARED_TRUNK}` is true but tensors `actor.{i}.*` and `critic.{i}.*` differ (a shared trunk has one set of hidden weights)",
+            path.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A transfer keeps the old weights only where the inputs mean the same:
@@ -321,6 +369,21 @@ pub fn transfer(
             path.display()
         )))
     };
+    if old.agent.shared_trunk != fresh.shared_trunk {
+        let kind = |shared: bool| {
+            if shared {
+                "a shared trunk"
+            } else {
+                "separate actor and critic"
+            }
+        };
+        return Err(UserError::new(format!(
+            "--init {}: the checkpoint has {} but this run builds {} (shared_trunk)",
+            path.display(),
+            kind(old.agent.shared_trunk),
+            kind(fresh.shared_trunk)
+        )));
+    }
     let old_sizes = old.agent.actor.sizes();
     let new_sizes = fresh.actor.sizes();
     let (old_in, new_in) = (old_sizes[0], new_sizes[0]);
@@ -355,9 +418,11 @@ pub fn transfer(
         }
         out
     };
+    // A shared trunk stays one: both trunks' old and fresh copies are equal.
     let agent = HostAgent {
         actor: copy(&old.agent.actor, &fresh.actor),
         critic: copy(&old.agent.critic, &fresh.critic),
+        shared_trunk: fresh.shared_trunk,
     };
     let mut mean = vec![0.0; new_in];
     let mut var = vec![1.0; new_in];

@@ -53,6 +53,8 @@ pub struct TrainConfig {
     pub hidden: Vec<u32>,
     /// Hidden-layer activation: "tanh" or "relu" (the checkpoint's `activation`).
     pub activation: String,
+    /// One hidden trunk with an actor head and a critic head, instead of two MLPs.
+    pub shared_trunk: bool,
     /// Running observation normalisation clip (in standard deviations).
     pub obs_clip: f32,
     /// Epsilon inside sqrt(var + eps) of the observation normaliser.
@@ -171,6 +173,7 @@ impl Default for TrainConfig {
             norm_adv: true,
             hidden: vec![256, 256],
             activation: Activation::Tanh.name().to_string(),
+            shared_trunk: false,
             obs_clip: 10.0,
             obs_eps: 1e-8,
             reward_scaling: true,

@@ -152,39 +152,48 @@ impl Backward<NdArray, 3> for LinearBackward {
     type State = LinearState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<NdArray>(&ops.node);
-        let [x_node, w_node, b_node] = ops.parents;
-        let st = ops.state;
-        let NdArrayTensor::F32(storage) = grad else {
-            unreachable!("the layer's output is f32, so is its gradient")
-        };
-        let mut dz = storage
-            .into_owned()
-            .into_dimensionality::<Ix2>()
-            .expect("the layer's output is 2-D");
-        if let Some((y, act)) = &st.y {
-            let y = view2(y).expect("saved output is 2-D f32");
-            match act {
-                Activation::Tanh => scale_by_derivative(dz.view_mut(), y, tanh_grad),
-                Activation::Relu => scale_by_derivative(dz.view_mut(), y, relu_grad),
-            }
+        // burn-autodiff runs every backward step under its one graph lock. A
+        // product split over the rayon pool would wait for workers that may
+        // be waiting for that lock themselves (another thread's autodiff op,
+        // e.g. the other half of `join_on_cpu` or a concurrent test): a
+        // deadlock. So the products of a backward step run on this thread.
+        alone(|| linear_backward(ops, grads));
+    }
+}
+
+fn linear_backward(ops: Ops<LinearState, 3>, grads: &mut Gradients) {
+    let grad = grads.consume::<NdArray>(&ops.node);
+    let [x_node, w_node, b_node] = ops.parents;
+    let st = ops.state;
+    let NdArrayTensor::F32(storage) = grad else {
+        unreachable!("the layer's output is f32, so is its gradient")
+    };
+    let mut dz = storage
+        .into_owned()
+        .into_dimensionality::<Ix2>()
+        .expect("the layer's output is 2-D");
+    if let Some((y, act)) = &st.y {
+        let y = view2(y).expect("saved output is 2-D f32");
+        match act {
+            Activation::Tanh => scale_by_derivative(dz.view_mut(), y, tanh_grad),
+            Activation::Relu => scale_by_derivative(dz.view_mut(), y, relu_grad),
         }
-        let x = view2(&st.x).expect("saved input is 2-D f32");
-        let w = view2(&st.w).expect("saved weight is 2-D f32");
-        if let Some(node) = x_node {
-            let mut dx = Array2::<f32>::zeros(x.raw_dim());
-            matmul_into(dz.view(), w.t(), dx.view_mut(), false);
-            grads.register::<NdArray>(node.id, to_tensor(dx));
-        }
-        if let Some(node) = w_node {
-            let mut dw = Array2::<f32>::zeros(w.raw_dim());
-            matmul_into(x.t(), dz.view(), dw.view_mut(), false);
-            grads.register::<NdArray>(node.id, to_tensor(dw));
-        }
-        if let Some(node) = b_node {
-            let db = dz.sum_axis(Axis(0)).insert_axis(Axis(0));
-            grads.register::<NdArray>(node.id, to_tensor(db));
-        }
+    }
+    let x = view2(&st.x).expect("saved input is 2-D f32");
+    let w = view2(&st.w).expect("saved weight is 2-D f32");
+    if let Some(node) = x_node {
+        let mut dx = Array2::<f32>::zeros(x.raw_dim());
+        matmul_into(dz.view(), w.t(), dx.view_mut(), false);
+        grads.register::<NdArray>(node.id, to_tensor(dx));
+    }
+    if let Some(node) = w_node {
+        let mut dw = Array2::<f32>::zeros(w.raw_dim());
+        matmul_into(x.t(), dz.view(), dw.view_mut(), false);
+        grads.register::<NdArray>(node.id, to_tensor(dw));
+    }
+    if let Some(node) = b_node {
+        let db = dz.sum_axis(Axis(0)).insert_axis(Axis(0));
+        grads.register::<NdArray>(node.id, to_tensor(db));
     }
 }
 

@@ -45,6 +45,9 @@ struct Cli {
     /// Hidden-layer activation: tanh or relu [config default: tanh].
     #[arg(long, value_parser = ["tanh", "relu"])]
     activation: Option<String>,
+    /// One hidden trunk shared by actor and critic heads [config: shared_trunk].
+    #[arg(long)]
+    shared_trunk: bool,
     /// Parquet ticks or bars: files or folders (repeatable). Default: data/.
     #[arg(long)]
     data: Vec<PathBuf>,
@@ -134,6 +137,9 @@ fn build_config(cli: &Cli, no_args: bool) -> Result<TrainConfig, UserError> {
     }
     if let Some(a) = &cli.activation {
         cfg.activation = a.clone();
+    }
+    if cli.shared_trunk {
+        cfg.shared_trunk = true;
     }
     cfg.validate()?;
     Ok(cfg)

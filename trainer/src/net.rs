@@ -161,17 +161,26 @@ impl<B: Backend> Mlp<B> {
 
     /// `[batch, in] -> [batch, out]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let layers = self.num_layers();
-        let mut h = x;
-        for l in 0..layers {
-            h = crate::layer::linear(
-                h,
-                self.params[2 * l].clone(),
-                self.params[2 * l + 1].clone(),
-                (l + 1 < layers).then_some(self.activation),
-            );
-        }
-        h
+        self.head(self.hidden(x))
+    }
+
+    /// The hidden layers' output (the trunk, when actor and critic share it).
+    pub fn hidden(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        (0..self.num_layers() - 1).fold(x, |h, l| self.layer(h, l, Some(self.activation)))
+    }
+
+    /// The linear last layer, on the hidden layers' output.
+    pub fn head(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.layer(h, self.num_layers() - 1, None)
+    }
+
+    fn layer(&self, x: Tensor<B, 2>, l: usize, act: Option<Activation>) -> Tensor<B, 2> {
+        crate::layer::linear(
+            x,
+            self.params[2 * l].clone(),
+            self.params[2 * l + 1].clone(),
+            act,
+        )
     }
 
     pub fn to_host(&self) -> HostMlp {

@@ -13,18 +13,23 @@ use crate::rng::Rng;
 /// and it is far from the f32 range limit so sums stay finite.
 pub const MASKED_LOGIT: f32 = -1e9;
 
-/// Actor and critic, separate MLPs, on a non-autodiff backend.
+/// Actor and critic on a non-autodiff backend: separate MLPs, or one hidden
+/// trunk with two heads (`shared_trunk`), where the critic's hidden layers are
+/// the actor's very tensors.
 #[derive(Debug, Clone)]
 pub struct Agent<B: Backend> {
     pub actor: Mlp<B>,
     pub critic: Mlp<B>,
+    pub shared_trunk: bool,
 }
 
-/// Agent weights on the host (checkpoint form).
+/// Agent weights on the host (checkpoint form: with a shared trunk, actor and
+/// critic hold equal copies of it, as SPEC 8's `actor.{i}` / `critic.{i}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostAgent {
     pub actor: HostMlp,
     pub critic: HostMlp,
+    pub shared_trunk: bool,
 }
 
 impl HostAgent {
@@ -34,26 +39,53 @@ impl HostAgent {
         hidden: &[u32],
         num_actions: usize,
         activation: Activation,
+        shared_trunk: bool,
         rng: &mut Rng,
     ) -> HostAgent {
         let mut sizes = vec![obs_dim];
         sizes.extend(hidden.iter().map(|&h| h as usize));
         let mut actor_sizes = sizes.clone();
         actor_sizes.push(num_actions);
-        let mut critic_sizes = sizes;
-        critic_sizes.push(1);
+        let actor = HostMlp::orthogonal(&actor_sizes, 0.01, activation, rng);
+        let critic = if shared_trunk {
+            let last = *sizes.last().expect("at least the input size");
+            let head = HostMlp::orthogonal(&[last, 1], 1.0, activation, rng);
+            let trunk = &actor.layers[..actor.layers.len() - 1];
+            HostMlp {
+                layers: trunk.iter().cloned().chain(head.layers).collect(),
+                activation,
+            }
+        } else {
+            let mut critic_sizes = sizes;
+            critic_sizes.push(1);
+            HostMlp::orthogonal(&critic_sizes, 1.0, activation, rng)
+        };
         HostAgent {
-            actor: HostMlp::orthogonal(&actor_sizes, 0.01, activation, rng),
-            critic: HostMlp::orthogonal(&critic_sizes, 1.0, activation, rng),
+            actor,
+            critic,
+            shared_trunk,
         }
     }
 
     pub fn to_backend<B: Backend>(&self, device: &B::Device) -> Agent<B> {
+        let actor = self.actor.to_backend(device);
+        let mut critic = self.critic.to_backend(device);
+        if self.shared_trunk {
+            // One trunk: the critic's hidden layers are the actor's tensors.
+            let trunk = trunk_params(&actor);
+            critic.params[..trunk].clone_from_slice(&actor.params[..trunk]);
+        }
         Agent {
-            actor: self.actor.to_backend(device),
-            critic: self.critic.to_backend(device),
+            actor,
+            critic,
+            shared_trunk: self.shared_trunk,
         }
     }
+}
+
+/// How many of an MLP's parameters (weights and biases) are its hidden layers'.
+fn trunk_params<B: Backend>(mlp: &Mlp<B>) -> usize {
+    mlp.params.len() - 2
 }
 
 impl<B: Backend> Agent<B> {
@@ -61,24 +93,64 @@ impl<B: Backend> Agent<B> {
         HostAgent {
             actor: self.actor.to_host(),
             critic: self.critic.to_host(),
+            shared_trunk: self.shared_trunk,
         }
     }
 
-    /// All parameters, actor first.
+    /// How many leading critic parameters are the actor's (the shared trunk).
+    fn critic_shared(&self) -> usize {
+        if self.shared_trunk {
+            trunk_params(&self.actor)
+        } else {
+            0
+        }
+    }
+
+    /// Every distinct parameter once, actor first (a shared trunk belongs to it).
     pub fn params(&self) -> Vec<Tensor<B, 2>> {
         self.actor
             .params
             .iter()
-            .chain(&self.critic.params)
+            .chain(&self.critic.params[self.critic_shared()..])
             .cloned()
             .collect()
     }
 
+    /// The inverse of [`Agent::params`].
     pub fn set_params(&mut self, params: Vec<Tensor<B, 2>>) {
-        let n = self.actor.params.len();
+        *self = self.with_params(params);
+    }
+
+    /// An agent of this shape (on any backend) with `params`, in [`Agent::params`] order.
+    fn with_params<B2: Backend>(&self, params: Vec<Tensor<B2, 2>>) -> Agent<B2> {
+        let (n, shared) = (self.actor.params.len(), self.critic_shared());
         let mut it = params.into_iter();
-        self.actor.params = it.by_ref().take(n).collect();
-        self.critic.params = it.collect();
+        let actor: Vec<Tensor<B2, 2>> = it.by_ref().take(n).collect();
+        let critic = actor[..shared].iter().cloned().chain(it).collect();
+        Agent {
+            actor: Mlp {
+                params: actor,
+                activation: self.actor.activation,
+            },
+            critic: Mlp {
+                params: critic,
+                activation: self.critic.activation,
+            },
+            shared_trunk: self.shared_trunk,
+        }
+    }
+
+    /// Logits and values of `x`; a shared trunk runs once.
+    fn forward(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        if self.shared_trunk {
+            let h = self.actor.hidden(x);
+            (self.actor.head(h.clone()), self.critic.head(h))
+        } else {
+            crate::layer::join_on_cpu::<B, _, _>(
+                || self.actor.forward(x.clone()),
+                || self.critic.forward(x.clone()),
+            )
+        }
     }
 
     /// Logits `[rows * actions]` and values `[rows]` of normalised observations.
@@ -94,10 +166,7 @@ impl<B: Backend> Agent<B> {
         let actions = logits.len() / rows;
         let x: Tensor<B, 2> = Tensor::from_data(TensorData::new(obs.to_vec(), [rows, dim]), device);
         // One read back per rollout step, not two (each is a device sync on a GPU).
-        let (logits_t, values_t) = crate::layer::join_on_cpu::<B, _, _>(
-            || self.actor.forward(x.clone()),
-            || self.critic.forward(x.clone()),
-        );
+        let (logits_t, values_t) = self.forward(x);
         let both = Tensor::cat(vec![logits_t, values_t], 1);
         let both = tensor_to_vec(&both);
         for ((row, l), v) in both
@@ -357,34 +426,39 @@ fn gradients<B: AutodiffBackend>(
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn minibatch_step<B: AutodiffBackend>(
-    agent: &mut Agent<B::InnerBackend>,
-    adam: &mut Adam<B::InnerBackend>,
+/// The loss of one minibatch and its gradient for each of the agent's
+/// parameters (in [`Agent::params`] order), with what the statistics need.
+struct LossGradients<B: Backend> {
+    actor_side: ActorLoss<B>,
+    value_loss: Tensor<B, 1>,
+    loss: Tensor<B, 1>,
+    grads: Vec<Tensor<B, 2>>,
+}
+
+fn loss_gradients<B: AutodiffBackend>(
+    agent: &Agent<B::InnerBackend>,
     s: &MinibatchScratch,
     d: usize,
     a_n: usize,
     p: &UpdateParams,
     device: &B::Device,
-) -> MinibatchStep<B::InnerBackend> {
-    let start = std::time::Instant::now();
+) -> LossGradients<B::InnerBackend> {
     let params: Vec<Tensor<B, 2>> = agent
         .params()
         .into_iter()
         .map(|t| Tensor::from_inner(t).require_grad())
         .collect();
+    // The same autodiff leaves, arranged as the agent's networks: a shared
+    // trunk is one set of leaves that both heads' losses reach.
+    let graph = agent.with_params(params.clone());
     let n_actor = agent.actor.params.len();
     let (actor_params, critic_params) = params.split_at(n_actor);
     let table = |v: &[f32], cols: usize| -> Tensor<B, 2> {
         Tensor::from_data(TensorData::new(v.to_vec(), [v.len() / cols, cols]), device)
     };
     // ALGO LOGIC: the PPO loss (CleanRL ppo.py, lines "Policy loss" .. "loss =").
-    let actor_loss = |obs: Tensor<B, 2>| {
-        let actor = Mlp::<B> {
-            params: actor_params.to_vec(),
-            activation: agent.actor.activation,
-        };
-        let logp_all = log_softmax(actor.forward(obs) + table(&s.penalty, a_n), 1);
+    let actor_loss = |logits: Tensor<B, 2>| {
+        let logp_all = log_softmax(logits + table(&s.penalty, a_n), 1);
         let new_logp = (logp_all.clone() * table(&s.onehot, a_n)).sum_dim(1);
         let entropy = (logp_all.clone().exp() * logp_all).sum_dim(1).neg().mean();
         let logratio = new_logp - table(&s.logp, 1);
@@ -402,12 +476,7 @@ fn minibatch_step<B: AutodiffBackend>(
             ratio,
         }
     };
-    let critic_loss = |obs: Tensor<B, 2>| {
-        let critic = Mlp::<B> {
-            params: critic_params.to_vec(),
-            activation: agent.critic.activation,
-        };
-        let new_values = critic.forward(obs);
+    let critic_loss = |new_values: Tensor<B, 2>| {
         let (old_values, returns) = (table(&s.values, 1), table(&s.returns, 1));
         let v_unclipped = (new_values.clone() - returns.clone()).powi_scalar(2);
         let value_loss = if p.clip_vloss {
@@ -421,43 +490,67 @@ fn minibatch_step<B: AutodiffBackend>(
         let weighted = value_loss.clone().mul_scalar(p.vf_coef);
         (value_loss, weighted)
     };
-    let (actor_side, grad_list, value_loss, loss) = if crate::layer::is_cpu_backend::<B>() {
+    if crate::layer::is_cpu_backend::<B>() && !agent.shared_trunk {
         // The actor's and the critic's graphs meet only in the loss sum, whose
         // gradient reaches each side unchanged: each side's own backward gives
         // the same gradients, and on the CPU the two run at once.
         let (actor_side, critic_side) = crate::layer::join_on_cpu::<B, _, _>(
             || {
-                let side = actor_loss(table(&s.obs, d));
+                let side = actor_loss(graph.actor.forward(table(&s.obs, d)));
                 let grads = gradients(&side.loss, actor_params);
                 (side.inner(), grads)
             },
             || {
-                let (value_loss, weighted) = critic_loss(table(&s.obs, d));
+                let (value_loss, weighted) = critic_loss(graph.critic.forward(table(&s.obs, d)));
                 let grads = gradients(&weighted, critic_params);
                 (value_loss.inner(), weighted.inner(), grads)
             },
         );
-        let ((actor_side, mut grad_list), (value_loss, weighted, critic_grads)) =
+        let ((actor_side, mut grads), (value_loss, weighted, critic_grads)) =
             (actor_side, critic_side);
-        grad_list.extend(critic_grads);
+        grads.extend(critic_grads);
         let loss = actor_side.loss.clone() + weighted;
-        (actor_side, grad_list, value_loss, loss)
+        LossGradients {
+            actor_side,
+            value_loss,
+            loss,
+            grads,
+        }
     } else {
-        // On a GPU one upload of the observations and one backward pass: two
-        // would double the transfers and the launches (measured on an H200:
-        // 80.9k SPS at 256 envs with one pass, 63.6k with two).
-        let obs = table(&s.obs, d);
-        let actor_side = actor_loss(obs.clone());
-        let (value_loss, weighted) = critic_loss(obs);
+        // One backward pass through both heads (a shared trunk's gradient is
+        // the sum of theirs). On a GPU also one upload of the observations:
+        // two would double the transfers and the launches (measured on an
+        // H200: 80.9k SPS at 256 envs with one pass, 63.6k with two).
+        let (logits, new_values) = graph.forward(table(&s.obs, d));
+        let actor_side = actor_loss(logits);
+        let (value_loss, weighted) = critic_loss(new_values);
         let loss = actor_side.loss.clone() + weighted;
-        let grad_list = gradients(&loss, &params);
-        (
-            actor_side.inner(),
-            grad_list,
-            value_loss.inner(),
-            loss.inner(),
-        )
-    };
+        let grads = gradients(&loss, &params);
+        LossGradients {
+            actor_side: actor_side.inner(),
+            value_loss: value_loss.inner(),
+            loss: loss.inner(),
+            grads,
+        }
+    }
+}
+
+fn minibatch_step<B: AutodiffBackend>(
+    agent: &mut Agent<B::InnerBackend>,
+    adam: &mut Adam<B::InnerBackend>,
+    s: &MinibatchScratch,
+    d: usize,
+    a_n: usize,
+    p: &UpdateParams,
+    device: &B::Device,
+) -> MinibatchStep<B::InnerBackend> {
+    let start = std::time::Instant::now();
+    let LossGradients {
+        actor_side,
+        value_loss,
+        loss,
+        grads: grad_list,
+    } = loss_gradients::<B>(agent, s, d, a_n, p, device);
     let backward_done = std::time::Instant::now();
     let mut inner = agent.params();
     let grad_norm = adam.step(&mut inner, grad_list, p.lr, p.max_grad_norm);
@@ -495,9 +588,22 @@ mod tests {
     /// two or more threads; the weights after an update must not show it.
     #[test]
     fn update_does_not_depend_on_the_thread_count() {
+        for shared_trunk in [false, true] {
+            update_does_not_depend_on_the_thread_count_with(shared_trunk);
+        }
+    }
+
+    fn update_does_not_depend_on_the_thread_count_with(shared_trunk: bool) {
         let (obs_dim, num_actions, rows) = (9, 3, 64);
         let mut rng = Rng::new(11, 0);
-        let host = HostAgent::init(obs_dim, &[16, 16], num_actions, Activation::Tanh, &mut rng);
+        let host = HostAgent::init(
+            obs_dim,
+            &[16, 16],
+            num_actions,
+            Activation::Tanh,
+            shared_trunk,
+            &mut rng,
+        );
         let obs: Vec<f32> = (0..rows * obs_dim).map(|_| rng.normal() as f32).collect();
         let actions: Vec<u8> = (0..rows).map(|_| rng.below(num_actions) as u8).collect();
         let masks: Vec<u8> = actions.iter().map(|&a| (1 << a) | 0b001).collect();
@@ -550,8 +656,122 @@ mod tests {
         };
         let alone = run(1);
         assert_ne!(alone.0, host, "the update moved the weights");
+        if shared_trunk {
+            let (actor, critic) = (&alone.0.actor.layers, &alone.0.critic.layers);
+            assert_eq!(actor[..2], critic[..2], "the trunk stays one");
+            assert_ne!(actor[..2], host.actor.layers[..2], "and it moved");
+        }
         for threads in [2, 3] {
             assert!(run(threads) == alone, "{threads} threads");
         }
+    }
+
+    fn minibatch(
+        rows: usize,
+        obs_dim: usize,
+        num_actions: usize,
+        rng: &mut Rng,
+    ) -> MinibatchScratch {
+        let column =
+            |rng: &mut Rng| -> Vec<f32> { (0..rows).map(|_| rng.normal() as f32).collect() };
+        let mut s = MinibatchScratch {
+            obs: (0..rows * obs_dim).map(|_| rng.normal() as f32).collect(),
+            onehot: vec![0.0; rows * num_actions],
+            penalty: vec![0.0; rows * num_actions],
+            logp: (0..rows).map(|_| -(rng.uniform() as f32) - 0.1).collect(),
+            values: column(rng),
+            adv: column(rng),
+            returns: column(rng),
+            ..MinibatchScratch::default()
+        };
+        for r in 0..rows {
+            s.onehot[r * num_actions + rng.below(num_actions)] = 1.0;
+        }
+        s.penalty[num_actions - 1] = MASKED_LOGIT;
+        s
+    }
+
+    /// With a shared trunk the loss reaches the trunk through both heads: its
+    /// gradient is the sum of what the actor's and the critic's copies of it
+    /// get in a separate network of the same weights; the heads' are the same.
+    #[test]
+    fn a_shared_trunks_gradient_is_the_sum_of_both_heads_contributions() {
+        let (obs_dim, num_actions, rows) = (7, 3, 24);
+        let mut rng = Rng::new(4, 0);
+        let shared = HostAgent::init(
+            obs_dim,
+            &[10, 6],
+            num_actions,
+            Activation::Tanh,
+            true,
+            &mut rng,
+        );
+        let separate = HostAgent {
+            shared_trunk: false,
+            ..shared.clone()
+        };
+        let s = minibatch(rows, obs_dim, num_actions, &mut rng);
+        let p = UpdateParams {
+            epochs: 1,
+            minibatch_size: rows,
+            lr: 1e-3,
+            clip_coef: 0.2,
+            clip_vloss: true,
+            ent_coef: 0.01,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            norm_adv: false,
+        };
+        let device = Default::default();
+        let grads = |host: &HostAgent| {
+            let out = loss_gradients::<CpuBackend>(
+                &host.to_backend(&device),
+                &s,
+                obs_dim,
+                num_actions,
+                &p,
+                &device,
+            );
+            let loss = tensor_to_vec(&out.loss)[0];
+            (
+                loss,
+                out.grads.iter().map(tensor_to_vec).collect::<Vec<_>>(),
+            )
+        };
+        let (loss_shared, g) = grads(&shared);
+        let (loss_separate, sep) = grads(&separate);
+        assert_eq!(
+            loss_shared, loss_separate,
+            "the same function of the same weights"
+        );
+        // [trunk 4, actor head 2, critic head 2] against [actor 6, critic 6].
+        assert_eq!((g.len(), sep.len()), (8, 12));
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                    "{what}: {x} vs {y}"
+                );
+            }
+        };
+        for i in 0..4 {
+            let (from_actor, from_critic) = (&sep[i], &sep[6 + i]);
+            let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>();
+            assert!(
+                norm(from_actor) > 0.0 && norm(from_critic) > 0.0,
+                "both heads reach trunk tensor {i}"
+            );
+            let sum: Vec<f32> = from_actor
+                .iter()
+                .zip(from_critic)
+                .map(|(a, c)| a + c)
+                .collect();
+            close(&g[i], &sum, &format!("trunk tensor {i}"));
+        }
+        close(&g[4], &sep[4], "actor head weight");
+        close(&g[5], &sep[5], "actor head bias");
+        close(&g[6], &sep[10], "critic head weight");
+        close(&g[7], &sep[11], "critic head bias");
     }
 }

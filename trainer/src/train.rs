@@ -287,7 +287,14 @@ pub fn train<B: AutodiffBackend>(
     let mut init_rng = Rng::new(cfg.seed, 0);
     let mut sample_rng = Rng::new(cfg.seed, 1);
     let mut shuffle_rng = Rng::new(cfg.seed, 2);
-    let fresh = HostAgent::init(dim, &cfg.hidden, a_n, d.activation, &mut init_rng);
+    let fresh = HostAgent::init(
+        dim,
+        &cfg.hidden,
+        a_n,
+        d.activation,
+        cfg.shared_trunk,
+        &mut init_rng,
+    );
     let mut obs_rms = RunningMeanStd::new(dim);
     let mut ret_scaler = RewardScaler::new(n, cfg.gamma as f64);
     let mut ent_coef = cfg.ent_coef;
@@ -320,6 +327,16 @@ pub fn train<B: AutodiffBackend>(
                 path.display(),
                 ck.metadata.activation.name(),
                 d.activation.name()
+            ))
+            .into());
+        }
+        if ck.agent.shared_trunk != cfg.shared_trunk {
+            return Err(UserError::new(format!(
+                "--resume {}: the checkpoint {} has shared_trunk {} but this run's is {}",
+                opts.out.display(),
+                path.display(),
+                ck.agent.shared_trunk,
+                cfg.shared_trunk
             ))
             .into());
         }

@@ -48,14 +48,15 @@ fn real_observations(count: usize) -> (Vec<f32>, Vec<u8>) {
 
 /// A checkpoint with non-trivial weights (the actor head is scaled up so the
 /// logits are far from zero) and normaliser statistics from real data.
-fn sample_checkpoint(obs: &[f32], activation: Activation) -> Checkpoint {
+fn sample_checkpoint(obs: &[f32], activation: Activation, shared_trunk: bool) -> Checkpoint {
     let cfg = TrainConfig {
         activation: activation.name().into(),
+        shared_trunk,
         ..TrainConfig::default()
     };
     let d = cfg.validate().unwrap();
     let mut rng = Rng::new(11, 0);
-    let mut agent = HostAgent::init(225, &[256, 256], 3, activation, &mut rng);
+    let mut agent = HostAgent::init(225, &[256, 256], 3, activation, shared_trunk, &mut rng);
     for w in &mut agent.actor.layers.last_mut().unwrap().weight {
         *w *= 100.0;
     }
@@ -135,8 +136,12 @@ fn assert_parity(ck: &Checkpoint, bytes: &[u8], obs: &[f32], masks: &[u8]) {
 #[test]
 fn burn_actor_and_runtime_forward_agree_on_real_observations() {
     let (obs, masks) = real_observations(40);
-    for activation in [Activation::Tanh, Activation::Relu] {
-        let ck = sample_checkpoint(&obs, activation);
+    for (activation, shared) in [
+        (Activation::Tanh, false),
+        (Activation::Relu, false),
+        (Activation::Tanh, true),
+    ] {
+        let ck = sample_checkpoint(&obs, activation, shared);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.safetensors");
         checkpoint::save(&path, &ck).unwrap();
@@ -148,8 +153,8 @@ fn burn_actor_and_runtime_forward_agree_on_real_observations() {
     }
     // The two activations really compute different policies from the same weights.
     let (tanh, relu) = (
-        burn_logits(&sample_checkpoint(&obs, Activation::Tanh), &obs),
-        burn_logits(&sample_checkpoint(&obs, Activation::Relu), &obs),
+        burn_logits(&sample_checkpoint(&obs, Activation::Tanh, false), &obs),
+        burn_logits(&sample_checkpoint(&obs, Activation::Relu, false), &obs),
     );
     assert!(tanh.iter().zip(&relu).any(|(a, b)| (a - b).abs() > 1e-3));
 }
@@ -170,7 +175,14 @@ fn a_relu_training_run_writes_a_checkpoint_the_runtime_runs() {
     assert_eq!(runtime_activation(&bytes), Activation::Relu);
     let ck = checkpoint::load(&summary.checkpoint).unwrap();
     assert_eq!(ck.agent.actor.activation, Activation::Relu);
-    let fresh = HostAgent::init(225, &[32, 32], 3, Activation::Relu, &mut Rng::new(5, 0));
+    let fresh = HostAgent::init(
+        225,
+        &[32, 32],
+        3,
+        Activation::Relu,
+        false,
+        &mut Rng::new(5, 0),
+    );
     assert_ne!(ck.agent.actor, fresh.actor, "training moved the weights");
     // The head is scaled up so the logits of the barely trained actor are not
     // all tiny; parity of the hidden layers is what is under test.
@@ -187,7 +199,7 @@ fn a_relu_training_run_writes_a_checkpoint_the_runtime_runs() {
 #[test]
 fn python_reproduces_the_runtime_logits_from_the_file() {
     let (obs, masks) = real_observations(8);
-    let ck = sample_checkpoint(&obs, Activation::Tanh);
+    let ck = sample_checkpoint(&obs, Activation::Tanh, false);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.safetensors");
     checkpoint::save(&path, &ck).unwrap();
@@ -214,7 +226,7 @@ fn python_reproduces_the_runtime_logits_from_the_file() {
 #[test]
 fn phase2_transfer_keeps_the_phase1_weights() {
     let mut rng = Rng::new(1, 0);
-    let old_agent = HostAgent::init(225, &[32, 32], 3, Activation::Tanh, &mut rng);
+    let old_agent = HostAgent::init(225, &[32, 32], 3, Activation::Tanh, false, &mut rng);
     let cfg = TrainConfig {
         hidden: vec![32, 32],
         ..TrainConfig::default()
@@ -227,7 +239,14 @@ fn phase2_transfer_keeps_the_phase1_weights() {
         metadata: policy_metadata(&cfg, &d, 1, 1).unwrap(),
         optim: None,
     };
-    let fresh = HostAgent::init(231, &[32, 32], 6, Activation::Tanh, &mut Rng::new(2, 0));
+    let fresh = HostAgent::init(
+        231,
+        &[32, 32],
+        6,
+        Activation::Tanh,
+        false,
+        &mut Rng::new(2, 0),
+    );
     let path = std::path::Path::new("old.safetensors");
     let (agent, mean, var) = checkpoint::transfer(&old, &fresh, path).unwrap();
     let (o0, n0) = (&old_agent.actor.layers[0], &agent.actor.layers[0]);
@@ -270,7 +289,14 @@ fn mismatched_init_is_a_user_error_naming_the_shapes() {
     };
     let d1 = cfg1.validate().unwrap();
     let old = Checkpoint {
-        agent: HostAgent::init(225, &[64, 64], 3, Activation::Tanh, &mut Rng::new(1, 0)),
+        agent: HostAgent::init(
+            225,
+            &[64, 64],
+            3,
+            Activation::Tanh,
+            false,
+            &mut Rng::new(1, 0),
+        ),
         obs_mean: vec![0.0; 225],
         obs_var: vec![1.0; 225],
         metadata: policy_metadata(&cfg1, &d1, 1, 1).unwrap(),
@@ -301,4 +327,173 @@ fn mismatched_init_is_a_user_error_naming_the_shapes() {
         Err(TrainError::User(e)) => assert!(e.0.contains("not a safetensors file"), "{e}"),
         other => panic!("expected a user error, got {other:?}"),
     }
+}
+
+/// The raw tensors of a written checkpoint (name -> little-endian bytes) and its metadata.
+fn raw_tensors(
+    path: &std::path::Path,
+) -> (
+    std::collections::HashMap<String, Vec<u8>>,
+    std::collections::HashMap<String, String>,
+) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().to_vec()))
+        .collect();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    (tensors, header.metadata().clone().unwrap_or_default())
+}
+
+#[test]
+fn a_shared_trunk_run_writes_one_trunk_under_both_names_and_phase_2_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config(6);
+    cfg.shared_trunk = true;
+    cfg.updates = 2;
+    let p1 = train::<CpuBackend>(
+        &cfg,
+        common::shared_train(3, 2),
+        &RunOptions {
+            out: dir.path().join("p1"),
+            ..RunOptions::default()
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    let mut p2_cfg = cfg.clone();
+    p2_cfg.phase = 2;
+    let p2 = train::<CpuBackend>(
+        &p2_cfg,
+        common::shared_train(3, 2),
+        &RunOptions {
+            out: dir.path().join("p2"),
+            init: Some(p1.checkpoint.clone()),
+            ..RunOptions::default()
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    let fresh = HostAgent::init(
+        225,
+        &[32, 32],
+        3,
+        Activation::Tanh,
+        true,
+        &mut Rng::new(6, 0),
+    );
+    for path in [&p1.checkpoint, &p2.checkpoint] {
+        let (tensors, meta) = raw_tensors(path);
+        assert_eq!(meta.get("shared_trunk").map(String::as_str), Some("true"));
+        for name in ["0.weight", "0.bias", "1.weight", "1.bias"] {
+            assert_eq!(
+                tensors[&format!("actor.{name}")],
+                tensors[&format!("critic.{name}")],
+                "{name} in {}",
+                path.display()
+            );
+        }
+        assert_ne!(
+            tensors["actor.2.weight"].len(),
+            tensors["critic.2.weight"].len()
+        );
+        let ck = checkpoint::load(path).unwrap();
+        assert!(ck.agent.shared_trunk);
+        // The runtime reads it as any checkpoint (the key is the trainer's).
+        assert_eq!(
+            runtime_activation(&std::fs::read(path).unwrap()),
+            Activation::Tanh
+        );
+    }
+    let trained = checkpoint::load(&p1.checkpoint).unwrap();
+    assert_ne!(
+        trained.agent.actor.layers[0], fresh.actor.layers[0],
+        "the trunk trained"
+    );
+    // Phase 2 started from the phase-1 trunk: a fresh phase-2 trunk would be
+    // far from it after two updates; its 225 old inputs' weights stay close.
+    let p2_ck = checkpoint::load(&p2.checkpoint).unwrap();
+    let (old, new) = (&trained.agent.actor.layers[0], &p2_ck.agent.actor.layers[0]);
+    let drift = (0..32)
+        .flat_map(|r| (0..225).map(move |c| (r, c)))
+        .map(|(r, c)| (old.weight[r * 225 + c] - new.weight[r * 231 + c]).abs())
+        .fold(0.0f32, f32::max);
+    assert!(drift < 0.05, "phase 2 kept the phase-1 trunk ({drift})");
+}
+
+#[test]
+fn shared_and_separate_checkpoints_do_not_mix_and_a_split_trunk_is_refused() {
+    let cfg = TrainConfig {
+        hidden: vec![16, 16],
+        shared_trunk: true,
+        ..TrainConfig::default()
+    };
+    let d = cfg.validate().unwrap();
+    let old = Checkpoint {
+        agent: HostAgent::init(
+            225,
+            &[16, 16],
+            3,
+            Activation::Tanh,
+            true,
+            &mut Rng::new(1, 0),
+        ),
+        obs_mean: vec![0.0; 225],
+        obs_var: vec![1.0; 225],
+        metadata: policy_metadata(&cfg, &d, 1, 1).unwrap(),
+        optim: None,
+    };
+    let path = std::path::Path::new("shared.safetensors");
+    // Phase-2 transfer keeps one trunk...
+    let fresh = HostAgent::init(
+        231,
+        &[16, 16],
+        6,
+        Activation::Tanh,
+        true,
+        &mut Rng::new(2, 0),
+    );
+    let (agent, _, _) = checkpoint::transfer(&old, &fresh, path).unwrap();
+    assert!(agent.shared_trunk);
+    assert_eq!(agent.actor.layers[..2], agent.critic.layers[..2]);
+    assert_eq!(agent.actor.layers[1], old.agent.actor.layers[1]);
+    // ...and refuses to turn it into two networks or the reverse.
+    let separate = HostAgent::init(
+        231,
+        &[16, 16],
+        6,
+        Activation::Tanh,
+        false,
+        &mut Rng::new(2, 0),
+    );
+    let e = checkpoint::transfer(&old, &separate, path).unwrap_err();
+    assert!(
+        e.0.contains("shared trunk") && e.0.contains("separate"),
+        "{e}"
+    );
+
+    // A file marked shared whose two trunk copies differ is not one trunk.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("split.safetensors");
+    let mut split = old.clone();
+    split.agent.critic.layers[1].bias[0] += 0.5;
+    checkpoint::save(&file, &split).unwrap();
+    let e = checkpoint::load(&file).unwrap_err();
+    assert!(
+        e.0.contains("split.safetensors")
+            && e.0.contains("critic.1")
+            && e.0.contains("shared_trunk"),
+        "{e}"
+    );
+    // Unmarked, the same tensors are two separate networks.
+    split.agent.shared_trunk = false;
+    checkpoint::save(&file, &split).unwrap();
+    assert!(!checkpoint::load(&file).unwrap().agent.shared_trunk);
+    let (_, meta) = raw_tensors(&file);
+    assert!(
+        !meta.contains_key("shared_trunk"),
+        "separate files carry no key"
+    );
 }

@@ -15,10 +15,11 @@ use nq_trainer::CpuBackend;
 
 #[test]
 fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
-    for phase in [1u8, 2] {
+    for (phase, shared_trunk) in [(1u8, false), (2, false), (1, true)] {
         let data = common::shared_train(4, 7);
         let mut cfg = common::tiny_config(3);
         cfg.phase = phase;
+        cfg.shared_trunk = shared_trunk;
         cfg.max_episode_steps = 50; // exercise truncation too
         let whole = tempfile::tempdir().unwrap();
         let opts = RunOptions {
@@ -62,7 +63,10 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
         }
         let fa = std::fs::read(&a.checkpoint).unwrap();
         let fb = std::fs::read(&b2.checkpoint).unwrap();
-        assert!(fa == fb, "phase {phase}: final checkpoints differ");
+        assert!(
+            fa == fb,
+            "phase {phase} shared_trunk {shared_trunk}: final checkpoints differ"
+        );
         for f in [
             "metadata.json",
             "adjustment_history.json",
