@@ -426,6 +426,23 @@ fn init_refuses_another_instrument_bar_length_layout_or_activation_and_phase_2_f
             && err.contains(p1.to_str().unwrap()),
         "{err}"
     );
+    // Nor can a shared-trunk run start from two separate networks.
+    let (code, err) = run(
+        &[
+            "--phase",
+            "2",
+            "--shared-trunk",
+            "--init",
+            p1.to_str().unwrap(),
+        ],
+        "shared_from_separate",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("separate actor and critic but this run builds a shared trunk")
+            && err.contains(p1.to_str().unwrap()),
+        "{err}"
+    );
     // Nor can a tanh run be resumed as relu.
     let relu_config = dir.path().join("relu.json");
     let mut relu_cfg: serde_json::Value =
