@@ -199,28 +199,36 @@ fn a_relu_training_run_writes_a_checkpoint_the_runtime_runs() {
 #[test]
 fn python_reproduces_the_runtime_logits_from_the_file() {
     let (obs, masks) = real_observations(8);
-    let ck = sample_checkpoint(&obs, Activation::Tanh, false);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.safetensors");
-    checkpoint::save(&path, &ck).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let expected = runtime_logits(&bytes, &obs, &masks);
-    let case = serde_json::json!({ "obs": obs, "rows": 8, "expected_logits": expected });
-    let case_path = dir.path().join("case.json");
-    std::fs::write(&case_path, case.to_string()).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_logits.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&path)
-        .arg(&case_path)
-        .output()
-        .expect("python3 on PATH (CI installs numpy and safetensors)");
-    assert!(
-        out.status.success(),
-        "check_logits.py failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Every network shape the trainer writes: tanh, relu, and a shared trunk
+    // (stored under both actor and critic names).
+    for (activation, shared) in [
+        (Activation::Tanh, false),
+        (Activation::Relu, false),
+        (Activation::Tanh, true),
+    ] {
+        let ck = sample_checkpoint(&obs, activation, shared);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.safetensors");
+        checkpoint::save(&path, &ck).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let expected = runtime_logits(&bytes, &obs, &masks);
+        let case = serde_json::json!({ "obs": obs, "rows": 8, "expected_logits": expected });
+        let case_path = dir.path().join("case.json");
+        std::fs::write(&case_path, case.to_string()).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_logits.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .arg(&path)
+            .arg(&case_path)
+            .output()
+            .expect("python3 on PATH (CI installs numpy and safetensors)");
+        assert!(
+            out.status.success(),
+            "check_logits.py failed ({activation:?}, shared trunk {shared}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
