@@ -231,22 +231,33 @@ fn python_reproduces_the_runtime_logits_from_the_file() {
     }
 }
 
-#[test]
-fn phase2_transfer_keeps_the_phase1_weights() {
-    let mut rng = Rng::new(1, 0);
-    let old_agent = HostAgent::init(225, &[32, 32], 3, Activation::Tanh, false, &mut rng);
+/// A fresh phase-1 tanh checkpoint (seed 1, identity normaliser) of a run
+/// with these hidden sizes: what `--init` is given.
+fn phase1_checkpoint(hidden: &[u32], shared_trunk: bool) -> Checkpoint {
     let cfg = TrainConfig {
-        hidden: vec![32, 32],
+        hidden: hidden.to_vec(),
+        shared_trunk,
         ..TrainConfig::default()
     };
     let d = cfg.validate().unwrap();
-    let old = Checkpoint {
-        agent: old_agent.clone(),
-        obs_mean: (0..225).map(|i| i as f32).collect(),
-        obs_var: vec![2.0; 225],
+    let mut rng = Rng::new(1, 0);
+    Checkpoint {
+        agent: HostAgent::init(225, hidden, 3, Activation::Tanh, shared_trunk, &mut rng),
+        obs_mean: vec![0.0; 225],
+        obs_var: vec![1.0; 225],
         metadata: policy_metadata(&cfg, &d, 1, 1).unwrap(),
         optim: None,
+    }
+}
+
+#[test]
+fn phase2_transfer_keeps_the_phase1_weights() {
+    let old = Checkpoint {
+        obs_mean: (0..225).map(|i| i as f32).collect(),
+        obs_var: vec![2.0; 225],
+        ..phase1_checkpoint(&[32, 32], false)
     };
+    let old_agent = old.agent.clone();
     let fresh = HostAgent::init(
         231,
         &[32, 32],
@@ -291,25 +302,7 @@ fn phase2_transfer_keeps_the_phase1_weights() {
 fn mismatched_init_is_a_user_error_naming_the_shapes() {
     let dir = tempfile::tempdir().unwrap();
     // A phase-1 checkpoint with 64-wide layers...
-    let cfg1 = TrainConfig {
-        hidden: vec![64, 64],
-        ..TrainConfig::default()
-    };
-    let d1 = cfg1.validate().unwrap();
-    let old = Checkpoint {
-        agent: HostAgent::init(
-            225,
-            &[64, 64],
-            3,
-            Activation::Tanh,
-            false,
-            &mut Rng::new(1, 0),
-        ),
-        obs_mean: vec![0.0; 225],
-        obs_var: vec![1.0; 225],
-        metadata: policy_metadata(&cfg1, &d1, 1, 1).unwrap(),
-        optim: None,
-    };
+    let old = phase1_checkpoint(&[64, 64], false);
     let init = dir.path().join("p1.safetensors");
     checkpoint::save(&init, &old).unwrap();
     // ...into a phase-2 run with 32-wide layers.
@@ -433,26 +426,7 @@ fn a_shared_trunk_run_writes_one_trunk_under_both_names_and_phase_2_keeps_it() {
 
 #[test]
 fn shared_and_separate_checkpoints_do_not_mix_and_a_split_trunk_is_refused() {
-    let cfg = TrainConfig {
-        hidden: vec![16, 16],
-        shared_trunk: true,
-        ..TrainConfig::default()
-    };
-    let d = cfg.validate().unwrap();
-    let old = Checkpoint {
-        agent: HostAgent::init(
-            225,
-            &[16, 16],
-            3,
-            Activation::Tanh,
-            true,
-            &mut Rng::new(1, 0),
-        ),
-        obs_mean: vec![0.0; 225],
-        obs_var: vec![1.0; 225],
-        metadata: policy_metadata(&cfg, &d, 1, 1).unwrap(),
-        optim: None,
-    };
+    let old = phase1_checkpoint(&[16, 16], true);
     let path = std::path::Path::new("shared.safetensors");
     // Phase-2 transfer keeps one trunk...
     let fresh = HostAgent::init(
