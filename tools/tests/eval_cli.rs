@@ -959,19 +959,14 @@ fn assert_buy_and_hold_rth(report: &Path, sessions: &[OpenAndClose], sim: &SimCo
     }
 }
 
-#[test]
-fn buy_and_hold_is_long_each_rth_session_from_open_to_close_without_a_bracket() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sim = checkpoint_sim(P1);
-
-    // Real NQ minute bars, Globex hours included (2023-11-19 .. 12-04): the
-    // entry is the 09:30 bar's open, the exit the 15:59 bar's close at 16:00,
-    // whatever session the checkpoint trades.
+/// Real NQ minute bars, Globex hours included (2023-11-19 .. 12-04), imported
+/// by nq-data into `dir`: the file and its bars.
+fn real_minute_bars(dir: &Path) -> (PathBuf, Vec<nq_formats::Bar>) {
     let csv = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
     );
-    let data = tmp.path().join("bars.parquet");
+    let data = dir.join("bars.parquet");
     let import = Command::new(NQ_DATA)
         .args(["import", csv, "-o"])
         .arg(&data)
@@ -979,10 +974,20 @@ fn buy_and_hold_is_long_each_rth_session_from_open_to_close_without_a_bracket() 
         .unwrap();
     assert!(import.status.success(), "{import:?}");
     let bars = nq_tools::market_data::read_bars(&data).unwrap();
-    let minute = 60_000_000_000;
+    (data, bars)
+}
+
+#[test]
+fn buy_and_hold_is_long_each_rth_session_from_open_to_close_without_a_bracket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = checkpoint_sim(P1);
+
+    // The entry is the 09:30 bar's open, the exit the 15:59 bar's close at
+    // 16:00, whatever session the checkpoint trades.
+    let (data, bars) = real_minute_bars(tmp.path());
     let sessions = rth_sessions(
         bars.iter()
-            .map(|b| (b.ts_ns, b.ts_ns + minute, b.open, b.close)),
+            .map(|b| (b.ts_ns, b.ts_ns + MINUTE_NS, b.open, b.close)),
     );
     assert!(sessions.len() >= 10, "{} sessions", sessions.len());
     for session in ["RTH", "globex"] {
@@ -1016,19 +1021,7 @@ fn buy_and_hold_is_long_each_rth_session_from_open_to_close_without_a_bracket() 
 fn every_bar_of_real_minute_bars_has_a_row_in_every_run() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = checkpoint_sim(P1);
-    // Real NQ minute bars, Globex hours included (2023-11-19 .. 12-04).
-    let csv = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
-    );
-    let data = tmp.path().join("bars.parquet");
-    let import = Command::new(NQ_DATA)
-        .args(["import", csv, "-o"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(import.status.success(), "{import:?}");
-    let bars = nq_tools::market_data::read_bars(&data).unwrap();
+    let (data, bars) = real_minute_bars(tmp.path());
     let bar_ends: Vec<i64> = bars.iter().map(|b| b.ts_ns + MINUTE_NS).collect();
     let report = tmp.path().join("report");
     let out = eval(&[&P1, &data, &"--report", &report]);
