@@ -448,14 +448,7 @@ fn report_agrees_with_summary_and_reruns_are_identical() {
 
     let again = tmp.path().join("again");
     assert!(eval(&[&P1, &data, &"--report", &again]).status.success());
-    for f in [
-        "trades.parquet",
-        "equity.parquet",
-        "summary.parquet",
-        "summary.json",
-        "equity.svg",
-        "report.html",
-    ] {
+    for f in REPORT_FILES {
         assert_eq!(
             std::fs::read(report.join(f)).unwrap(),
             std::fs::read(again.join(f)).unwrap(),
