@@ -133,19 +133,29 @@ fn assert_parity(ck: &Checkpoint, bytes: &[u8], obs: &[f32], masks: &[u8]) {
     }
 }
 
+/// Every network shape the trainer writes: (activation, shared trunk). A
+/// shared trunk is stored under both actor and critic names.
+const NETWORK_SHAPES: [(Activation, bool); 3] = [
+    (Activation::Tanh, false),
+    (Activation::Relu, false),
+    (Activation::Tanh, true),
+];
+
+/// `ck` saved in a fresh folder: the folder, the file and its bytes.
+fn saved(ck: &Checkpoint) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    checkpoint::save(&path, ck).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (dir, path, bytes)
+}
+
 #[test]
 fn burn_actor_and_runtime_forward_agree_on_real_observations() {
     let (obs, masks) = real_observations(40);
-    for (activation, shared) in [
-        (Activation::Tanh, false),
-        (Activation::Relu, false),
-        (Activation::Tanh, true),
-    ] {
+    for (activation, shared) in NETWORK_SHAPES {
         let ck = sample_checkpoint(&obs, activation, shared);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.safetensors");
-        checkpoint::save(&path, &ck).unwrap();
-        let bytes = std::fs::read(&path).unwrap();
+        let (_dir, path, bytes) = saved(&ck);
         assert_eq!(runtime_activation(&bytes), activation);
         assert_parity(&ck, &bytes, &obs, &masks);
         // And the file reads back to the same tensors.
@@ -199,18 +209,9 @@ fn a_relu_training_run_writes_a_checkpoint_the_runtime_runs() {
 #[test]
 fn python_reproduces_the_runtime_logits_from_the_file() {
     let (obs, masks) = real_observations(8);
-    // Every network shape the trainer writes: tanh, relu, and a shared trunk
-    // (stored under both actor and critic names).
-    for (activation, shared) in [
-        (Activation::Tanh, false),
-        (Activation::Relu, false),
-        (Activation::Tanh, true),
-    ] {
+    for (activation, shared) in NETWORK_SHAPES {
         let ck = sample_checkpoint(&obs, activation, shared);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.safetensors");
-        checkpoint::save(&path, &ck).unwrap();
-        let bytes = std::fs::read(&path).unwrap();
+        let (dir, path, bytes) = saved(&ck);
         let expected = runtime_logits(&bytes, &obs, &masks);
         let case = serde_json::json!({ "obs": obs, "rows": 8, "expected_logits": expected });
         let case_path = dir.path().join("case.json");
