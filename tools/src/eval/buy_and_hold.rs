@@ -16,6 +16,7 @@
 //! as the other runs'.
 
 use nq_formats::{Action, SessionHours, Tick};
+use nq_runtime::calendar::SessionCalendar;
 use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig};
 use nq_runtime::policy::MAX_ACTIONS;
 use nq_runtime::sim::{ExitReason, PositionSync, SimEvents, Simulator};
@@ -52,7 +53,6 @@ pub(super) fn replay(
     let mut day = Day {
         engine,
         sim,
-        clock: NewYorkClock::new(),
         run: Run::new(name, "baseline", rth.sim),
         peak: rth.sim.starting_balance,
         held_since: None,
@@ -104,24 +104,22 @@ struct Day<'a> {
     engine: Engine<'a>,
     /// The baseline's own account.
     sim: Simulator,
-    clock: NewYorkClock,
     run: Run,
     peak: f64,
-    /// The New York date of the session the open position belongs to.
-    held_since: Option<chrono::NaiveDate>,
-    /// The last date a position was opened: one round trip a day.
-    entered: Option<chrono::NaiveDate>,
+    /// The RTH session (its id) the open position belongs to.
+    held_since: Option<i64>,
+    /// The last session a position was opened in: one round trip a day.
+    entered: Option<i64>,
     /// The last RTH price and time: where a session's position is closed.
     last_rth: Option<(f64, i64)>,
 }
 
-/// `ts_ns` in the RTH session: its New York date, or `None` outside 09:30-16:00.
-fn rth_date(clock: &mut NewYorkClock, ts_ns: i64) -> Option<chrono::NaiveDate> {
-    let local = clock.local(ts_ns);
-    let hours = SessionHours::RTH;
-    (hours.start_minute..hours.end_minute)
-        .contains(&local.minute_of_day)
-        .then_some(local.date)
+/// The RTH session `ts_ns` falls in (its id), from the runtime's calendar:
+/// `None` outside 09:30-16:00 New York.
+fn rth_session(ts_ns: i64) -> Option<i64> {
+    SessionCalendar::new(SessionHours::RTH)
+        .session_at(ts_ns)
+        .map(|s| s.id)
 }
 
 impl Day<'_> {
@@ -138,7 +136,7 @@ impl Day<'_> {
             self.sim.on_bar_close();
             self.push_row(decision.as_ref())?;
         }
-        let session = rth_date(&mut self.clock, tick.ts_ns);
+        let session = rth_session(tick.ts_ns);
         self.close_if_session_over(session);
         self.open_if_first_of_session(session, tick.price, tick.ts_ns);
         let events = self.sim.on_tick(tick);
@@ -150,7 +148,7 @@ impl Day<'_> {
     }
 
     fn on_bar(&mut self, bar: &nq_formats::Bar, bar_ns: i64) -> Result<()> {
-        let session = rth_date(&mut self.clock, bar.ts_ns);
+        let session = rth_session(bar.ts_ns);
         self.close_if_session_over(session);
         self.open_if_first_of_session(session, bar.open, bar.ts_ns);
         let events = self.sim.on_bar(bar);
@@ -167,7 +165,7 @@ impl Day<'_> {
             self.push_row(decision.as_ref())?;
         }
         // The bar that reaches 16:00 is the session's last: close at its close.
-        if session.is_some() && rth_date(&mut self.clock, end) != session {
+        if session.is_some() && rth_session(end) != session {
             self.close_if_session_over(None);
         }
         Ok(())
@@ -175,7 +173,7 @@ impl Day<'_> {
 
     /// A record outside the session the position was opened in (16:00 has
     /// passed, or a later day) closes it at that session's last price.
-    fn close_if_session_over(&mut self, session: Option<chrono::NaiveDate>) {
+    fn close_if_session_over(&mut self, session: Option<i64>) {
         if self.held_since.is_none() || self.held_since == session {
             return;
         }
@@ -191,12 +189,7 @@ impl Day<'_> {
 
     /// The session's first record opens the day's long at the market,
     /// slippage included, with no bracket.
-    fn open_if_first_of_session(
-        &mut self,
-        session: Option<chrono::NaiveDate>,
-        market: f64,
-        ts_ns: i64,
-    ) {
+    fn open_if_first_of_session(&mut self, session: Option<i64>, market: f64, ts_ns: i64) {
         let Some(date) = session else { return };
         if self.entered == Some(date) || self.sim.is_breached() || self.sim.position_side() != 0 {
             return;
@@ -227,9 +220,8 @@ impl Day<'_> {
     }
 
     fn mark(&mut self) {
-        let equity = self.sim.equity_at_last();
-        self.peak = self.peak.max(equity);
-        self.run.max_drawdown = self.run.max_drawdown.max(self.peak - equity);
+        self.run
+            .mark_equity(self.sim.equity_at_last(), &mut self.peak);
     }
 
     /// The row of the bar the engine just closed, with the baseline's own

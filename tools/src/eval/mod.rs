@@ -243,6 +243,13 @@ impl Run {
             .zip(&self.decisions)
     }
 
+    /// The account marked at `equity`: raises the high-water mark `peak` and
+    /// keeps the largest fall from it (every tick or bar, not only at rows).
+    fn mark_equity(&mut self, equity: f64, peak: &mut f64) {
+        *peak = peak.max(equity);
+        self.max_drawdown = self.max_drawdown.max(*peak - equity);
+    }
+
     fn push_decision(&mut self, row: EquityRow, decision: DecisionRow) {
         self.equity.push(row);
         self.decisions.push(decision);
@@ -489,9 +496,7 @@ fn collect(
     peak: &mut f64,
 ) -> Result<()> {
     let sim = engine.simulator();
-    let equity = sim.equity_at_last();
-    *peak = peak.max(equity);
-    run.max_drawdown = run.max_drawdown.max(*peak - equity);
+    run.mark_equity(sim.equity_at_last(), peak);
     let events = engine.events();
     if let Some(trade) = events.exit {
         run.trades.push(trade);
