@@ -17,6 +17,14 @@
 //! - **Session end**: the last bar of the session yields a
 //!   [`DecisionKind::SessionEnd`] decision with target position 0; with bars
 //!   the position closes at that bar's close, with ticks at the next tick.
+//!   When the market stops early (an early close; RTH-only data with no
+//!   print in the session's last minute) the session's last *traded* bar
+//!   ends it instead: with ticks, the bar whose closing print (or clock)
+//!   comes at or after the session end; with bars, the last bar before one
+//!   that starts past the session end. And when no print comes within a bar
+//!   after the session end (RTH-only ticks, early closes), the position
+//!   closes at that bar's close too, rather than at the next session's
+//!   first print: no position is held overnight.
 //! - **Live fills** ([`Engine::on_fill`]): the simulator is a shadow of the
 //!   real account; a fill report or position correction from the execution
 //!   system overrides its position, so the next observation describes the
@@ -357,7 +365,7 @@ impl<'a> Engine<'a> {
         let closed = self.bars.push(tick)?;
         self.feed = Feed::Ticks;
         let decision = match closed {
-            Some(bar) => self.close_bar(&bar, choose),
+            Some(bar) => self.close_bar(&bar, Some(tick.ts_ns), choose),
             None => None,
         };
         let events = self.sim.on_tick(tick);
@@ -370,7 +378,7 @@ impl<'a> Engine<'a> {
     pub fn flush(&mut self, now_ns: i64) -> Option<Decision> {
         self.events = SimEvents::default();
         let bar = self.bars.flush(now_ns)?;
-        self.close_bar(&bar, None)
+        self.close_bar(&bar, Some(now_ns), None)
     }
 
     /// One closed bar, for users who have bars rather than ticks. Refused
@@ -391,9 +399,35 @@ impl<'a> Engine<'a> {
             return None;
         }
         self.feed = Feed::Bars;
+        self.close_session_left_early(bar.ts_ns);
         let events = self.sim.on_bar(bar);
         self.merge_events(events);
-        self.close_bar(bar, choose)
+        self.close_bar(bar, None, choose)
+    }
+
+    /// Bar data: when `next_bar_ns` lies past the end of the session of the
+    /// last bar, and that bar was in the session but not its last (an early
+    /// close, or RTH-only data with a quiet last minute), the session ended
+    /// without its closing bar. What is open is flattened at that bar's
+    /// close, at its end, and a pending order is dropped, rather than
+    /// carried into the next session to fill at a later open.
+    fn close_session_left_early(&mut self, next_bar_ns: i64) {
+        let last = *self.features.last_bar();
+        if !(self.holding()
+            && self.features.bars_seen() > 0
+            && last.in_session
+            && next_bar_ns >= last.session.end_ns)
+        {
+            return;
+        }
+        let closed_ns = last.ts_ns.saturating_add(self.features.config().bar_ns());
+        if let Some(trade) = self
+            .sim
+            .flatten(last.close, closed_ns, ExitReason::SessionEnd)
+        {
+            self.events.exit = Some(trade);
+        }
+        self.events.breached |= self.sim.is_breached();
     }
 
     /// The execution system's view of the position wins over the simulated
@@ -432,6 +466,11 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// A position is open or an order is on its way.
+    fn holding(&self) -> bool {
+        self.sim.position_side() != 0 || self.sim.pending().is_some()
+    }
+
     fn merge_events(&mut self, events: SimEvents) {
         if events.entry.is_some() {
             self.events.entry = events.entry;
@@ -442,19 +481,27 @@ impl<'a> Engine<'a> {
         self.events.breached |= events.breached;
     }
 
+    /// `closed_ns`: when the print or clock that closed the bar came (`None`
+    /// for bar data).
     fn close_bar(
         &mut self,
         bar: &Bar,
+        closed_ns: Option<i64>,
         choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
     ) -> Option<Decision> {
         let info = self.features.on_bar(bar).ok()?;
         self.sim.on_bar_close();
         let bar_ns = self.features.config().bar_ns();
         let ts_ns = bar.ts_ns.saturating_add(bar_ns);
-        let holding = self.sim.position_side() != 0 || self.sim.pending().is_some();
-        // A session whose last bar never came (no trades in its last minute)
-        // still ends flat: the first bar after it closes what is open.
-        let session_over = info.is_last_bar || (!info.in_session && holding);
+        let holding = self.holding();
+        let session_end = info.session.end_ns;
+        // Closed at or after the session end, a bar in the session was its
+        // last traded one even when it is not its last bar (an early close;
+        // RTH-only data with a quiet last minute): no order may follow it.
+        let last_traded = info.in_session && closed_ns.is_some_and(|t| t >= session_end);
+        // A session whose last bar never came still ends flat: the first bar
+        // after it closes what is open.
+        let session_over = info.is_last_bar || last_traded || (!info.in_session && holding);
         let decides = info.ready && info.in_session;
         if !(decides || (session_over && holding)) {
             return None;
@@ -486,7 +533,13 @@ impl<'a> Engine<'a> {
         if session_over {
             decision.kind = DecisionKind::SessionEnd;
             decision.probs[0] = 1.0;
-            if self.feed == Feed::Bars {
+            // With ticks the flatten fills on the next print, unless nothing
+            // printed for a whole bar after the session end (RTH-only data,
+            // early closes): that print would carry the position overnight,
+            // so it closes at the session's last price, as with bars.
+            let no_print_after_end = info.in_session
+                && closed_ns.is_some_and(|t| t >= session_end.saturating_add(bar_ns));
+            if self.feed == Feed::Bars || no_print_after_end {
                 if let Some(trade) = self.sim.flatten(price, ts_ns, ExitReason::SessionEnd) {
                     self.events.exit = Some(trade);
                 }

@@ -1,0 +1,236 @@
+//! No position is held overnight, whatever hours the data covers (SPEC 4).
+//!
+//! The real NQ bars of November 2023 hold both ways a session can end
+//! without its 15:59 bar: Thanksgiving (Nov 23, trading stops at 13:00) and
+//! the day after (Nov 24, 13:15). Cut to RTH only, as many vendors sell
+//! tick data, every session also has no print between its end and the next
+//! morning. A rule that buys whenever flat is always in a position, so every
+//! session end has something to close. Session days are worked out here
+//! from New York time on its own (the whole file is EST, UTC-5), not with
+//! the runtime's calendar.
+
+mod real_data;
+
+#[path = "policy_common/mod.rs"]
+mod policy_common;
+
+use nq_formats::checkpoint::Activation;
+use nq_formats::{Action, Bar, Side, Tick};
+use nq_runtime::engine::{Engine, EngineConfig};
+use nq_runtime::policy::{Checkpoint, Policy};
+use nq_runtime::sim::{ExitReason, TradeRecord};
+use nq_runtime::ActionMask;
+use policy_common::Buffer;
+
+const MINUTE_NS: i64 = 60_000_000_000;
+/// New York is UTC-5 from 2023-11-05 06:00 UTC until 2024-03-10 07:00 UTC.
+const EST_FROM_NS: i64 = 1_699_164_000_000_000_000;
+const EST_UNTIL_NS: i64 = 1_710_054_000_000_000_000;
+const TICK: f64 = 0.25;
+
+fn ny_minutes(ts_ns: i64) -> i64 {
+    assert!(
+        (EST_FROM_NS..EST_UNTIL_NS).contains(&ts_ns),
+        "{ts_ns} outside the EST months this test assumes"
+    );
+    (ts_ns - 5 * 60 * MINUTE_NS).div_euclid(MINUTE_NS)
+}
+
+/// The New York date, as days since 1970-01-01.
+fn ny_day(ts_ns: i64) -> i64 {
+    ny_minutes(ts_ns).div_euclid(24 * 60)
+}
+
+fn in_rth(ts_ns: i64) -> bool {
+    (570..960).contains(&ny_minutes(ts_ns).rem_euclid(24 * 60))
+}
+
+fn rth_bars() -> Vec<Bar> {
+    real_data::nq_1min_bars()
+        .into_iter()
+        .filter(|b| in_rth(b.ts_ns))
+        .collect()
+}
+
+/// Each bar as four prints inside its minute (open, high, low, close).
+fn ticks_of(bars: &[Bar]) -> Vec<Tick> {
+    bars.iter()
+        .flat_map(|b| {
+            [b.open, b.high, b.low, b.close]
+                .into_iter()
+                .enumerate()
+                .map(|(k, price)| Tick {
+                    ts_ns: b.ts_ns + k as i64 * 10_000_000_000,
+                    price,
+                    size: 1.0,
+                    side: Side::None,
+                })
+        })
+        .collect()
+}
+
+fn always_long(mask: ActionMask, position: i8) -> Action {
+    if position == 0 && mask.allows(Action::Buy) {
+        Action::Buy
+    } else {
+        Action::Hold
+    }
+}
+
+fn checkpoint() -> Buffer {
+    Buffer::new(
+        &policy_common::valid_file(1, &[32, 32], Activation::Tanh, 5),
+        0,
+    )
+}
+
+/// No drawdown limit, so that the rule trades through every session.
+fn engine(buffer: &Buffer) -> Engine<'_> {
+    let policy = Policy::from_checkpoint(&Checkpoint::parse(buffer.bytes()).unwrap()).unwrap();
+    let mut config = EngineConfig::from_policy(&policy);
+    config.sim.max_drawdown = 0.0;
+    Engine::new(policy, config).unwrap()
+}
+
+/// The last bar of each New York day in `bars`.
+fn last_bar_of_each_day(bars: &[Bar]) -> Vec<Bar> {
+    bars.windows(2)
+        .filter(|w| ny_day(w[0].ts_ns) != ny_day(w[1].ts_ns))
+        .map(|w| w[0])
+        .chain(bars.last().copied())
+        .collect()
+}
+
+/// Checks every trade against the days' last bars: none spans two days;
+/// each that ends a session closes at its last bar's close, one tick of
+/// slippage against the long, at that bar's end. Returns how many did.
+fn assert_flat_overnight(trades: &[TradeRecord], last_bars: &[Bar]) -> usize {
+    let mut session_ends = 0;
+    for t in trades {
+        assert_eq!(t.side, 1, "the rule only buys");
+        assert_eq!(
+            ny_day(t.entry_ts_ns),
+            ny_day(t.exit_ts_ns),
+            "held overnight: {t:?}"
+        );
+        if t.exit_reason != ExitReason::SessionEnd {
+            assert!(in_rth(t.exit_ts_ns), "exit outside the session: {t:?}");
+            continue;
+        }
+        let last = last_bars
+            .iter()
+            .find(|b| ny_day(b.ts_ns) == ny_day(t.exit_ts_ns))
+            .unwrap_or_else(|| panic!("no last bar on the day of {t:?}"));
+        assert_eq!(t.exit_ts_ns, last.ts_ns + MINUTE_NS, "{t:?}");
+        assert_eq!(t.exit_price, last.close - TICK, "{t:?}");
+        session_ends += 1;
+    }
+    session_ends
+}
+
+/// The days of `last_bars` whose last bar ends at `hh:mm` New York time.
+fn days_ending_at(last_bars: &[Bar], hh: i64, mm: i64) -> usize {
+    last_bars
+        .iter()
+        .filter(|b| (ny_minutes(b.ts_ns) + 1).rem_euclid(24 * 60) == hh * 60 + mm)
+        .count()
+}
+
+#[test]
+fn rth_only_ticks_close_each_session_at_its_last_price() {
+    let bars = rth_bars();
+    let last_bars = last_bar_of_each_day(&bars);
+    assert_eq!(last_bars.len(), 11, "11 sessions");
+    assert_eq!(days_ending_at(&last_bars, 16, 0), 9);
+    assert_eq!(days_ending_at(&last_bars, 13, 0), 1, "Thanksgiving");
+    assert_eq!(days_ending_at(&last_bars, 13, 15), 1, "the day after");
+
+    let buffer = checkpoint();
+    let mut engine = engine(&buffer);
+    let mut trades = Vec::new();
+    let mut open_at_day_end = 0;
+    let ticks = ticks_of(&bars);
+    for (i, tick) in ticks.iter().enumerate() {
+        if i > 0 && ny_day(tick.ts_ns) != ny_day(ticks[i - 1].ts_ns) {
+            open_at_day_end += usize::from(engine.simulator().position_side() != 0);
+        }
+        engine
+            .on_tick_with(tick, &mut always_long)
+            .expect("real prices");
+        trades.extend(engine.events().exit);
+    }
+    assert!(open_at_day_end >= 8, "the rule holds at most session ends");
+    assert_eq!(
+        assert_flat_overnight(&trades, &last_bars),
+        open_at_day_end,
+        "each position open at a day's last print is closed that day"
+    );
+}
+
+#[test]
+fn rth_only_bars_that_stop_early_close_at_the_last_bar() {
+    let bars = rth_bars();
+    let last_bars = last_bar_of_each_day(&bars);
+    let buffer = checkpoint();
+    let mut engine = engine(&buffer);
+    let mut trades = Vec::new();
+    for bar in &bars {
+        engine.on_bar_with(bar, &mut always_long);
+        trades.extend(engine.events().exit);
+    }
+    let session_ends = assert_flat_overnight(&trades, &last_bars);
+    let early = trades
+        .iter()
+        .filter(|t| t.exit_reason == ExitReason::SessionEnd)
+        .filter(|t| (ny_minutes(t.exit_ts_ns)).rem_euclid(24 * 60) < 16 * 60)
+        .count();
+    assert_eq!(early, 2, "Thanksgiving and the day after end early");
+    assert!(session_ends >= 9, "{session_ends} session ends");
+}
+
+/// With Globex hours the usual session end is unchanged: the flatten fills
+/// on the first print at or after 16:00. Only the two early closes, whose
+/// next print comes hours later, close at their last RTH price.
+#[test]
+fn globex_ticks_fill_the_flatten_on_the_next_print_unless_trading_stopped() {
+    let bars = real_data::nq_1min_bars();
+    let ticks = ticks_of(&bars);
+    let last_rth_bars = last_bar_of_each_day(&rth_bars());
+    let buffer = checkpoint();
+    let mut engine = engine(&buffer);
+    let (mut next_print, mut at_last_price) = (0, 0);
+    for (i, tick) in ticks.iter().enumerate() {
+        engine
+            .on_tick_with(tick, &mut always_long)
+            .expect("real prices");
+        let Some(t) = engine.events().exit else {
+            continue;
+        };
+        assert_eq!(ny_day(t.entry_ts_ns), ny_day(t.exit_ts_ns), "{t:?}");
+        if t.exit_reason != ExitReason::SessionEnd {
+            continue;
+        }
+        let minute = ny_minutes(t.exit_ts_ns).rem_euclid(24 * 60);
+        if minute == 16 * 60 {
+            assert_eq!(t.exit_ts_ns, tick.ts_ns);
+            assert_eq!(t.exit_price, tick.price - TICK);
+            assert!(ny_minutes(ticks[i - 1].ts_ns).rem_euclid(24 * 60) < 16 * 60);
+            next_print += 1;
+        } else {
+            let last = last_rth_bars
+                .iter()
+                .find(|b| ny_day(b.ts_ns) == ny_day(t.exit_ts_ns))
+                .unwrap();
+            assert!(minute < 16 * 60, "{t:?}");
+            assert_eq!(t.exit_ts_ns, last.ts_ns + MINUTE_NS, "{t:?}");
+            assert_eq!(t.exit_price, last.close - TICK, "{t:?}");
+            assert!(
+                tick.ts_ns - t.exit_ts_ns > 4 * 60 * MINUTE_NS,
+                "trading stopped"
+            );
+            at_last_price += 1;
+        }
+    }
+    assert_eq!(at_last_price, 2, "Thanksgiving and the day after");
+    assert!(next_print >= 7, "{next_print} regular session ends");
+}
