@@ -24,7 +24,11 @@
 //!   that starts past the session end. And when no print comes within a bar
 //!   after the session end (RTH-only ticks, early closes), the position
 //!   closes at that bar's close too, rather than at the next session's
-//!   first print: no position is held overnight.
+//!   first print. An entry decided on a clock-closed bar is dropped if its
+//!   print comes only after the session end. So every trade opens inside
+//!   its session and is closed less than one bar after its end: no position
+//!   is held overnight (`tests/engine_session_end.rs` checks this on random
+//!   streams of prints, gaps and clock calls).
 //! - **Live fills** ([`Engine::on_fill`]): the simulator is a shadow of the
 //!   real account; a fill report or position correction from the execution
 //!   system overrides its position, so the next observation describes the
@@ -48,7 +52,7 @@ use crate::features::{FeatureConfig, FeatureConfigError, FeatureEngine};
 use crate::policy::{
     Checkpoint, FirstLayerPrefix, Policy, PolicyError, PolicyScratch, Rng, MAX_ACTIONS,
 };
-use crate::sim::{ExitReason, PositionSync, SimEvents, Simulator, TradeRecord};
+use crate::sim::{ExitReason, PendingOrder, PositionSync, SimEvents, Simulator, TradeRecord};
 use crate::ActionMask;
 
 /// How the engine picks among the allowed actions.
@@ -362,8 +366,15 @@ impl<'a> Engine<'a> {
         choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
     ) -> Result<Option<Decision>, TickRejected> {
         self.events = SimEvents::default();
+        let after_clock_close = self.bars.open_bar().is_none();
         let closed = self.bars.push(tick)?;
         self.feed = Feed::Ticks;
+        if after_clock_close {
+            // The last bar was closed by a clock, so its orders still wait
+            // for a print: one a bar past the session end comes too late.
+            let bar_ns = self.features.config().bar_ns();
+            self.close_out_ended_session(tick.ts_ns, bar_ns);
+        }
         let decision = match closed {
             Some(bar) => self.close_bar(&bar, Some(tick.ts_ns), choose),
             None => None,
@@ -399,32 +410,40 @@ impl<'a> Engine<'a> {
             return None;
         }
         self.feed = Feed::Bars;
-        self.close_session_left_early(bar.ts_ns);
+        self.close_out_ended_session(bar.ts_ns, 0);
         let events = self.sim.on_bar(bar);
         self.merge_events(events);
         self.close_bar(bar, None, choose)
     }
 
-    /// Bar data: when `next_bar_ns` lies past the end of the session of the
-    /// last bar, and that bar was in the session but not its last (an early
-    /// close, or RTH-only data with a quiet last minute), the session ended
-    /// without its closing bar. What is open is flattened at that bar's
-    /// close, at its end, and a pending order is dropped, rather than
-    /// carried into the next session to fill at a later open.
-    fn close_session_left_early(&mut self, next_bar_ns: i64) {
+    /// The market comes back at `next_ns` after the session of the last
+    /// closed bar ended, while that bar left a position or an order: an
+    /// early close, RTH-only data with a quiet last minute (bars), or a
+    /// clock-closed bar whose next print came too late (ticks). Nothing opens
+    /// after the session end, so a pending entry is dropped; a position gets
+    /// `grace_ns` past the end for its exit to fill on a print, then closes
+    /// at that bar's close, at its end, for the reason of a pending exit
+    /// (else the session end).
+    fn close_out_ended_session(&mut self, next_ns: i64, grace_ns: i64) {
         let last = *self.features.last_bar();
+        let pending = self.sim.pending();
+        let grace_ns = match pending {
+            Some(PendingOrder::Entry { .. }) => 0,
+            _ => grace_ns,
+        };
         if !(self.holding()
             && self.features.bars_seen() > 0
             && last.in_session
-            && next_bar_ns >= last.session.end_ns)
+            && next_ns >= last.session.end_ns.saturating_add(grace_ns))
         {
             return;
         }
+        let reason = match pending {
+            Some(PendingOrder::Exit { reason, .. }) => reason,
+            _ => ExitReason::SessionEnd,
+        };
         let closed_ns = last.ts_ns.saturating_add(self.features.config().bar_ns());
-        if let Some(trade) = self
-            .sim
-            .flatten(last.close, closed_ns, ExitReason::SessionEnd)
-        {
+        if let Some(trade) = self.sim.flatten(last.close, closed_ns, reason) {
             self.events.exit = Some(trade);
         }
         self.events.breached |= self.sim.is_breached();

@@ -7,7 +7,9 @@
 //! morning. A rule that buys whenever flat is always in a position, so every
 //! session end has something to close. Session days are worked out here
 //! from New York time on its own (the whole file is EST, UTC-5), not with
-//! the runtime's calendar.
+//! the runtime's calendar. A property test then throws random streams at
+//! the engine: prints with gaps from seconds to a day, clock calls between
+//! them, and random valid actions.
 
 mod real_data;
 
@@ -15,12 +17,15 @@ mod real_data;
 mod policy_common;
 
 use nq_formats::checkpoint::Activation;
+use nq_formats::SessionHours;
 use nq_formats::{Action, Bar, Side, Tick};
+use nq_runtime::calendar::{new_york_to_utc, SessionCalendar};
 use nq_runtime::engine::{Engine, EngineConfig};
 use nq_runtime::policy::{Checkpoint, Policy};
 use nq_runtime::sim::{ExitReason, TradeRecord};
 use nq_runtime::ActionMask;
 use policy_common::Buffer;
+use proptest::prelude::*;
 
 const MINUTE_NS: i64 = 60_000_000_000;
 /// New York is UTC-5 from 2023-11-05 06:00 UTC until 2024-03-10 07:00 UTC.
@@ -233,4 +238,86 @@ fn globex_ticks_fill_the_flatten_on_the_next_print_unless_trading_stopped() {
     }
     assert_eq!(at_last_price, 2, "Thanksgiving and the day after");
     assert!(next_print >= 7, "{next_print} regular session ends");
+}
+
+/// One step of a random stream: a print after a gap, or a clock call.
+#[derive(Debug, Clone)]
+enum Step {
+    Print { gap_ms: i64, move_ticks: i8 },
+    Clock { gap_ms: i64 },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let gap = prop_oneof![
+        20 => 1i64..40_000,
+        2 => 40_000i64..600_000,
+        1 => 600_000i64..86_400_000,
+    ];
+    prop_oneof![
+        12 => (gap.clone(), -8i8..=8).prop_map(|(gap_ms, move_ticks)| Step::Print { gap_ms, move_ticks }),
+        1 => gap.prop_map(|gap_ms| Step::Clock { gap_ms }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the prints, gaps and clock calls, every trade opens inside an
+    /// RTH session and is closed before one bar past that session's end.
+    #[test]
+    fn no_trade_outlives_its_session_by_a_bar(
+        day in 19_000i64..20_500,
+        start_minute in 11 * 60u32..15 * 60 + 50,
+        steps in prop::collection::vec(step(), 1500..3000),
+        seed in any::<u64>(),
+    ) {
+        let buffer = checkpoint();
+        let mut engine = engine(&buffer);
+        let calendar = SessionCalendar::new(SessionHours::RTH);
+        let bar_ns = MINUTE_NS;
+        let mut rng = seed | 1;
+        let mut choose = |mask: ActionMask, _position: i8| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let allowed: Vec<Action> = (0..6u8)
+                .filter_map(Action::from_code)
+                .filter(|a| mask.allows(*a))
+                .collect();
+            allowed[(rng % allowed.len() as u64) as usize]
+        };
+        // Warm the features up on a day of quiet prints before the stream.
+        let mut now = new_york_to_utc(day, start_minute) - 200 * bar_ns;
+        let mut price = 16_000.0;
+        for _ in 0..200 {
+            let tick = Tick { ts_ns: now, price, size: 1.0, side: Side::None };
+            engine.on_tick_with(&tick, &mut choose).unwrap();
+            now += bar_ns;
+        }
+        let mut trades = Vec::new();
+        for s in &steps {
+            match *s {
+                Step::Print { gap_ms, move_ticks } => {
+                    now += gap_ms * 1_000_000;
+                    price = (price + f64::from(move_ticks) * TICK).max(1_000.0);
+                    let tick = Tick { ts_ns: now, price, size: 1.0, side: Side::None };
+                    engine.on_tick_with(&tick, &mut choose).unwrap();
+                }
+                Step::Clock { gap_ms } => {
+                    now += gap_ms * 1_000_000;
+                    engine.flush(now);
+                }
+            }
+            trades.extend(engine.events().exit);
+        }
+        for t in &trades {
+            let session = calendar.session_at(t.entry_ts_ns);
+            prop_assert!(session.is_some(), "entry outside the session: {:?}", t);
+            let session = session.unwrap();
+            prop_assert!(
+                t.exit_ts_ns < session.end_ns + bar_ns,
+                "held past the session end {}: {:?}", session.end_ns, t
+            );
+        }
+    }
 }
