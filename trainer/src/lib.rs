@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod curriculum;
 pub mod data;
+pub mod device_check;
 pub mod env;
 pub mod error;
 pub mod eval;
@@ -25,6 +26,13 @@ pub use error::{IoError, UserError};
 /// The CPU training backend: burn-ndarray with autodiff.
 pub type CpuBackend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
 
-/// The CUDA training backend.
+/// The CUDA training backend: burn-cuda with its fusion of element-wise
+/// operations.
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Autodiff<burn::backend::Cuda<f32>>;
+
+/// burn-cuda without the fusion layer: slower, and the fallback when the
+/// fused backend fails the [`device_check`].
+#[cfg(feature = "cuda")]
+pub type CudaUnfusedBackend =
+    burn::backend::Autodiff<burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>>;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use clap::Parser;
 use nq_trainer::env::MarketData;
 use nq_trainer::error::IoContext;
-use nq_trainer::train::{train, RunOptions, TrainError};
+use nq_trainer::train::{train, BackendRecord, RunOptions, TrainError};
 use nq_trainer::{eval, TrainConfig, UserError};
 
 const SAMPLE_CONFIG: &str = include_str!("../configs/sample.toml");
@@ -63,6 +63,11 @@ struct Cli {
     /// cpu (burn-ndarray) or cuda (burn-cuda; build with --features cuda).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// CUDA: on, burn's fusion of element-wise kernels, checked against the
+    /// CPU first and left for the unfused backend if it disagrees; off, the
+    /// unfused backend (slower).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    cuda_fusion: String,
     /// Skip the held-out evaluation at the end.
     #[arg(long)]
     no_eval: bool,
@@ -225,13 +230,14 @@ fn run(cli: Cli) -> Result<(), TrainError> {
         verbose: !cli.quiet,
         stop_after: None,
         stop: Some(stop),
+        backend: None,
     };
     if cli.bench {
         return bench(&cli, &cfg, train_data, &opts);
     }
     let summary = match cli.device.as_str() {
         "cpu" => train::<nq_trainer::CpuBackend>(&cfg, train_data, &opts, &Default::default())?,
-        "cuda" => train_cuda(&cfg, train_data, &opts)?,
+        "cuda" => train_cuda(&cfg, train_data, &opts, cli.cuda_fusion == "on")?.0,
         other => {
             return Err(UserError::new(format!("--device {other}: expected cpu or cuda")).into())
         }
@@ -296,13 +302,49 @@ fn keep_freed_memory() {
     }
 }
 
+/// Trains on the GPU after checking that it computes what the CPU computes
+/// (`nq_trainer::device_check`): the fused backend when asked for and it
+/// passes, else the unfused one, which must pass too.
 #[cfg(feature = "cuda")]
 fn train_cuda(
     cfg: &TrainConfig,
     data: Arc<MarketData>,
     opts: &RunOptions,
-) -> Result<nq_trainer::train::RunSummary, TrainError> {
-    train::<nq_trainer::CudaBackend>(cfg, data, opts, &Default::default())
+    fusion: bool,
+) -> Result<(nq_trainer::train::RunSummary, BackendRecord), TrainError> {
+    use nq_trainer::device_check::check_run_device;
+    use nq_trainer::{CudaBackend, CudaUnfusedBackend};
+    let mut run = BackendRecord::default();
+    let with = |run: &BackendRecord| RunOptions {
+        backend: Some(run.clone()),
+        ..opts.clone()
+    };
+    if fusion {
+        let check = check_run_device::<CudaBackend>(cfg, &Default::default())?;
+        eprintln!("device check, CUDA with fusion: {check}");
+        run.device_checks.push(("cuda", check));
+        if check.passed() {
+            run.backend = "cuda";
+            let summary = train::<CudaBackend>(cfg, data, &with(&run), &Default::default())?;
+            return Ok((summary, run));
+        }
+        eprintln!(
+            "warning: burn's fused CUDA backend computes other numbers than the CPU \
+             (see tracel-ai/burn#5122); training without fusion"
+        );
+    }
+    let check = check_run_device::<CudaUnfusedBackend>(cfg, &Default::default())?;
+    eprintln!("device check, CUDA without fusion: {check}");
+    run.device_checks.push(("cuda-unfused", check));
+    if !check.passed() {
+        return Err(TrainError::Device(format!(
+            "--device cuda: the GPU computes other numbers than the CPU ({check}); \
+             train with --device cpu"
+        )));
+    }
+    run.backend = "cuda-unfused";
+    let summary = train::<CudaUnfusedBackend>(cfg, data, &with(&run), &Default::default())?;
+    Ok((summary, run))
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -310,7 +352,8 @@ fn train_cuda(
     _: &TrainConfig,
     _: Arc<MarketData>,
     _: &RunOptions,
-) -> Result<nq_trainer::train::RunSummary, TrainError> {
+    _: bool,
+) -> Result<(nq_trainer::train::RunSummary, BackendRecord), TrainError> {
     Err(UserError::new(
         "--device cuda: this nq-train was built without CUDA; rebuild with `--features cuda`",
     )
@@ -331,9 +374,12 @@ fn bench(
         verbose: !cli.quiet,
         ..opts.clone()
     };
-    let summary = match cli.device.as_str() {
-        "cuda" => train_cuda(&cfg, data, &opts)?,
-        _ => train::<nq_trainer::CpuBackend>(&cfg, data, &opts, &Default::default())?,
+    let (summary, cuda) = match cli.device.as_str() {
+        "cuda" => train_cuda(&cfg, data, &opts, cli.cuda_fusion == "on")?,
+        _ => (
+            train::<nq_trainer::CpuBackend>(&cfg, data, &opts, &Default::default())?,
+            BackendRecord::default(),
+        ),
     };
     let t = summary.timing;
     // Per-update SPS without the first update (kernel compilation, warm caches).
@@ -348,6 +394,8 @@ fn bench(
     let report = serde_json::json!({
         "sps_median_after_first_update": steady_median,
         "device": cli.device,
+        "backend": if cuda.backend.is_empty() { "cpu" } else { cuda.backend },
+        "device_checks": cuda.device_checks,
         "phase": cfg.phase,
         "num_envs": cfg.num_envs,
         "num_steps": cfg.num_steps,

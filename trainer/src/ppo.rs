@@ -141,7 +141,7 @@ impl<B: Backend> Agent<B> {
     }
 
     /// Logits and values of `x`; a shared trunk runs once.
-    fn forward(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    pub(crate) fn forward(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         if self.shared_trunk {
             let h = self.actor.hidden(x);
             (self.actor.head(h.clone()), self.critic.head(h))

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, Checkpoint, OptimState};
 use crate::config::{Derived, TrainConfig};
 use crate::curriculum::{stage, Stage};
+use crate::device_check::DeviceCheck;
 use crate::env::{EnvState, EnvStats, MarketData, StepBuffers, VecEnv};
 use crate::error::{IoContext, IoError, UserError};
 use crate::gae::{gae, GaeInput};
@@ -37,6 +38,9 @@ pub enum TrainError {
     User(UserError),
     /// Unexpected I/O failure on a file of the run: exit code 1.
     Io(IoError),
+    /// The training device computes other numbers than the CPU
+    /// ([`crate::device_check`]): exit code 1.
+    Device(String),
 }
 
 impl TrainError {
@@ -44,7 +48,7 @@ impl TrainError {
     pub fn exit_code(&self) -> u8 {
         match self {
             TrainError::User(_) => 2,
-            TrainError::Io(_) => 1,
+            TrainError::Io(_) | TrainError::Device(_) => 1,
         }
     }
 }
@@ -66,6 +70,7 @@ impl std::fmt::Display for TrainError {
         match self {
             TrainError::User(e) => write!(f, "{e}"),
             TrainError::Io(e) => write!(f, "I/O error {e}"),
+            TrainError::Device(e) => write!(f, "{e}"),
         }
     }
 }
@@ -86,6 +91,17 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
     /// Set from outside (Ctrl-C): save a checkpoint and stop after the current update.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The backend's name and its device checks, for metadata.json (empty:
+    /// the CPU, which needs no check).
+    pub backend: Option<BackendRecord>,
+}
+
+/// Which backend trained and what its device checks found
+/// ([`crate::device_check`]).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BackendRecord {
+    pub backend: &'static str,
+    pub device_checks: Vec<(&'static str, DeviceCheck)>,
 }
 
 /// What a finished (or stopped) run reports.
@@ -841,6 +857,7 @@ fn write_metadata(
         },
         "data_files": opts.data_files.iter().map(|(p, h)| serde_json::json!({"path": p, "fnv1a64": h})).collect::<Vec<_>>(),
         "init": opts.init.as_ref().map(|p| p.display().to_string()),
+        "backend": opts.backend.clone().unwrap_or(BackendRecord { backend: "cpu", device_checks: Vec::new() }),
         "obs_layout": OBS_LAYOUT_V1.name,
         "obs_layout_hash": HashHex::new(policy.obs_layout_hash).as_str(),
         "versions": {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use nq_formats::SimConfig;
 use nq_trainer::env::{EnvSchedule, MarketEnv};
 use nq_trainer::rng::Rng;
-use nq_trainer::train::{train, RunOptions};
+use nq_trainer::train::{train, BackendRecord, RunOptions};
 use nq_trainer::CpuBackend;
 
 #[test]
@@ -200,6 +200,10 @@ fn bad_configs_exit_2_with_a_clear_message() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("missing.parquet"), "{err}");
 
+    let (code, err) = nq_train(&["--cuda-fusion", "maybe"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--cuda-fusion"), "{err}");
+
     let (code, err) = nq_train(&["--resume", dir.path().join("nowhere").to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nowhere"), "{err}");
@@ -274,6 +278,55 @@ fn metadata_json_and_checkpoint_agree_on_the_layout_hash_for_5_minute_bars() {
     let expected = nq_formats::OBS_LAYOUT_V1.with_bar_seconds(300).hash();
     assert_eq!(ck.metadata.obs_layout_hash, expected);
     assert_eq!(meta["obs_layout_hash"], format!("{expected:016x}"));
+}
+
+/// metadata.json says which backend trained and what its device check
+/// measured (the CPU needs none).
+#[test]
+fn metadata_json_records_the_backend_and_its_device_checks() {
+    let mut cfg = common::tiny_config(2);
+    cfg.updates = 1;
+    let sim = cfg.sim.to_sim_config().unwrap();
+    let data = Arc::new(
+        nq_trainer::env::MarketData::from_bars(common::planted_signal_bars(6, 3), &sim).unwrap(),
+    );
+    let check = nq_trainer::device_check::check_run_device::<CpuBackend>(&cfg, &Default::default())
+        .unwrap();
+    assert!(check.passed(), "{check}");
+    for backend in [
+        None,
+        Some(BackendRecord {
+            backend: "cuda-unfused",
+            device_checks: vec![("cuda", check)],
+        }),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            out: dir.path().to_path_buf(),
+            backend: backend.clone(),
+            ..RunOptions::default()
+        };
+        train::<CpuBackend>(&cfg, data.clone(), &opts, &Default::default()).unwrap();
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("metadata.json")).unwrap(),
+        )
+        .unwrap();
+        let recorded = &meta["backend"];
+        match backend {
+            None => assert_eq!(recorded["backend"], "cpu", "{recorded}"),
+            Some(_) => {
+                assert_eq!(recorded["backend"], "cuda-unfused", "{recorded}");
+                let first = &recorded["device_checks"][0];
+                assert_eq!(first[0], "cuda", "{recorded}");
+                assert_eq!(
+                    first[1]["rows"],
+                    nq_trainer::device_check::CHECK_ROWS,
+                    "{recorded}"
+                );
+                assert_eq!(first[1]["forward_error"], check.forward_error, "{recorded}");
+            }
+        }
+    }
 }
 
 #[test]
