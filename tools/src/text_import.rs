@@ -764,15 +764,18 @@ impl<F: FnMut(Records<'_>) -> Result<()>> LineSink<'_, F> {
                 return self.reject(line_no, problem);
             }
         };
-        let stamp = match parsed {
-            Line::Tick { stamp, .. } | Line::Bar { stamp, .. } => stamp,
+        let (stamp, is_bar) = match parsed {
+            Line::Tick { stamp, .. } => (stamp, false),
+            Line::Bar { stamp, .. } => (stamp, true),
         };
+        // Ticks may share a time; a bar start seen twice is the same bar twice.
+        let follows_last = |ts: i64| ts > self.last_ts || (!is_bar && ts == self.last_ts);
         let ts = match stamp {
             Stamp::Utc(ts) => ts,
             Stamp::Local(local) => match self.zone.place(local) {
                 Placed::At(ts) => ts,
                 Placed::Ambiguous(early, late) => {
-                    if early >= self.last_ts {
+                    if follows_last(early) {
                         early
                     } else {
                         late
@@ -794,12 +797,19 @@ impl<F: FnMut(Records<'_>) -> Result<()>> LineSink<'_, F> {
             }
             _ => ts,
         };
-        if ts < self.last_ts {
-            let problem = format!(
-                "time goes backwards: {} is before the previous line's {}",
-                crate::time::format_ts(ts),
-                crate::time::format_ts(self.last_ts)
-            );
+        if !follows_last(ts) {
+            let problem = if ts == self.last_ts {
+                format!(
+                    "duplicate bar: {} is the start of the previous line's bar too",
+                    crate::time::format_ts(ts)
+                )
+            } else {
+                format!(
+                    "time goes backwards: {} is before the previous line's {}",
+                    crate::time::format_ts(ts),
+                    crate::time::format_ts(self.last_ts)
+                )
+            };
             return self.reject(line_no, problem);
         }
         match parsed {

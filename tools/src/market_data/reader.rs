@@ -396,13 +396,21 @@ impl<R> Chunks<R> {
         if let (Some(first), Some(last), Some(prev)) =
             (source.first_ts, self.last_ts, &self.previous_file)
         {
-            if first < last {
+            // Two bars of one time are one bar twice, whereas ticks of one
+            // time are legal (several trades in one clock tick).
+            let repeats_a_bar = first == last && source.layout.kind() == DataKind::Bars;
+            if first < last || repeats_a_bar {
+                let relation = if first < last {
+                    "ends"
+                } else {
+                    "has its last bar"
+                };
                 return Err(Error::bad_value(
                     &source.path,
                     0,
                     &source.layout.ts_column().name,
                     format!(
-                        "files overlap: this file starts at {} but {} ends at {}",
+                        "files overlap: this file starts at {} but {} {relation} at {}",
                         format_ts(first),
                         prev.display(),
                         format_ts(last)
@@ -541,10 +549,12 @@ fn decode_bars(
         batch.column(cols.volume.batch_index),
         |i, v| out[i].volume = v,
     )?;
-    let mut prev = last_ts.unwrap_or(i64::MIN);
+    let mut prev = *last_ts;
     for (i, b) in out.iter().enumerate() {
-        if b.ts_ns >= prev && b.is_consistent() {
-            prev = b.ts_ns;
+        // Strictly increasing: a repeated bar start is the same bar twice,
+        // which the engine would drop without a word.
+        if prev.is_none_or(|p| b.ts_ns > p) && b.is_consistent() {
+            prev = Some(b.ts_ns);
             continue;
         }
         for (col, p) in [
@@ -580,10 +590,17 @@ fn decode_bars(
                 ),
             ));
         }
-        return Err(ctx.value_error(i, &cols.ts.name, backwards_message(b.ts_ns, prev)));
+        let prev = prev.unwrap_or(i64::MIN);
+        let problem = if b.ts_ns == prev {
+            format!(
+                "duplicate bar: {} is the start of the previous row's bar too",
+                format_ts(b.ts_ns)
+            )
+        } else {
+            backwards_message(b.ts_ns, prev)
+        };
+        return Err(ctx.value_error(i, &cols.ts.name, problem));
     }
-    if !out.is_empty() {
-        *last_ts = Some(prev);
-    }
+    *last_ts = prev;
     Ok(())
 }

@@ -1,0 +1,197 @@
+//! What `nq-eval` (and the reader under it) makes of awkward inputs: bars
+//! repeated within or across files, bar files of different lengths side by
+//! side, days the policy spends warming up while a baseline trades, runs
+//! whose labels would collide, and bad simulator flags. End to end through
+//! the real binaries where the user meets the behaviour.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::{Float64Array, StringArray, TimestampNanosecondArray};
+use chrono::{NaiveDate, TimeZone, Timelike};
+use chrono_tz::America::New_York;
+use nq_formats::{Bar, Side, Tick};
+use nq_tools::market_data::{BarWriter, MarketReader, TickWriter};
+
+#[path = "support/report.rs"]
+mod report;
+use report::{column, read_batch};
+
+const NQ_EVAL: &str = env!("CARGO_BIN_EXE_nq-eval");
+const NQ_DATA: &str = env!("CARGO_BIN_EXE_nq-data");
+/// A 60 s, 09:30-16:00 checkpoint.
+const P1: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../runtime/fixtures/policy/policy_tanh_p1.safetensors"
+);
+const NQ_1MIN_CSV: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/real/nq_firstrate_2023_11/nq_1min_bars_utc.csv"
+);
+const NQ_5MIN_CSV: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/real/nq_databento_5min_2023_01/nq_5min_bars_utc.csv"
+);
+
+fn run(bin: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(bin);
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn eval(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    run(NQ_EVAL, args)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit 2, every `needle` in the message, and no report folder left.
+fn assert_user_error(out: &Output, report: &Path, needles: &[&str]) {
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stderr(out);
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in: {err}");
+    }
+    assert!(!report.exists(), "no report folder on error");
+    assert!(!nq_tools::market_data::temp_path(report).exists());
+}
+
+/// Real bars from one of the `../shared` CSVs, imported by nq-data into `dir`.
+fn real_bars(dir: &Path, csv: &str) -> Vec<Bar> {
+    let data = dir.join("imported.parquet");
+    let import = run(NQ_DATA, &[&"import", &csv, &"-o", &data]);
+    assert!(import.status.success(), "{import:?}");
+    let bars = nq_tools::market_data::read_bars(&data).unwrap();
+    std::fs::remove_file(&data).unwrap();
+    bars
+}
+
+fn write_bars(path: &Path, bars: &[Bar]) -> PathBuf {
+    let mut w = BarWriter::create(path).unwrap();
+    w.write(bars).unwrap();
+    w.finish().unwrap();
+    path.to_path_buf()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+// ---------- A: repeated bars ----------
+
+#[test]
+fn a_bar_repeated_within_a_file_is_refused_naming_file_and_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bars = real_bars(tmp.path(), NQ_1MIN_CSV)[..300].to_vec();
+    bars.insert(201, bars[200]);
+    let data = write_bars(&tmp.path().join("repeated.parquet"), &bars);
+    let needles = [
+        "repeated.parquet",
+        "row 201",
+        "column `ts`",
+        "duplicate bar",
+    ];
+
+    // Whether the repeat falls inside a batch or starts the next one.
+    for batch_rows in [1024, 201, 200] {
+        let err = MarketReader::open(&data)
+            .unwrap()
+            .with_batch_size(batch_rows)
+            .read_all_bars()
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        for needle in needles {
+            assert!(err.to_string().contains(needle), "{batch_rows}: {err}");
+        }
+    }
+
+    let report = tmp.path().join("report");
+    let out = eval(&[&P1, &data, &"--report", &report]);
+    assert_user_error(&out, &report, &needles);
+    assert!(!stderr(&out).contains("bar length mismatch"));
+}
+
+#[test]
+fn a_file_starting_with_the_previous_files_last_bar_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bars = real_bars(tmp.path(), NQ_1MIN_CSV);
+    let first = write_bars(&tmp.path().join("first.parquet"), &bars[..200]);
+    let second = write_bars(&tmp.path().join("second.parquet"), &bars[199..400]);
+    let report = tmp.path().join("report");
+    let out = eval(&[&P1, &first, &second, &"--report", &report]);
+    assert_user_error(
+        &out,
+        &report,
+        &["second.parquet", "row 0", "files overlap", "first.parquet"],
+    );
+    // Back to back without the repeat is one stream.
+    let second = write_bars(&tmp.path().join("second.parquet"), &bars[200..400]);
+    let out = eval(&[&P1, &first, &second, &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn ticks_may_share_a_time_within_and_across_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = 1_700_485_200_000_000_000i64; // 2023-11-20 13:00 UTC
+    let tick = |ts_ns, price| Tick {
+        ts_ns,
+        price,
+        size: 1.0,
+        side: Side::Buy,
+    };
+    let write = |name: &str, ticks: &[Tick]| {
+        let path = tmp.path().join(name);
+        let mut w = TickWriter::create(&path).unwrap();
+        w.write(ticks).unwrap();
+        w.finish().unwrap();
+        path
+    };
+    let a = write(
+        "a.parquet",
+        &[tick(t0, 100.0), tick(t0, 100.25), tick(t0 + 5, 100.5)],
+    );
+    let b = write("b.parquet", &[tick(t0 + 5, 100.5), tick(t0 + 9, 100.0)]);
+    let ticks = MarketReader::open_many(&[&a, &b])
+        .unwrap()
+        .with_batch_size(2)
+        .read_all_ticks()
+        .unwrap();
+    let times: Vec<i64> = ticks.iter().map(|t| t.ts_ns - t0).collect();
+    assert_eq!(times, [0, 0, 5, 5, 9]);
+}
+
+#[test]
+fn nq_data_import_refuses_a_repeated_bar_line_like_an_unsorted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(NQ_1MIN_CSV).unwrap();
+    let mut lines: Vec<&str> = text.lines().take(50).collect();
+    lines.insert(21, lines[20]); // line 22 repeats line 21 (header is line 1)
+    let csv = tmp.path().join("repeated.csv");
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let out_file = tmp.path().join("out.parquet");
+
+    let out = run(NQ_DATA, &[&"import", &csv, &"-o", &out_file]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("repeated.csv") && err.contains("line 22") && err.contains("duplicate bar"),
+        "{err}"
+    );
+    assert!(!out_file.exists());
+
+    // --skip-bad drops it as it drops a line going back in time.
+    let out = run(NQ_DATA, &[&"import", &csv, &"-o", &out_file, &"--skip-bad"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("skipped 1 bad lines"), "{said}");
+    assert_eq!(
+        nq_tools::market_data::read_bars(&out_file).unwrap().len(),
+        49
+    );
+}
