@@ -195,3 +195,40 @@ fn nq_data_import_refuses_a_repeated_bar_line_like_an_unsorted_one() {
         49
     );
 }
+
+// ---------- B: bar files of different lengths ----------
+
+#[test]
+fn each_bar_file_must_have_the_checkpoints_bar_length() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report");
+    // January 2023 five-minute bars, November 2023 one-minute bars.
+    let five = write_bars(
+        &tmp.path().join("five_min.parquet"),
+        &real_bars(tmp.path(), NQ_5MIN_CSV)[..300],
+    );
+    let minute_bars = real_bars(tmp.path(), NQ_1MIN_CSV);
+    let one = write_bars(&tmp.path().join("one_min.parquet"), &minute_bars[..300]);
+
+    // The five-minute file is named, whichever order the files are given in.
+    for (a, b) in [(&five, &one), (&one, &five)] {
+        let out = eval(&[&P1, a, b, &"--report", &report]);
+        assert_user_error(
+            &out,
+            &report,
+            &[
+                "five_min.parquet",
+                "bar length mismatch",
+                "300 s apart",
+                "60 s bars",
+            ],
+        );
+        assert!(!stderr(&out).contains("one_min.parquet"), "{out:?}");
+    }
+
+    // A file of a single bar cannot be judged; beside the right bars it is
+    // accepted, whatever the gap to them.
+    let single = write_bars(&tmp.path().join("single.parquet"), &minute_bars[1000..1001]);
+    let out = eval(&[&P1, &one, &single, &"--report", &report]);
+    assert!(out.status.success(), "{out:?}");
+}

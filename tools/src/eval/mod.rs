@@ -440,49 +440,50 @@ fn replay_inner(
 }
 
 /// Bars of another length than the checkpoint's would be read as if they
-/// were its bars: the closest two bars tell the data's bar length.
-#[derive(Debug, Clone, Copy)]
+/// were its bars: the closest two bars of each file tell that file's bar
+/// length. Files are judged one by one, so that a file of other bars cannot
+/// hide behind one of the right length.
+#[derive(Debug, Clone, Default)]
 pub struct BarSpacing {
-    last_ts: i64,
-    min_gap: i64,
-}
-
-impl Default for BarSpacing {
-    fn default() -> Self {
-        BarSpacing {
-            last_ts: i64::MIN,
-            min_gap: i64::MAX,
-        }
-    }
+    /// The start of every bar replayed, in time order: the files' bounds are
+    /// known only at [`BarSpacing::check`].
+    bar_starts: Vec<i64>,
 }
 
 impl BarSpacing {
     pub fn observe(&mut self, ts_ns: i64) {
-        if self.last_ts != i64::MIN {
-            self.min_gap = self.min_gap.min(ts_ns - self.last_ts);
-        }
-        self.last_ts = ts_ns;
+        self.bar_starts.push(ts_ns);
     }
 
-    /// `whose` names what expects `bar_seconds` bars, for the message.
+    /// `whose` names what expects `bar_seconds` bars, for the message. A
+    /// file with fewer than two bars replayed cannot be judged.
     pub fn check(&self, data: &MarketReader, bar_seconds: u32, whose: &str) -> Result<()> {
         let bar_ns = i64::from(bar_seconds) * 1_000_000_000;
-        if self.min_gap == i64::MAX || self.min_gap == bar_ns {
-            return Ok(());
+        let files = data.file_starts();
+        for (i, &(path, first)) in files.iter().enumerate() {
+            let Some(first) = first else { continue };
+            let next = files[i + 1..].iter().find_map(|&(_, f)| f);
+            let from = self.bar_starts.partition_point(|&t| t < first);
+            let to = next.map_or(self.bar_starts.len(), |n| {
+                self.bar_starts.partition_point(|&t| t < n)
+            });
+            let closest = self.bar_starts[from..to.max(from)]
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .min();
+            if let Some(gap) = closest.filter(|&gap| gap != bar_ns) {
+                return Err(Error::BadFile {
+                    file: path.to_path_buf(),
+                    column: Some("ts".into()),
+                    problem: format!(
+                        "bar length mismatch: this file's bars are {} s apart at the \
+                         closest, {whose} uses {bar_seconds} s bars",
+                        gap as f64 / 1e9,
+                    ),
+                });
+            }
         }
-        Err(Error::BadFile {
-            file: data
-                .files()
-                .first()
-                .map(|p| p.to_path_buf())
-                .unwrap_or_default(),
-            column: Some("ts".into()),
-            problem: format!(
-                "bar length mismatch: the data's bars are {} s apart at the closest, \
-                 {whose} uses {bar_seconds} s bars",
-                self.min_gap as f64 / 1e9,
-            ),
-        })
+        Ok(())
     }
 }
 

@@ -137,6 +137,16 @@ impl MarketReader {
         self.sources.iter().map(|s| s.path.as_path()).collect()
     }
 
+    /// The input files in reading order, each with its first timestamp
+    /// (`None` for a file without rows). A file's records lie between its
+    /// first timestamp and the next file's.
+    pub fn file_starts(&self) -> Vec<(&Path, Option<i64>)> {
+        self.sources
+            .iter()
+            .map(|s| (s.path.as_path(), s.first_ts))
+            .collect()
+    }
+
     /// Total rows over all files, from the footers.
     pub fn num_rows(&self) -> u64 {
         self.sources.iter().map(|s| s.rows).sum()
