@@ -29,6 +29,11 @@
 //!   its session and is closed less than one bar after its end: no position
 //!   is held overnight (`tests/engine_session_end.rs` checks this on random
 //!   streams of prints, gaps and clock calls).
+//! - **Drawdown**: a trailing-drawdown breach liquidates and leaves only
+//!   HOLD ([`DecisionKind::DrawdownBreached`]) until the session ends; the
+//!   next session trades again, its drawdown measured from its own starting
+//!   equity (SPEC 6: a breach ends the episode; episodes are sessions, as in
+//!   training). [`DrawdownScope::Engine`] makes a breach final instead.
 //! - **Live fills** ([`Engine::on_fill`]): the simulator is a shadow of the
 //!   real account; a fill report or position correction from the execution
 //!   system overrides its position, so the next observation describes the
@@ -73,6 +78,28 @@ pub struct EngineConfig {
     /// The action set the caller is prepared to execute; `None` accepts the
     /// checkpoint's.
     pub actions: Option<ActionSet>,
+    pub drawdown: DrawdownScope,
+}
+
+/// What a trailing-drawdown breach ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrawdownScope {
+    /// The session (SPEC 6: a breach ends the episode, and episodes are
+    /// sessions, as in training): HOLD until its end, then the next session
+    /// trades again with the drawdown measured from its starting equity.
+    Session,
+    /// Everything after it, for the life of the engine, as a funded account
+    /// that is closed on a breach.
+    Engine,
+}
+
+impl DrawdownScope {
+    pub const fn name(self) -> &'static str {
+        match self {
+            DrawdownScope::Session => "session",
+            DrawdownScope::Engine => "engine",
+        }
+    }
 }
 
 impl EngineConfig {
@@ -82,6 +109,7 @@ impl EngineConfig {
             sim: policy.metadata().sim,
             sampling: Sampling::Greedy,
             actions: None,
+            drawdown: DrawdownScope::Session,
         }
     }
 }
@@ -149,7 +177,8 @@ pub enum DecisionKind {
     Policy,
     /// The session's last bar: go flat, no policy involved.
     SessionEnd,
-    /// The trailing drawdown was breached: flat, and only HOLD from now on.
+    /// The trailing drawdown was breached: flat, and only HOLD until the
+    /// session ends (or for good, with [`DrawdownScope::Engine`]).
     DrawdownBreached,
 }
 
@@ -254,6 +283,9 @@ pub struct Engine<'a> {
     obs: [f32; OBS_DIM_PHASE2],
     rng: Rng,
     sampling: Sampling,
+    drawdown: DrawdownScope,
+    /// The session whose trailing-drawdown episode is running (`Session` scope).
+    drawdown_session: Option<i64>,
     phase: u8,
     feed: Feed,
     events: SimEvents,
@@ -322,6 +354,8 @@ impl<'a> Engine<'a> {
             obs: [0.0; OBS_DIM_PHASE2],
             rng: Rng::new(seed),
             sampling: config.sampling,
+            drawdown: config.drawdown,
+            drawdown_session: None,
             phase: meta.phase,
             feed: Feed::Unknown,
             events: SimEvents::default(),
@@ -512,6 +546,14 @@ impl<'a> Engine<'a> {
         self.sim.on_bar_close();
         let bar_ns = self.features.config().bar_ns();
         let ts_ns = bar.ts_ns.saturating_add(bar_ns);
+        if self.drawdown == DrawdownScope::Session
+            && info.in_session
+            && self.drawdown_session != Some(info.session.id)
+        {
+            // A new episode; flat, as the last session ended flat.
+            self.sim.start_episode();
+            self.drawdown_session = Some(info.session.id);
+        }
         let holding = self.holding();
         let session_end = info.session.end_ns;
         // Closed at or after the session end, a bar in the session was its

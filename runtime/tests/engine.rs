@@ -11,7 +11,7 @@ mod policy_common;
 use nq_formats::checkpoint::Activation;
 use nq_formats::{Action, ActionSet, Bar, Instrument, Side, SimConfig, Tick};
 use nq_runtime::engine::{
-    Decision, DecisionKind, Engine, EngineConfig, EngineError, FillReport, Sampling,
+    Decision, DecisionKind, DrawdownScope, Engine, EngineConfig, EngineError, FillReport, Sampling,
 };
 use nq_runtime::policy::{Checkpoint, Policy};
 use policy_common::Buffer;
@@ -325,11 +325,78 @@ fn sampling_is_seeded() {
     assert_ne!(run(1), run(2));
 }
 
+/// New York date of a UTC timestamp in this EST-only file (UTC-5).
+fn ny_day(ts_ns: i64) -> i64 {
+    (ts_ns - 5 * 3_600_000_000_000).div_euclid(86_400_000_000_000)
+}
+
+fn engine_with_drawdown(buffer: &Buffer, drawdown: DrawdownScope) -> Engine<'_> {
+    let policy = Policy::from_checkpoint(&Checkpoint::parse(buffer.bytes()).unwrap()).unwrap();
+    let config = EngineConfig {
+        drawdown,
+        ..EngineConfig::from_policy(&policy)
+    };
+    Engine::new(policy, config).unwrap()
+}
+
+/// SPEC 6: a breach ends the episode, and episodes are sessions. The rest of
+/// that session is HOLD; the next one trades again, its drawdown measured
+/// from the equity it starts with.
 #[test]
-fn a_drawdown_breach_stops_trading_for_good() {
+fn a_drawdown_breach_ends_the_session_and_the_next_one_trades_again() {
     let bars = real_bars();
     let buffer = checkpoint(1, 11);
-    let decisions = run_bars(&mut engine(&buffer), &bars);
+    let mut engine = engine_with_drawdown(&buffer, DrawdownScope::Session);
+    let decisions = run_bars(&mut engine, &bars);
+    let breached_days: Vec<i64> = decisions
+        .iter()
+        .filter(|(d, _)| d.kind == DecisionKind::DrawdownBreached)
+        .map(|(d, _)| ny_day(d.ts_ns))
+        .collect();
+    assert!(
+        !breached_days.is_empty(),
+        "a random policy with a $2,500 limit breaches on two weeks of NQ"
+    );
+    let first = breached_days[0];
+    for (d, _) in &decisions {
+        let day = ny_day(d.ts_ns);
+        if breached_days.contains(&day) {
+            // After the breach on that day: nothing but HOLD.
+            let breach_ts = decisions
+                .iter()
+                .find(|(b, _)| b.kind == DecisionKind::DrawdownBreached && ny_day(b.ts_ns) == day)
+                .unwrap()
+                .0
+                .ts_ns;
+            if d.ts_ns >= breach_ts {
+                assert_ne!(d.kind, DecisionKind::Policy, "{d:?}");
+                assert_eq!((d.action, d.target_position), (Action::Hold, 0));
+            }
+        }
+    }
+    let later_policy = decisions
+        .iter()
+        .filter(|(d, _)| d.kind == DecisionKind::Policy && ny_day(d.ts_ns) > first)
+        .count();
+    assert!(
+        later_policy > 300,
+        "the sessions after the breach trade: {later_policy}"
+    );
+    // The account carries on: equity on the next day starts where the
+    // breach left it, not at the starting balance.
+    let next = decisions
+        .iter()
+        .find(|(d, _)| ny_day(d.ts_ns) > first && d.kind == DecisionKind::Policy)
+        .unwrap();
+    assert!(next.0.equity < 50_000.0 - 2_000.0, "{:?}", next.0);
+}
+
+#[test]
+fn with_engine_scope_a_drawdown_breach_stops_trading_for_good() {
+    let bars = real_bars();
+    let buffer = checkpoint(1, 11);
+    let mut engine = engine_with_drawdown(&buffer, DrawdownScope::Engine);
+    let decisions = run_bars(&mut engine, &bars);
     let first = decisions
         .iter()
         .position(|(d, _)| d.kind == DecisionKind::DrawdownBreached)

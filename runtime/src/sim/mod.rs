@@ -137,7 +137,8 @@ struct PricePath {
 ///   liquidated at market (on bars, at the price where the breach happened, or
 ///   the open if it gapped there, whichever the adverse path reaches first
 ///   against the stop), pending orders are cancelled, and from then on only
-///   HOLD is allowed. The caller ends the episode.
+///   HOLD is allowed. The caller ends the episode, and starts the next one
+///   with [`start_episode`](Self::start_episode) or [`reset`](Self::reset).
 /// - **Bad input** (non-finite or non-positive prices, inconsistent bars,
 ///   non-finite ATR) is ignored, never a panic: such ticks and bars change
 ///   nothing, and entries and stop moves are masked without a usable ATR.
@@ -167,6 +168,15 @@ impl Simulator {
             return Err("slippage_ticks");
         }
         Ok(Simulator::fresh(config, slippage as i64))
+    }
+
+    /// A new episode on the same account (the next session: SPEC 4 and 6).
+    /// The trailing drawdown starts again from the equity now, and a breach
+    /// in an earlier episode no longer stops trading; balance, P&L and trade
+    /// counts carry on. Call it while flat.
+    pub fn start_episode(&mut self) {
+        self.breached = false;
+        self.high_water = self.equity_at_last();
     }
 
     /// Back to the starting state with the same settings (a new episode).
