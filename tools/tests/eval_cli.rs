@@ -518,6 +518,54 @@ fn date_range_limits_the_sessions() {
     assert_eq!(json["summaries"][0]["days"], 2);
 }
 
+/// `--from` replays the sessions before it as warm-up only (SPEC 4:
+/// indicators may warm up on earlier sessions): every trade from that date
+/// on is the one the whole file gives, for the policy and for buy and hold.
+/// Only the account's level differs, so the default drawdown limit, measured
+/// per session, changes nothing either.
+#[test]
+fn a_date_range_trades_its_days_as_the_whole_file_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _) = real_minute_bars(tmp.path());
+    let trades_of = |extra: &[&str], name: &str| {
+        let report = tmp.path().join(name);
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&P1, &data, &"--report", &report];
+        for a in extra {
+            args.push(a);
+        }
+        let out = eval(&args);
+        assert!(out.status.success(), "{out:?}");
+        let trades = read_batch(&report.join("trades.parquet"));
+        let (policy, entry, exit, pnl) = (
+            column::<StringArray>(&trades, "policy"),
+            column::<TimestampNanosecondArray>(&trades, "entry_time"),
+            column::<TimestampNanosecondArray>(&trades, "exit_time"),
+            column::<Float64Array>(&trades, "pnl_usd"),
+        );
+        (0..trades.num_rows())
+            .filter(|&i| policy.value(i) != "random")
+            .map(|i| {
+                (
+                    policy.value(i).to_string(),
+                    entry.value(i),
+                    exit.value(i),
+                    pnl.value(i),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let whole = trades_of(&[], "whole");
+    let window = trades_of(&["--from", "2023-11-28"], "window");
+    // 2023-11-28's CME trading day opens at 18:00 New York (23:00 UTC) the day before.
+    let from_ns = 1_701_126_000_000_000_000;
+    let expected: Vec<_> = whole.into_iter().filter(|t| t.1 >= from_ns).collect();
+    assert!(
+        expected.iter().filter(|t| t.0 == "buy_and_hold").count() == 5 && expected.len() > 20,
+        "{expected:?}"
+    );
+    assert_eq!(window, expected);
+}
+
 fn assert_user_error(out: &Output, report: &Path, needle: &str) {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -638,7 +686,9 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
         .collect();
     assert_eq!(hold_exits, ["SESSION_END"; 3]);
 
-    // A $100 limit is soon breached: from then on every decision is a forced HOLD.
+    // A $100 limit is soon breached: from then on every decision of that
+    // session is a forced HOLD; the next session trades again (SPEC 6: a
+    // breach ends the episode, and episodes are sessions).
     let report = tmp.path().join("limited");
     let out = eval(&[
         &P1,
@@ -659,26 +709,45 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
         column::<StringArray>(&equity, "policy"),
         column::<StringArray>(&equity, "kind"),
     );
+    let ts = column::<TimestampNanosecondArray>(&equity, "ts");
+    let mut trading_after_a_breach = 0;
     for run in json["summaries"].as_array().unwrap() {
         let name = run["policy"].as_str().unwrap();
-        let kinds: Vec<&str> = (0..equity.num_rows())
-            .filter(|&i| policy.value(i) == name)
-            .map(|i| kind.value(i))
-            .filter(|k| !NO_DECISION.contains(k))
+        let mut by_day = std::collections::BTreeMap::<chrono::NaiveDate, Vec<&str>>::new();
+        for i in (0..equity.num_rows()).filter(|&i| policy.value(i) == name) {
+            let (k, date) = (kind.value(i), rth_date(ts.value(i) - 1));
+            if let (false, Some(date)) = (NO_DECISION.contains(&k), date) {
+                by_day.entry(date).or_default().push(k);
+            }
+        }
+        let breached: Vec<bool> = by_day
+            .values()
+            .map(|kinds| kinds.contains(&"drawdown_breached"))
             .collect();
-        let first = kinds.iter().position(|&k| k == "drawdown_breached");
         assert_eq!(
-            first.is_some(),
+            breached.contains(&true),
             run["drawdown_breach"].as_bool().unwrap(),
             "{name}"
         );
-        if let Some(first) = first {
-            assert!(
-                kinds[first..].iter().all(|&k| k == "drawdown_breached"),
-                "{name}: a breach stops trading for the rest of the data"
-            );
+        for (day, kinds) in &by_day {
+            if let Some(first) = kinds.iter().position(|&k| k == "drawdown_breached") {
+                assert!(
+                    kinds[first..].iter().all(|&k| k == "drawdown_breached"),
+                    "{name} {day}: a breach stops trading for the rest of the session"
+                );
+            }
+        }
+        let days: Vec<&Vec<&str>> = by_day.values().collect();
+        for pair in days.windows(2) {
+            if pair[0].contains(&"drawdown_breached") && pair[1].contains(&"policy") {
+                trading_after_a_breach += 1;
+            }
         }
     }
+    assert!(
+        trading_after_a_breach > 0,
+        "some run trades again the session after a breach"
+    );
 }
 
 /// The report read with pyarrow, as a Python user would. Skipped (with a

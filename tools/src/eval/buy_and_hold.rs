@@ -17,12 +17,14 @@
 
 use nq_formats::{Action, SessionHours, Tick};
 use nq_runtime::calendar::SessionCalendar;
-use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig};
+use nq_runtime::engine::{Decision, DecisionKind, DrawdownScope, Engine, EngineConfig};
 use nq_runtime::policy::MAX_ACTIONS;
 use nq_runtime::sim::{ExitReason, PositionSync, SimEvents, Simulator};
 use nq_runtime::ActionMask;
 
-use super::{closed_a_bar, BarSpacing, DateRange, DecisionRow, EquityRow, RowKind, Run};
+use super::{
+    closed_a_bar, hold, BarSpacing, DateRange, DecisionRow, EquityRow, InRange, RowKind, Run,
+};
 use crate::checkpoint_file::CheckpointFile;
 use crate::market_data::{DataKind, MarketReader};
 use crate::time::NewYorkClock;
@@ -53,6 +55,7 @@ pub(super) fn replay(
     let mut day = Day {
         engine,
         sim,
+        drawdown: rth.drawdown,
         run: Run::new(name, "baseline", rth.sim),
         peak: rth.sim.starting_balance,
         held_since: None,
@@ -65,10 +68,15 @@ pub(super) fn replay(
     let bar_ns = i64::from(rth.sim.bar_seconds) * 1_000_000_000;
     match data.kind() {
         DataKind::Ticks => data.for_each_tick_chunk(|ticks| {
-            for tick in ticks
-                .iter()
-                .filter(|t| range.contains(&mut range_clock, t.ts_ns))
-            {
+            for tick in ticks {
+                match range.locate(&mut range_clock, tick.ts_ns) {
+                    InRange::Before => {
+                        let _ = day.engine.on_tick_with(tick, &mut hold);
+                        continue;
+                    }
+                    InRange::After => continue,
+                    InRange::Inside => {}
+                }
                 last_ts = tick.ts_ns;
                 day.on_tick(tick)?;
             }
@@ -77,10 +85,16 @@ pub(super) fn replay(
             Ok(())
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
-            for bar in bars
-                .iter()
-                .filter(|b| range.contains(&mut range_clock, b.ts_ns))
-            {
+            for bar in bars {
+                match range.locate(&mut range_clock, bar.ts_ns) {
+                    InRange::Before => {
+                        spacing.observe(bar.ts_ns);
+                        day.engine.on_bar_with(bar, &mut hold);
+                        continue;
+                    }
+                    InRange::After => continue,
+                    InRange::Inside => {}
+                }
                 spacing.observe(bar.ts_ns);
                 last_ts = bar.ts_ns;
                 day.on_bar(bar, bar_ns)?;
@@ -104,6 +118,7 @@ struct Day<'a> {
     engine: Engine<'a>,
     /// The baseline's own account.
     sim: Simulator,
+    drawdown: DrawdownScope,
     run: Run,
     peak: f64,
     /// The RTH session (its id) the open position belongs to.
@@ -191,7 +206,14 @@ impl Day<'_> {
     /// slippage included, with no bracket.
     fn open_if_first_of_session(&mut self, session: Option<i64>, market: f64, ts_ns: i64) {
         let Some(date) = session else { return };
-        if self.entered == Some(date) || self.sim.is_breached() || self.sim.position_side() != 0 {
+        if self.entered == Some(date) {
+            return;
+        }
+        if self.drawdown == DrawdownScope::Session && self.sim.position_side() == 0 {
+            // A new episode, as the engine starts one each session.
+            self.sim.start_episode();
+        }
+        if self.sim.is_breached() || self.sim.position_side() != 0 {
             return;
         }
         let Some(entry_price) = self.sim.market_fill_price(1, market) else {

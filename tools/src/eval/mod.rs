@@ -43,14 +43,36 @@ pub struct DateRange {
     pub to: Option<chrono::NaiveDate>,
 }
 
+/// Where a record lies against a [`DateRange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InRange {
+    /// Before `from`: the engine warms up on it (features only, no trades,
+    /// no rows), as it would have in a replay of the whole file (SPEC 4:
+    /// indicators may warm up on earlier sessions).
+    Before,
+    Inside,
+    After,
+}
+
 impl DateRange {
-    fn contains(&self, clock: &mut NewYorkClock, ts_ns: i64) -> bool {
+    fn locate(&self, clock: &mut NewYorkClock, ts_ns: i64) -> InRange {
         if self.from.is_none() && self.to.is_none() {
-            return true;
+            return InRange::Inside;
         }
         let day = clock.trading_date(ts_ns);
-        self.from.is_none_or(|f| day >= f) && self.to.is_none_or(|t| day <= t)
+        if self.from.is_some_and(|f| day < f) {
+            InRange::Before
+        } else if self.to.is_some_and(|t| day > t) {
+            InRange::After
+        } else {
+            InRange::Inside
+        }
     }
+}
+
+/// The chooser of warm-up replays: never an order.
+fn hold(_: ActionMask, _: i8) -> Action {
+    Action::Hold
 }
 
 /// One bar close of a replay, an `equity.parquet` row. Every bar the engine
@@ -398,7 +420,15 @@ fn replay_inner(
     let mut peak = sim.starting_balance;
     match data.kind() {
         DataKind::Ticks => data.for_each_tick_chunk(|ticks| {
-            for tick in ticks.iter().filter(|t| range.contains(&mut clock, t.ts_ns)) {
+            for tick in ticks {
+                match range.locate(&mut clock, tick.ts_ns) {
+                    InRange::Before => {
+                        let _ = engine.on_tick_with(tick, &mut hold);
+                        continue;
+                    }
+                    InRange::After => continue,
+                    InRange::Inside => {}
+                }
                 last_ts = tick.ts_ns;
                 let bars_before = engine.features().bars_seen();
                 // The reader validated every tick, so a refusal cannot happen;
@@ -415,7 +445,16 @@ fn replay_inner(
             Ok(())
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
-            for bar in bars.iter().filter(|b| range.contains(&mut clock, b.ts_ns)) {
+            for bar in bars {
+                match range.locate(&mut clock, bar.ts_ns) {
+                    InRange::Before => {
+                        spacing.observe(bar.ts_ns);
+                        engine.on_bar_with(bar, &mut hold);
+                        continue;
+                    }
+                    InRange::After => continue,
+                    InRange::Inside => {}
+                }
                 spacing.observe(bar.ts_ns);
                 last_ts = bar.ts_ns;
                 let bars_before = engine.features().bars_seen();
