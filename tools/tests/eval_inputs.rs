@@ -232,3 +232,120 @@ fn each_bar_file_must_have_the_checkpoints_bar_length() {
     let out = eval(&[&P1, &one, &single, &"--report", &report]);
     assert!(out.status.success(), "{out:?}");
 }
+
+// ---------- C: days ----------
+
+/// `P1` rewritten for `bar_seconds` bars: both bar lengths of its metadata
+/// and the layout hash that goes with them.
+fn checkpoint_with_bar_seconds(path: &Path, bar_seconds: u32) -> PathBuf {
+    let bytes = std::fs::read(P1).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let meta = header["__metadata__"].as_object_mut().unwrap();
+    for key in ["bar_seconds", "sim.bar_seconds"] {
+        meta.insert(key.into(), bar_seconds.to_string().into());
+    }
+    let hash = nq_formats::OBS_LAYOUT_V1
+        .with_bar_seconds(bar_seconds)
+        .hash_hex();
+    meta.insert("obs_layout_hash".into(), hash.to_string().into());
+    let mut text = serde_json::to_vec(&header).unwrap();
+    // The tensors stay 8-byte aligned after the header.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+    path.to_path_buf()
+}
+
+/// The New York date of an instant inside RTH (09:30-16:00), else `None`.
+fn rth_date(ts_ns: i64) -> Option<NaiveDate> {
+    let local = New_York.timestamp_nanos(ts_ns);
+    let minute = local.hour() * 60 + local.minute();
+    (9 * 60 + 30..16 * 60)
+        .contains(&minute)
+        .then(|| local.date_naive())
+}
+
+/// Five-minute bars of RTH only: 78 a day, fewer than the 132 bars the
+/// features need, so the policy decides nothing on the first day while
+/// buy-and-hold trades it.
+#[test]
+fn a_day_the_policy_spends_warming_up_is_still_a_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut by_day: BTreeMap<NaiveDate, Vec<Bar>> = BTreeMap::new();
+    for bar in real_bars(tmp.path(), NQ_5MIN_CSV) {
+        if let Some(day) = rth_date(bar.ts_ns) {
+            by_day.entry(day).or_default().push(bar);
+        }
+    }
+    let days: Vec<NaiveDate> = by_day.keys().copied().take(5).collect();
+    let bars: Vec<Bar> = days.iter().flat_map(|d| by_day[d].clone()).collect();
+    assert!(by_day[&days[0]].len() < 132, "{}", by_day[&days[0]].len());
+    let data = write_bars(&tmp.path().join("rth5.parquet"), &bars);
+    let ckpt = checkpoint_with_bar_seconds(&tmp.path().join("five.safetensors"), 300);
+    let report = tmp.path().join("report");
+    let out = eval(&[
+        &ckpt,
+        &data,
+        &"--drawdown-limit",
+        &"0",
+        &"--json",
+        &"--report",
+        &report,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summaries = json["summaries"].as_array().unwrap();
+    assert_eq!(summaries.len(), 4);
+    for s in summaries {
+        assert_eq!(s["days"], 5, "{}: every day with bars", s["policy"]);
+    }
+
+    // Buy-and-hold's daily P&L is the equity at each day's last bar row
+    // less the day before's: the first day's round trip in the first day
+    // (up to the exit's costs, booked when the fill is).
+    let equity = read_batch(&report.join("equity.parquet"));
+    let policy = column::<StringArray>(&equity, "policy");
+    let ts = column::<TimestampNanosecondArray>(&equity, "ts");
+    let value = column::<Float64Array>(&equity, "equity_usd");
+    let mut last: BTreeMap<NaiveDate, f64> = BTreeMap::new();
+    for i in (0..equity.num_rows()).filter(|&i| policy.value(i) == "buy_and_hold") {
+        let day = New_York.timestamp_nanos(ts.value(i) - 1).date_naive();
+        last.insert(day, value.value(i));
+    }
+    assert_eq!(last.keys().copied().collect::<Vec<_>>(), days);
+    let mut previous = 50_000.0;
+    let daily: Vec<f64> = last
+        .into_values()
+        .map(|close| {
+            let pnl = close - previous;
+            previous = close;
+            pnl
+        })
+        .collect();
+    let trades = read_batch(&report.join("trades.parquet"));
+    let trade_policy = column::<StringArray>(&trades, "policy");
+    let first = (0..trades.num_rows())
+        .find(|&i| trade_policy.value(i) == "buy_and_hold")
+        .unwrap();
+    let first_trade = column::<Float64Array>(&trades, "pnl_usd").value(first);
+    assert!(first_trade.abs() > 100.0, "{first_trade}");
+    assert!(
+        (daily[0] - first_trade).abs() <= 20.0,
+        "{daily:?} {first_trade}"
+    );
+    let mean = daily.iter().sum::<f64>() / 5.0;
+    let var = daily.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 4.0;
+    let sharpe = mean / var.sqrt() * 252f64.sqrt();
+    let buy_and_hold = summaries
+        .iter()
+        .find(|s| s["policy"] == "buy_and_hold")
+        .unwrap();
+    let reported = buy_and_hold["sharpe_daily"].as_f64().unwrap();
+    assert!(
+        (reported - sharpe).abs() < 1e-9 * sharpe.abs().max(1.0),
+        "{reported} vs {sharpe}"
+    );
+}

@@ -35,7 +35,8 @@ pub struct Summary {
     pub sortino_daily: Option<f64>,
     /// Fraction of decision bars with a position open.
     pub exposure: f64,
-    /// Sessions (CME trading dates) with at least one decision.
+    /// Sessions (CME trading dates) with at least one bar row, decision or
+    /// not: the days of the daily P&L.
     pub days: i64,
     pub drawdown_breach: bool,
     /// Decisions per action, indexed by action code.
@@ -158,36 +159,34 @@ pub const SORT_METRICS: &[&str] = &[
     "commission_usd",
 ];
 
-/// Equity change per session (trading date with at least one decision):
-/// its last equity minus the previous session's (the starting balance before
-/// the first). The last equity is read over every bar row, not only the
-/// decision rows: with ticks the session-end flatten fills on the tick after
-/// the last decision, so only the bar rows after it carry its price and
-/// commission into the day it belongs to.
+/// Equity change per session (CME trading date with at least one bar row,
+/// whatever its kind): its last equity minus the previous session's (the
+/// starting balance before the first). Every bar has a row in every run, so
+/// all runs over the same data have the same days, including the ones a
+/// baseline trades while the policy's features are still warming up. The
+/// last equity is read over every bar row, not only the decision rows: with
+/// ticks the session-end flatten fills on the tick after the last decision,
+/// so only the bar rows after it carry its price and commission into the day
+/// it belongs to.
 pub(crate) fn daily_pnl(run: &Run) -> Vec<f64> {
     let mut clock = NewYorkClock::new();
     let mut out = Vec::new();
     let mut previous_close = run.sim.starting_balance;
-    // The trading date being read, its last equity, and whether it had a decision.
-    let mut current: Option<(chrono::NaiveDate, f64, bool)> = None;
-    for (row, decision) in run.rows() {
+    // The trading date being read and its last equity.
+    let mut current: Option<(chrono::NaiveDate, f64)> = None;
+    for row in &run.equity {
         let day = clock.trading_date(row.ts_ns);
         match current {
-            Some((d, last, decided)) if d != day => {
-                if decided {
-                    out.push(last - previous_close);
-                    previous_close = last;
-                }
-                current = Some((day, row.equity, decision.is_some()));
+            Some((d, last)) if d != day => {
+                out.push(last - previous_close);
+                previous_close = last;
+                current = Some((day, row.equity));
             }
-            Some((_, ref mut last, ref mut decided)) => {
-                *last = row.equity;
-                *decided |= decision.is_some();
-            }
-            None => current = Some((day, row.equity, decision.is_some())),
+            Some((_, ref mut last)) => *last = row.equity,
+            None => current = Some((day, row.equity)),
         }
     }
-    if let Some((_, last, true)) = current {
+    if let Some((_, last)) = current {
         out.push(last - previous_close);
     }
     out
@@ -320,21 +319,17 @@ mod tests {
                 (T0 + 2 * DAY, start + 80.0, 1),
             ],
         );
-        // Rows without a decision count only where a session's last equity
-        // is read: a warm-up row before the first decision does not, a row
+        // Rows without a decision count where a session's last equity is
+        // read: a warm-up row before the first decision does not, a row
         // after the session's last decision does (as when a session-end
         // flatten fills on the next tick and pays $4 commission), and a day
-        // with no decision at all is no session (its made-up equity is never
-        // read).
+        // with bar rows but no decision is a (here flat) day too.
         run.equity
             .insert(0, bar_row(T0 - 60, start - 900.0, RowKind::Warmup));
         run.equity
             .insert(3, bar_row(T0 + 120, start + 16.0, RowKind::OutsideSession));
-        run.equity.push(bar_row(
-            T0 + 3 * DAY,
-            start - 900.0,
-            RowKind::OutsideSession,
-        ));
+        run.equity
+            .push(bar_row(T0 + 3 * DAY, start + 80.0, RowKind::OutsideSession));
         let decided: Vec<f64> = run.decision_rows().map(|(r, _)| r.equity).collect();
         assert_eq!(decided.len(), 4);
         assert_eq!(run.rows().filter(|(_, d)| d.is_some()).count(), 4);
@@ -349,17 +344,34 @@ mod tests {
         assert!((s.avg_loss_usd.unwrap() + 50.0).abs() < 1e-12);
         // Peak start+100, trough start-30.
         assert!((s.max_drawdown_usd - 130.0).abs() < 1e-9);
-        assert_eq!(s.days, 3);
+        assert_eq!(s.days, 4);
         assert!((s.exposure - 0.5).abs() < 1e-12);
-        // Daily P&L 16, -46, 110.
-        assert_eq!(daily_pnl(&run), [16.0, -46.0, 110.0]);
-        let daily = [16.0, -46.0, 110.0];
-        let m = 80.0 / 3.0;
-        let sd = (daily.iter().map(|x: &f64| (x - m).powi(2)).sum::<f64>() / 2.0).sqrt();
+        // Daily P&L 16, -46, 110, then the flat day without a decision.
+        let daily = [16.0, -46.0, 110.0, 0.0];
+        assert_eq!(daily_pnl(&run), daily);
+        let m = 80.0 / 4.0;
+        let sd = (daily.iter().map(|x: &f64| (x - m).powi(2)).sum::<f64>() / 3.0).sqrt();
         assert!((s.sharpe_daily.unwrap() - m / sd * 252f64.sqrt()).abs() < 1e-9);
-        let dd = (46.0f64 * 46.0 / 3.0).sqrt();
+        let dd = (46.0f64 * 46.0 / 4.0).sqrt();
         assert!((s.sortino_daily.unwrap() - m / dd * 252f64.sqrt()).abs() < 1e-9);
         assert_eq!(s.actions[0], 4);
+    }
+
+    /// A baseline trading on a day the policy's engine still warms up (no
+    /// decision row that day) keeps that day's P&L in that day.
+    #[test]
+    fn a_day_of_warmup_rows_is_a_day_of_its_own() {
+        let start = SimConfig::default_for(Instrument::Nq).starting_balance;
+        let mut run = run_of("baseline", vec![], &[(T0 + DAY, start + 70.0, 0)]);
+        for (i, equity) in [start + 10.0, start + 40.0, start + 25.0]
+            .into_iter()
+            .enumerate()
+        {
+            let row = bar_row(T0 + 60 * i as i64, equity, RowKind::Warmup);
+            run.equity.insert(i, row);
+        }
+        assert_eq!(daily_pnl(&run), [25.0, 45.0]);
+        assert_eq!(Summary::of(&run).days, 2);
     }
 
     #[test]
