@@ -63,6 +63,7 @@ pub(super) fn replay(
         last_rth: None,
     };
     let mut range_clock = NewYorkClock::new();
+    let mut warming_up = false;
     let mut spacing = BarSpacing::default();
     let mut last_ts = i64::MIN;
     let bar_ns = i64::from(rth.sim.bar_seconds) * 1_000_000_000;
@@ -72,13 +73,15 @@ pub(super) fn replay(
                 match range.locate(&mut range_clock, tick.ts_ns) {
                     InRange::Before => {
                         let _ = day.engine.on_tick_with(tick, &mut hold);
+                        warming_up = true;
                         continue;
                     }
                     InRange::After => continue,
                     InRange::Inside => {}
                 }
                 last_ts = tick.ts_ns;
-                day.on_tick(tick)?;
+                // The first tick in the range closes the last warm-up bar: no row.
+                day.on_tick(tick, !std::mem::take(&mut warming_up))?;
             }
             day.run.records += ticks.len() as u64;
             progress(day.run.records);
@@ -138,7 +141,7 @@ fn rth_session(ts_ns: i64) -> Option<i64> {
 }
 
 impl Day<'_> {
-    fn on_tick(&mut self, tick: &Tick) -> Result<()> {
+    fn on_tick(&mut self, tick: &Tick, row: bool) -> Result<()> {
         let bars_before = self.engine.features().bars_seen();
         let decision = self
             .engine
@@ -147,7 +150,7 @@ impl Day<'_> {
             .flatten();
         // The tick closed a bar: its row (a decision or not) sees the
         // position as it was before this tick.
-        if closed_a_bar(&self.engine, bars_before) {
+        if row && closed_a_bar(&self.engine, bars_before) {
             self.sim.on_bar_close();
             self.push_row(decision.as_ref())?;
         }

@@ -413,6 +413,7 @@ fn replay_inner(
 ) -> Result<Run> {
     let mut clock = NewYorkClock::new();
     let mut last_ts = i64::MIN;
+    let mut warming_up = false;
     let mut spacing = BarSpacing::default();
     let mut engine = checkpoint.engine(config)?;
     let sim = *engine.simulator().config();
@@ -424,12 +425,18 @@ fn replay_inner(
                 match range.locate(&mut clock, tick.ts_ns) {
                     InRange::Before => {
                         let _ = engine.on_tick_with(tick, &mut hold);
+                        warming_up = true;
                         continue;
                     }
                     InRange::After => continue,
                     InRange::Inside => {}
                 }
                 last_ts = tick.ts_ns;
+                if std::mem::take(&mut warming_up) {
+                    // It closes the last warm-up bar: that bar is not in the range.
+                    let _ = engine.on_tick_with(tick, &mut hold);
+                    continue;
+                }
                 let bars_before = engine.features().bars_seen();
                 // The reader validated every tick, so a refusal cannot happen;
                 // were it to, skipping it is what live execution would do.
