@@ -78,10 +78,6 @@ fn write_bars(path: &Path, bars: &[Bar]) -> PathBuf {
     path.to_path_buf()
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name().unwrap().to_string_lossy().into_owned()
-}
-
 // ---------- A: repeated bars ----------
 
 #[test]
@@ -348,4 +344,84 @@ fn a_day_the_policy_spends_warming_up_is_still_a_day() {
         (reported - sharpe).abs() < 1e-9 * sharpe.abs().max(1.0),
         "{reported} vs {sharpe}"
     );
+}
+
+// ---------- D: labels ----------
+
+#[test]
+fn checkpoints_that_would_share_a_label_stay_apart_in_the_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write_bars(
+        &tmp.path().join("bars.parquet"),
+        &real_bars(tmp.path(), NQ_1MIN_CSV),
+    );
+    let mut copies = Vec::new();
+    for folder in ["x/a", "y/a"] {
+        let dir = tmp.path().join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("final.safetensors");
+        std::fs::copy(P1, &path).unwrap();
+        copies.push(path);
+    }
+    let report = tmp.path().join("report");
+    // Two folders called `a`, and the first checkpoint a second time.
+    let out = eval(&[
+        &copies[0],
+        &copies[1],
+        &copies[0],
+        &data,
+        &"--json",
+        &"--report",
+        &report,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = json["summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["policy"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [
+            "buy_and_hold",
+            "flat",
+            "random",
+            "x/a/final",
+            "x/a/final#2",
+            "y/a/final"
+        ]
+    );
+
+    // Each run's trades under its own name: as many as its summary counts.
+    let trades = read_batch(&report.join("trades.parquet"));
+    let policy = column::<StringArray>(&trades, "policy");
+    let mut counted: BTreeMap<&str, i64> = BTreeMap::new();
+    for i in 0..trades.num_rows() {
+        *counted.entry(policy.value(i)).or_default() += 1;
+    }
+    for s in json["summaries"].as_array().unwrap() {
+        let name = s["policy"].as_str().unwrap();
+        let expected = s["trades"].as_i64().unwrap();
+        assert_eq!(counted.get(name).copied().unwrap_or(0), expected, "{name}");
+    }
+    assert!(counted["x/a/final#2"] > 0);
+
+    // The table has one column per run, under the same names.
+    let out = eval(&[&copies[0], &copies[1], &copies[0], &data]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    // The best policy's column is marked ` *`.
+    let mut columns: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .filter(|h| *h != "*")
+        .collect();
+    columns.sort_unstable();
+    assert_eq!(columns, sorted, "{table}");
 }

@@ -36,7 +36,9 @@ nq-eval runs/*/final.safetensors data/ --sort-by sharpe --report eval_out\n  \
 nq-eval ckpt.safetensors ticks.parquet --commission 2.5 --from 2024-03-01 --json"
 )]
 struct Cli {
-    /// Checkpoints (*.safetensors) and data files or directories, in any order.
+    /// Checkpoints (*.safetensors) and data files or directories, in any order. A checkpoint
+    /// is named by its file stem, with parent folders added until the names differ
+    /// (runs/a/final -> a/final); a path given twice is named NAME#2.
     #[arg(required = true, value_name = "CKPT|DATA")]
     inputs: Vec<PathBuf>,
     /// Write trades.parquet, equity.parquet, summary.parquet, summary.json, equity.svg and
@@ -120,10 +122,10 @@ fn run(cli: &Cli) -> Result<()> {
     };
     let mut runs: Vec<Run> = Vec::new();
     let mut baselines: Vec<Run> = Vec::new();
-    for (i, path) in checkpoints.iter().enumerate() {
+    let names = labels(&checkpoints);
+    for (i, (path, name)) in checkpoints.iter().zip(names).enumerate() {
         let ckpt = CheckpointFile::read(path)?;
         let config = cli.overrides.engine_config(&ckpt)?;
-        let name = label(path, &checkpoints);
         let mut bar = ProgressBar::new(&name, reader.num_rows(), cli.json);
         runs.push(replay(
             &name,
@@ -179,20 +181,71 @@ fn run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// The file stem, or the parent folder too when stems repeat (runs/*/final).
-fn label(path: &std::path::Path, all: &[&PathBuf]) -> String {
-    let stem = |p: &std::path::Path| {
-        p.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
+/// One label per checkpoint, all different, and none a baseline's name (a
+/// shared label would merge two runs' rows in the reports): the file stem,
+/// with as many parent folders as it takes to tell it from the others
+/// (`runs/*/final` -> `a/final`, `b/final`); a path given twice still looks
+/// the same, so the later ones get `#2`, `#3`, ... in command-line order.
+fn labels(paths: &[&PathBuf]) -> Vec<String> {
+    // Stem first, then the folders above it, nearest first.
+    let parts: Vec<Vec<String>> = paths
+        .iter()
+        .map(|p| {
+            let stem = p.file_stem().unwrap_or_default();
+            let folders = p
+                .parent()
+                .into_iter()
+                .flat_map(|d| d.components().rev())
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(name) => Some(name),
+                    _ => None,
+                });
+            std::iter::once(stem)
+                .chain(folders)
+                .map(|s| s.to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect();
+    let label = |parts: &[String], depth: usize| {
+        let mut shown: Vec<&str> = parts[..depth].iter().map(String::as_str).collect();
+        shown.reverse();
+        shown.join("/")
     };
-    let own = stem(path);
-    if all.iter().filter(|p| stem(p) == own).count() > 1 {
-        if let Some(parent) = path.parent().and_then(|p| p.file_name()) {
-            return format!("{}/{own}", parent.to_string_lossy());
+    let reserved: Vec<&str> = Baseline::ALL.iter().map(|b| b.name()).collect();
+    let mut depth = vec![1usize; paths.len()];
+    loop {
+        let shown: Vec<String> = parts
+            .iter()
+            .zip(&depth)
+            .map(|(p, &d)| label(p, d))
+            .collect();
+        // Only another path can be told apart by its folders.
+        let clashes = |i: usize| {
+            reserved.contains(&shown[i].as_str())
+                || (0..paths.len()).any(|j| shown[j] == shown[i] && parts[j] != parts[i])
+        };
+        let grow: Vec<usize> = (0..paths.len())
+            .filter(|&i| depth[i] < parts[i].len() && clashes(i))
+            .collect();
+        if grow.is_empty() {
+            break;
+        }
+        for i in grow {
+            depth[i] += 1;
         }
     }
-    own
+    let mut out: Vec<String> = Vec::with_capacity(paths.len());
+    for (p, &d) in parts.iter().zip(&depth) {
+        let base = label(p, d);
+        let mut candidate = base.clone();
+        let mut n = 1;
+        while reserved.contains(&candidate.as_str()) || out.contains(&candidate) {
+            n += 1;
+            candidate = format!("{base}#{n}");
+        }
+        out.push(candidate);
+    }
+    out
 }
 
 /// A one-line percentage on stderr for long files, only on a terminal (so
@@ -340,5 +393,68 @@ fn main() -> ExitCode {
             eprintln!("nq-eval: internal error (a bug; please report it)");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels_of(paths: &[&str]) -> Vec<String> {
+        let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        labels(&paths.iter().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn labels_grow_folders_until_unique_then_number_repeats() {
+        assert_eq!(labels_of(&["runs/a/final.safetensors"]), ["final"]);
+        assert_eq!(
+            labels_of(&[
+                "runs/a/final.safetensors",
+                "runs/b/final.safetensors",
+                "best.safetensors"
+            ]),
+            ["a/final", "b/final", "best"]
+        );
+        assert_eq!(
+            labels_of(&["x/a/final.safetensors", "y/a/final.safetensors"]),
+            ["x/a/final", "y/a/final"]
+        );
+        // Only the clashing labels grow.
+        assert_eq!(
+            labels_of(&[
+                "x/a/final.safetensors",
+                "y/a/final.safetensors",
+                "z/b/final.safetensors"
+            ]),
+            ["x/a/final", "y/a/final", "b/final"]
+        );
+        // One path given twice (written differently, too) cannot be told apart by folders.
+        assert_eq!(
+            labels_of(&[
+                "a/final.safetensors",
+                "./a/final.safetensors",
+                "a/final.safetensors"
+            ]),
+            ["final", "final#2", "final#3"]
+        );
+        assert_eq!(
+            labels_of(&[
+                "x/a/final.safetensors",
+                "y/a/final.safetensors",
+                "x/a/final.safetensors"
+            ]),
+            ["x/a/final", "y/a/final", "x/a/final#2"]
+        );
+        // A label that has run out of folders keeps its length.
+        assert_eq!(
+            labels_of(&["final.safetensors", "b/final.safetensors"]),
+            ["final", "b/final"]
+        );
+        // The baselines' names are taken.
+        assert_eq!(
+            labels_of(&["runs/flat.safetensors", "random.safetensors"]),
+            ["runs/flat", "random#2"]
+        );
     }
 }
