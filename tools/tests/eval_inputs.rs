@@ -425,3 +425,67 @@ fn checkpoints_that_would_share_a_label_stay_apart_in_the_reports() {
     columns.sort_unstable();
     assert_eq!(columns, sorted, "{table}");
 }
+
+// ---------- E: simulator flags ----------
+
+#[test]
+fn bad_commission_and_slippage_flags_are_named_and_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write_bars(
+        &tmp.path().join("bars.parquet"),
+        &real_bars(tmp.path(), NQ_1MIN_CSV),
+    );
+    let report = tmp.path().join("report");
+    for (flag, value, says) in [
+        (
+            "--commission",
+            "nan",
+            "--commission NaN: must be a finite number",
+        ),
+        (
+            "--commission",
+            "inf",
+            "--commission inf: must be a finite number",
+        ),
+        ("--commission", "1e308", "must be at most 1000"),
+        ("--commission", "-1", "--commission -1: must be >= 0"),
+        ("--slippage-ticks", "0.5", "slippage is in whole ticks"),
+        (
+            "--slippage-ticks",
+            "-1",
+            "--slippage-ticks -1: must be >= 0",
+        ),
+        (
+            "--slippage-ticks",
+            "nan",
+            "--slippage-ticks NaN: must be a finite",
+        ),
+        ("--slippage-ticks", "5000", "must be at most 1000 ticks"),
+        (
+            "--drawdown-limit",
+            "-500",
+            "--drawdown-limit -500: must be a number >= 0",
+        ),
+    ] {
+        let out = eval(&[&P1, &data, &flag, &value, &"--report", &report]);
+        assert_user_error(&out, &report, &[says]);
+        // The flag is at fault, not the checkpoint it overrides.
+        assert!(!stderr(&out).contains("safetensors"), "{out:?}");
+    }
+
+    // What is accepted is what is simulated: no commission, two whole ticks.
+    let out = eval(&[
+        &P1,
+        &data,
+        &"--commission",
+        &"0",
+        &"--slippage-ticks",
+        &"2",
+        &"--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let policy = &json["summaries"][0];
+    assert!(policy["trades"].as_i64().unwrap() > 0, "{policy}");
+    assert_eq!(policy["commission_usd"], 0.0);
+}
