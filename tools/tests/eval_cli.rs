@@ -748,6 +748,41 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
         trading_after_a_breach > 0,
         "some run trades again the session after a breach"
     );
+
+    // `--drawdown-scope engine`: the first breach ends trading for good.
+    let report = tmp.path().join("final");
+    let out = eval(&[
+        &P1,
+        &data,
+        &"--drawdown-limit",
+        &"100",
+        &"--drawdown-scope",
+        &"engine",
+        &"--report",
+        &report,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let equity = read_batch(&report.join("equity.parquet"));
+    let (policy, kind) = (
+        column::<StringArray>(&equity, "policy"),
+        column::<StringArray>(&equity, "kind"),
+    );
+    let mut breached_runs = 0;
+    for name in ["policy_tanh_p1", "random"] {
+        let kinds: Vec<&str> = (0..equity.num_rows())
+            .filter(|&i| policy.value(i) == name)
+            .map(|i| kind.value(i))
+            .filter(|k| !NO_DECISION.contains(k))
+            .collect();
+        if let Some(first) = kinds.iter().position(|&k| k == "drawdown_breached") {
+            breached_runs += 1;
+            assert!(
+                kinds[first..].iter().all(|&k| k == "drawdown_breached"),
+                "{name}: with engine scope a breach stops trading for the rest of the data"
+            );
+        }
+    }
+    assert!(breached_runs > 0);
 }
 
 /// The report read with pyarrow, as a Python user would. Skipped (with a

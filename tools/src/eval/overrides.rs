@@ -3,7 +3,7 @@
 //! same flags.
 
 use nq_formats::{Instrument, SessionHours};
-use nq_runtime::engine::{EngineConfig, Sampling};
+use nq_runtime::engine::{DrawdownScope, EngineConfig, Sampling};
 
 use crate::checkpoint_file::CheckpointFile;
 use crate::{Error, Result};
@@ -32,6 +32,11 @@ pub struct SimOverrides {
     /// Trailing maximum drawdown in dollars that ends trading (0: no limit).
     #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub drawdown_limit: Option<f64>,
+    /// What a drawdown breach ends: the session (SPEC 6; the next session
+    /// trades again, its drawdown measured from its own start) or
+    /// everything after it (engine).
+    #[arg(long, value_name = "SCOPE", value_parser = ["session", "engine"])]
+    pub drawdown_scope: Option<String>,
     /// Instrument to simulate (must match the checkpoint's).
     #[arg(long, value_name = "SYMBOL")]
     pub instrument: Option<String>,
@@ -73,6 +78,10 @@ impl SimOverrides {
             sim.instrument = Instrument::from_symbol(&i.to_ascii_uppercase())
                 .ok_or_else(|| Error::Usage(format!("--instrument {i:?}: unknown symbol")))?;
         }
+        config.drawdown = match self.drawdown_scope.as_deref() {
+            Some("engine") => DrawdownScope::Engine,
+            _ => DrawdownScope::Session,
+        };
         config.sampling = Sampling::Greedy;
         Ok(config)
     }

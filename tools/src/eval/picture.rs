@@ -14,8 +14,9 @@ const GAP: f64 = 40.0;
 const LEFT: f64 = 80.0;
 
 /// Three panels for `run`: equity, drawdown from the running peak, daily P&L.
-/// The curves are drawn at the decision bars, as the summary's metrics are
-/// (every bar would add the flat stretches outside the session, point by point).
+/// The equity and drawdown curves are drawn at the decision bars (every bar
+/// would add the flat stretches outside the session, point by point); the
+/// daily P&L bars are the summary's, over every day with a bar row.
 pub fn equity_svg(run: &Run) -> String {
     let equity: Vec<f64> = run.decision_rows().map(|(r, _)| r.equity).collect();
     let mut peak = run.sim.starting_balance;
