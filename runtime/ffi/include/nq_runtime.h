@@ -110,7 +110,7 @@ enum nq_decision_kind
   NQ_KIND_POLICY = 0,
   // The session's last bar: go flat (target position 0), no policy involved.
   NQ_KIND_SESSION_END = 1,
-  // The trailing drawdown was breached: flat, and only HOLD from now on.
+  // The trailing drawdown was breached: flat, and only HOLD until the session ends.
   NQ_KIND_DRAWDOWN_BREACHED = 2,
 };
 #ifndef __cplusplus
