@@ -93,15 +93,6 @@ pub enum DrawdownScope {
     Engine,
 }
 
-impl DrawdownScope {
-    pub const fn name(self) -> &'static str {
-        match self {
-            DrawdownScope::Session => "session",
-            DrawdownScope::Engine => "engine",
-        }
-    }
-}
-
 impl EngineConfig {
     /// The settings the checkpoint was trained with, greedy decisions.
     pub fn from_policy(policy: &Policy<'_>) -> EngineConfig {

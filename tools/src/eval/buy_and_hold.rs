@@ -23,11 +23,11 @@ use nq_runtime::sim::{ExitReason, PositionSync, SimEvents, Simulator};
 use nq_runtime::ActionMask;
 
 use super::{
-    closed_a_bar, hold, BarSpacing, DateRange, DecisionRow, EquityRow, InRange, RowKind, Run,
+    closed_a_bar, hold, BarSpacing, DateRange, DecisionRow, EquityRow, Feed, RangeGate, RowKind,
+    Run,
 };
 use crate::checkpoint_file::CheckpointFile;
 use crate::market_data::{DataKind, MarketReader};
-use crate::time::NewYorkClock;
 use crate::{Error, Result};
 
 /// Replays the baseline over `data` (sessions in `range`) with the
@@ -62,26 +62,23 @@ pub(super) fn replay(
         entered: None,
         last_rth: None,
     };
-    let mut range_clock = NewYorkClock::new();
-    let mut warming_up = false;
+    let mut gate = RangeGate::new(range);
     let mut spacing = BarSpacing::default();
     let mut last_ts = i64::MIN;
     let bar_ns = i64::from(rth.sim.bar_seconds) * 1_000_000_000;
     match data.kind() {
         DataKind::Ticks => data.for_each_tick_chunk(|ticks| {
             for tick in ticks {
-                match range.locate(&mut range_clock, tick.ts_ns) {
-                    InRange::Before => {
+                match gate.tick(tick.ts_ns) {
+                    Feed::Skip => {}
+                    Feed::WarmUp => {
                         let _ = day.engine.on_tick_with(tick, &mut hold);
-                        warming_up = true;
-                        continue;
                     }
-                    InRange::After => continue,
-                    InRange::Inside => {}
+                    Feed::Replay { row } => {
+                        last_ts = tick.ts_ns;
+                        day.on_tick(tick, row)?;
+                    }
                 }
-                last_ts = tick.ts_ns;
-                // The first tick in the range closes the last warm-up bar: no row.
-                day.on_tick(tick, !std::mem::take(&mut warming_up))?;
             }
             day.run.records += ticks.len() as u64;
             progress(day.run.records);
@@ -89,16 +86,15 @@ pub(super) fn replay(
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
             for bar in bars {
-                match range.locate(&mut range_clock, bar.ts_ns) {
-                    InRange::Before => {
-                        spacing.observe(bar.ts_ns);
-                        day.engine.on_bar_with(bar, &mut hold);
-                        continue;
-                    }
-                    InRange::After => continue,
-                    InRange::Inside => {}
+                let feed = gate.bar(bar.ts_ns);
+                if feed == Feed::Skip {
+                    continue;
                 }
                 spacing.observe(bar.ts_ns);
+                if feed == Feed::WarmUp {
+                    day.engine.on_bar_with(bar, &mut hold);
+                    continue;
+                }
                 last_ts = bar.ts_ns;
                 day.on_bar(bar, bar_ns)?;
             }

@@ -43,29 +43,63 @@ pub struct DateRange {
     pub to: Option<chrono::NaiveDate>,
 }
 
-/// Where a record lies against a [`DateRange`].
+/// What a replay does with a record, against a [`DateRange`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InRange {
-    /// Before `from`: the engine warms up on it (features only, no trades,
-    /// no rows), as it would have in a replay of the whole file (SPEC 4:
-    /// indicators may warm up on earlier sessions).
-    Before,
-    Inside,
-    After,
+enum Feed {
+    /// After the range: dropped.
+    Skip,
+    /// Before it: to the engine with HOLD only, no rows, no trades, so the
+    /// features are warm at its start as in a replay of the whole file
+    /// (SPEC 4: indicators may warm up on earlier sessions).
+    WarmUp,
+    /// In the range. `row` is false for the first tick in it, which closes
+    /// the last warm-up bar: that bar is not in the range.
+    Replay { row: bool },
 }
 
-impl DateRange {
-    fn locate(&self, clock: &mut NewYorkClock, ts_ns: i64) -> InRange {
-        if self.from.is_none() && self.to.is_none() {
-            return InRange::Inside;
+/// The one rule for which records of the data a replay warms up on,
+/// replays and drops.
+struct RangeGate {
+    range: DateRange,
+    clock: NewYorkClock,
+    warming_up: bool,
+}
+
+impl RangeGate {
+    fn new(range: DateRange) -> RangeGate {
+        RangeGate {
+            range,
+            clock: NewYorkClock::new(),
+            warming_up: false,
         }
-        let day = clock.trading_date(ts_ns);
-        if self.from.is_some_and(|f| day < f) {
-            InRange::Before
-        } else if self.to.is_some_and(|t| day > t) {
-            InRange::After
+    }
+
+    fn tick(&mut self, ts_ns: i64) -> Feed {
+        match self.bar(ts_ns) {
+            Feed::WarmUp => {
+                self.warming_up = true;
+                Feed::WarmUp
+            }
+            Feed::Replay { .. } => Feed::Replay {
+                row: !std::mem::take(&mut self.warming_up),
+            },
+            Feed::Skip => Feed::Skip,
+        }
+    }
+
+    /// A bar closes itself, so no bar straddles the range's start.
+    fn bar(&mut self, ts_ns: i64) -> Feed {
+        let range = &self.range;
+        if range.from.is_none() && range.to.is_none() {
+            return Feed::Replay { row: true };
+        }
+        let day = self.clock.trading_date(ts_ns);
+        if range.from.is_some_and(|f| day < f) {
+            Feed::WarmUp
+        } else if range.to.is_some_and(|t| day > t) {
+            Feed::Skip
         } else {
-            InRange::Inside
+            Feed::Replay { row: true }
         }
     }
 }
@@ -411,9 +445,8 @@ fn replay_inner(
     mut choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Run> {
-    let mut clock = NewYorkClock::new();
+    let mut gate = RangeGate::new(range);
     let mut last_ts = i64::MIN;
-    let mut warming_up = false;
     let mut spacing = BarSpacing::default();
     let mut engine = checkpoint.engine(config)?;
     let sim = *engine.simulator().config();
@@ -422,20 +455,19 @@ fn replay_inner(
     match data.kind() {
         DataKind::Ticks => data.for_each_tick_chunk(|ticks| {
             for tick in ticks {
-                match range.locate(&mut clock, tick.ts_ns) {
-                    InRange::Before => {
+                match gate.tick(tick.ts_ns) {
+                    Feed::Skip => continue,
+                    Feed::WarmUp => {
                         let _ = engine.on_tick_with(tick, &mut hold);
-                        warming_up = true;
                         continue;
                     }
-                    InRange::After => continue,
-                    InRange::Inside => {}
-                }
-                last_ts = tick.ts_ns;
-                if std::mem::take(&mut warming_up) {
-                    // It closes the last warm-up bar: that bar is not in the range.
-                    let _ = engine.on_tick_with(tick, &mut hold);
-                    continue;
+                    Feed::Replay { row } => {
+                        last_ts = tick.ts_ns;
+                        if !row {
+                            let _ = engine.on_tick_with(tick, &mut hold);
+                            continue;
+                        }
+                    }
                 }
                 let bars_before = engine.features().bars_seen();
                 // The reader validated every tick, so a refusal cannot happen;
@@ -453,16 +485,15 @@ fn replay_inner(
         })?,
         DataKind::Bars => data.for_each_bar_chunk(|bars| {
             for bar in bars {
-                match range.locate(&mut clock, bar.ts_ns) {
-                    InRange::Before => {
-                        spacing.observe(bar.ts_ns);
-                        engine.on_bar_with(bar, &mut hold);
-                        continue;
-                    }
-                    InRange::After => continue,
-                    InRange::Inside => {}
+                let feed = gate.bar(bar.ts_ns);
+                if feed == Feed::Skip {
+                    continue;
                 }
                 spacing.observe(bar.ts_ns);
+                if feed == Feed::WarmUp {
+                    engine.on_bar_with(bar, &mut hold);
+                    continue;
+                }
                 last_ts = bar.ts_ns;
                 let bars_before = engine.features().bars_seen();
                 let decision = match choose.as_deref_mut() {
