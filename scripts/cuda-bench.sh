@@ -29,8 +29,6 @@ if [ "${1:-}" = "--prepare" ]; then
     target=${CARGO_TARGET_DIR:-$here/target}
     target_autotune=${AUTOTUNE_TARGET_DIR:-$target-autotune}
     mkdir -p "$here/.gpu-bin/peers"
-    grep -qx '/.gpu-bin/' "$here/.git/info/exclude" 2>/dev/null ||
-        echo '/.gpu-bin/' >>"$here/.git/info/exclude"
     (cd "$here" && CARGO_TARGET_DIR=$target cargo build --release -p nq-trainer --features cuda)
     cp "$target/release/nq-train" "$here/.gpu-bin/nq-train"
     if [ -z "${NO_AUTOTUNE:-}" ]; then
