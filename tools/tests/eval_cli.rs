@@ -1161,3 +1161,131 @@ fn every_bar_of_real_minute_bars_has_a_row_in_every_run() {
         "long from the first bar's close on"
     );
 }
+
+/// The CME trading date of `ts_ns` (New York date; from 18:00 the next
+/// day's), worked out with chrono-tz here.
+fn cme_trading_date(ts_ns: i64) -> chrono::NaiveDate {
+    use chrono::{TimeZone, Timelike};
+    let local = chrono_tz::America::New_York.timestamp_nanos(ts_ns);
+    let date = local.date_naive();
+    if local.hour() >= 18 {
+        date.succ_opt().unwrap()
+    } else {
+        date
+    }
+}
+
+/// What a user checks first in pandas: each day's last `equity.parquet` row
+/// agrees with `trades.parquet`. Nothing is held overnight, so at the last
+/// row of every trading date the account is flat and its equity is the
+/// starting balance plus the P&L of every trade closed by then. Returns the
+/// days checked per run.
+fn assert_days_reconcile(report: &Path, sim: &SimConfig, what: &str) -> usize {
+    let equity = read_batch(&report.join("equity.parquet"));
+    let trades = read_batch(&report.join("trades.parquet"));
+    let (policy, ts, money) = (
+        column::<StringArray>(&equity, "policy"),
+        column::<TimestampNanosecondArray>(&equity, "ts"),
+        column::<Float64Array>(&equity, "equity_usd"),
+    );
+    let trade_policy = column::<StringArray>(&trades, "policy");
+    let (entry, exit, pnl) = (
+        column::<TimestampNanosecondArray>(&trades, "entry_time"),
+        column::<TimestampNanosecondArray>(&trades, "exit_time"),
+        column::<Float64Array>(&trades, "pnl_usd"),
+    );
+    // The last row of each (run, trading date).
+    let mut last_rows = std::collections::BTreeMap::<(String, chrono::NaiveDate), usize>::new();
+    for i in 0..equity.num_rows() {
+        last_rows.insert(
+            (policy.value(i).to_string(), cme_trading_date(ts.value(i))),
+            i,
+        );
+    }
+    let reason = column::<StringArray>(&trades, "exit_reason");
+    let final_day = last_rows.keys().map(|(_, day)| *day).max();
+    let mut days = std::collections::BTreeMap::<String, usize>::new();
+    for ((name, day), i) in &last_rows {
+        let t = ts.value(*i);
+        let own = || (0..trades.num_rows()).filter(|&k| trade_policy.value(k) == name);
+        // With ticks the last bar has no close, so a position still open at
+        // the data's end closes after the last row.
+        if Some(*day) == final_day && own().any(|k| reason.value(k) == "END_OF_DATA") {
+            continue;
+        }
+        let open: Vec<usize> = own()
+            .filter(|&k| entry.value(k) < t && exit.value(k) > t)
+            .collect();
+        assert!(
+            open.is_empty(),
+            "{what}: {name} holds trade {open:?} over the end of {day}"
+        );
+        let closed: f64 = own()
+            .filter(|&k| exit.value(k) <= t)
+            .map(|k| pnl.value(k))
+            .sum();
+        assert!(
+            (money.value(*i) - (sim.starting_balance + closed)).abs() < 1e-6,
+            "{what}: {name} on {day}: the day's last row (row {i}) has equity {}, the trades \
+             closed by then {closed:+}",
+            money.value(*i),
+        );
+        *days.entry(name.clone()).or_default() += 1;
+    }
+    assert_eq!(days.len(), 4, "{what}: {days:?}");
+    days.into_values().min().unwrap()
+}
+
+/// Ticks made from bars: the open, high, low and close of each bar, 15 s apart.
+fn ticks_of_bars(bars: &[nq_formats::Bar]) -> Vec<Tick> {
+    bars.iter()
+        .flat_map(|b| {
+            [b.open, b.high, b.low, b.close]
+                .into_iter()
+                .enumerate()
+                .map(move |(i, price)| Tick {
+                    ts_ns: b.ts_ns + i as i64 * 15_000_000_000,
+                    price,
+                    size: 1.0,
+                    side: nq_formats::Side::None,
+                })
+        })
+        .collect()
+}
+
+#[test]
+fn each_days_last_equity_row_agrees_with_the_trades_closed_by_then() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = checkpoint_sim(P1);
+    let (globex_bars, bars) = real_minute_bars(tmp.path());
+    // RTH-only data, as many vendors sell it: no print after 16:00, and on
+    // the early-close days (Nov 23 and 24) none after 13:00 and 13:15.
+    let rth: Vec<nq_formats::Bar> = bars
+        .iter()
+        .copied()
+        .filter(|b| rth_date(b.ts_ns).is_some())
+        .collect();
+    let rth_bars = tmp.path().join("rth_bars.parquet");
+    let mut w = nq_tools::market_data::BarWriter::create(&rth_bars).unwrap();
+    w.write(&rth).unwrap();
+    w.finish().unwrap();
+    let mut tick_files = Vec::new();
+    for (name, bars) in [("globex_ticks", &bars), ("rth_ticks", &rth)] {
+        let path = tmp.path().join(format!("{name}.parquet"));
+        let mut w = nq_tools::market_data::TickWriter::create(&path).unwrap();
+        w.write(&ticks_of_bars(bars)).unwrap();
+        w.finish().unwrap();
+        tick_files.push(path);
+    }
+    let data = [globex_bars, rth_bars, tick_files.remove(0), tick_files.remove(0)];
+    for data in &data {
+        for limit in ["0", "2500"] {
+            let what = format!("{} --drawdown-limit {limit}", data.display());
+            let report = tmp.path().join("report");
+            let out = eval(&[&P1, data, &"--drawdown-limit", &limit, &"--report", &report]);
+            assert!(out.status.success(), "{what}: {out:?}");
+            let days = assert_days_reconcile(&report, &sim, &what);
+            assert!(days >= 10, "{what}: {days} days");
+        }
+    }
+}

@@ -195,6 +195,8 @@ impl Day<'_> {
         if let Some((price, ts_ns)) = self.last_rth {
             if let Some(trade) = self.sim.flatten(price, ts_ns, ExitReason::SessionEnd) {
                 self.run.trades.push(trade);
+                self.run
+                    .settle_backdated_exit(trade.exit_ts_ns, self.sim.balance());
             }
             self.run.breached |= self.sim.is_breached();
             self.mark();

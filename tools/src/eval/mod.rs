@@ -306,6 +306,22 @@ impl Run {
         self.max_drawdown = self.max_drawdown.max(*peak - equity);
     }
 
+    /// A position was closed at `exit_ts_ns`, a time the rows already
+    /// written reach: a session whose market stopped early (RTH-only data,
+    /// early closes) is closed out at its last price only when a later
+    /// record shows it ended. The rows from the exit on marked it open; they
+    /// get the flat account, `balance` after the exit, so each day's last
+    /// row agrees with the trades closed that day.
+    fn settle_backdated_exit(&mut self, exit_ts_ns: i64, balance: f64) {
+        for row in self.equity.iter_mut().rev() {
+            if row.ts_ns < exit_ts_ns {
+                break;
+            }
+            row.equity = balance;
+            row.balance = balance;
+        }
+    }
+
     fn push_decision(&mut self, row: EquityRow, decision: DecisionRow) {
         self.equity.push(row);
         self.decisions.push(decision);
@@ -477,7 +493,7 @@ fn replay_inner(
                     None => engine.on_tick(tick),
                 };
                 let decision = decision.ok().flatten();
-                collect(&engine, bars_before, decision, &mut run, &mut peak)?;
+                collect(&engine, tick.ts_ns, bars_before, decision, &mut run, &mut peak)?;
             }
             run.records += ticks.len() as u64;
             progress(run.records);
@@ -500,7 +516,7 @@ fn replay_inner(
                     Some(f) => engine.on_bar_with(bar, f),
                     None => engine.on_bar(bar),
                 };
-                collect(&engine, bars_before, decision, &mut run, &mut peak)?;
+                collect(&engine, bar.ts_ns, bars_before, decision, &mut run, &mut peak)?;
             }
             run.records += bars.len() as u64;
             progress(run.records);
@@ -564,10 +580,12 @@ impl BarSpacing {
     }
 }
 
-/// Books what the engine call since `bars_before` did: the exit and breach
-/// it caused, and the row of the bar it closed, if any.
+/// Books what the engine call for the record at `record_ts_ns` (since
+/// `bars_before`) did: the exit and breach it caused, and the row of the bar
+/// it closed, if any.
 fn collect(
     engine: &Engine<'_>,
+    record_ts_ns: i64,
     bars_before: u64,
     decision: Option<Decision>,
     run: &mut Run,
@@ -578,6 +596,12 @@ fn collect(
     let events = engine.events();
     if let Some(trade) = events.exit {
         run.trades.push(trade);
+        // Every other exit fills at this record. One dated before it is the
+        // close-out of a session that ended before this record came; it is
+        // the first thing the call does, and nothing fills after it.
+        if trade.exit_ts_ns < record_ts_ns && sim.position_side() == 0 {
+            run.settle_backdated_exit(trade.exit_ts_ns, sim.balance());
+        }
     }
     run.breached |= events.breached;
     match decision {
