@@ -92,7 +92,7 @@ fn a_session_answers_every_kind_of_line() {
         r#"{"type":"fill_rejected","line":9,"reason":"position must be -1, 0 or +1 (one contract)","input":"fill,1,3,1"}"#.into(),
         r#"{"type":"rejected","line":10,"reason":"price is zero or negative","input":"1746396002000000000,-5,1,B"}"#.into(),
     ];
-    assert_eq!(lines.len(), 7, "{stdout}");
+    assert_eq!(lines.len(), 8, "{stdout}");
     assert_eq!(
         &lines[..5],
         &expected_before_decision.each_ref().map(String::as_str)
@@ -117,6 +117,12 @@ fn a_session_answers_every_kind_of_line() {
     assert_eq!(
         lines[6],
         r#"{"type":"rejected","line":12,"reason":"timestamp inside a bar already closed by flush","input":"1746396030000000000,20181.5,16,N"}"#
+    );
+    // The next print fills the simulated flatten: 20183 less a tick of
+    // slippage, $15 gross on the reported 20182 entry, $5 commission.
+    assert_eq!(
+        lines[7],
+        r#"{"type":"sim_exit","ts_utc_ns":1746396061000000000,"reason":"SESSION_END","side":1,"entry_price":20182,"exit_price":20182.75,"net_pnl":10,"position":0}"#
     );
     let stderr = text(&out.stderr);
     assert!(
@@ -161,7 +167,17 @@ fn warmup_decisions_are_hidden_unless_asked() {
     // Two synthetic sessions are enough to pass the 132-bar warm-up.
     let out = signal(&[P1, "--warmup", SYNTH], "");
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(text(&out.stdout), "");
+    // Only what the warm-up left: ready, and the fixture's simulated
+    // account breached its drawdown limit on the synthetic history.
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let end: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(end["type"], "warmup_end");
+    assert_eq!(end["records"], 484509);
+    assert_eq!(end["ready"], true);
+    assert_eq!(end["bars_to_ready"], 0);
+    assert_eq!(end["position"], 0);
+    assert_eq!(end["drawdown_breached"], true);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("warm-up: 484509 records"), "{stderr}");
     // A tick inside the warm-up's span is late.
@@ -225,11 +241,16 @@ fn warmup_on_real_bars_then_live_ticks() {
     // Two weeks of RTH sessions after the 132-bar warm-up.
     assert!(warm > 3000, "{warm} warm-up decisions");
     assert!(lines[..warm].iter().all(|l| l.contains("\"warmup\":true")));
+    assert!(
+        lines[warm].starts_with(r#"{"type":"warmup_end","records":14714,"bars":14714,"ready":true,"bars_to_ready":0,"last_bar_ts_utc_ns":1701727140000000000,"position":0,"#),
+        "{}",
+        lines[warm]
+    );
     assert_eq!(
-        lines[warm],
+        lines[warm + 1],
         r#"{"type":"rejected","line":1,"reason":"timestamp inside the warm-up data","input":"1701727199000000000,16000,1,B"}"#
     );
-    assert_eq!(lines.len(), warm + 1, "the tick at the end is accepted");
+    assert_eq!(lines.len(), warm + 2, "the tick at the end is accepted");
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("1 ticks, 0 decisions (0 prepared ahead), 1 rejected lines, 1 late ticks"),
@@ -238,7 +259,7 @@ fn warmup_on_real_bars_then_live_ticks() {
     assert!(stderr.contains("warm-up: 14714 records"), "{stderr}");
     // Without --show-warmup, the history stays silent.
     let out = signal(&[P1, "--warmup", bars], &input);
-    assert_eq!(text(&out.stdout).lines().count(), 1, "{out:?}");
+    assert_eq!(text(&out.stdout).lines().count(), 2, "{out:?}");
 }
 
 /// After each policy decision line nq-signal prepares the next decision
@@ -317,4 +338,124 @@ fn a_closed_stdout_stops_the_session_quietly() {
         Some(session_input().as_bytes()),
     );
     assert_quiet_success(&out, "nq-signal | head");
+}
+
+/// 2023-11-27 (a Monday, EST) at `hh:mm:ss` New York time, in UTC ns.
+fn ny_2023_11_27(hh: i64, mm: i64, ss: i64) -> i64 {
+    1_701_061_200_000_000_000 + ((hh * 60 + mm) * 60 + ss) * SEC
+}
+
+/// The engine's simulated account says what it did besides deciding, so a
+/// user sees when it parts from the real one: here the reported stop is
+/// hit and the shadow goes flat on its own.
+#[test]
+fn the_simulated_account_reports_its_fills_and_exits() {
+    let t = ny_2023_11_27(10, 0, 0);
+    let input = [
+        format!("{t},16000,1,B"),
+        format!("fill,{},1,16000,15990,16020", t + SEC),
+        format!("{},15995,1,A", t + 2 * SEC),
+        format!("{},15989.5,3,A", t + 3 * SEC),
+        format!("{},15989,1,A", t + 4 * SEC),
+    ]
+    .join("\n");
+    let out = signal(&[P1], &input);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        [
+            r#"{"type":"fill_ack","line":2,"ts_utc_ns":1701097201000000000,"position":1,"entry_price":16000,"stop":15990,"target":16020}"#,
+            // The stop is a market order once touched: one tick of slippage.
+            r#"{"type":"sim_exit","ts_utc_ns":1701097203000000000,"reason":"STOP","side":1,"entry_price":16000,"exit_price":15989.25,"net_pnl":-220,"position":0}"#,
+            ""
+        ]
+        .join("\n")
+    );
+}
+
+/// A fill without a stop or target keeps the engine's own bracket, and the
+/// acknowledgement says which, once the engine has an ATR to place it with;
+/// before that there is none, and it says `null` rather than the
+/// simulator's out-of-reach marks.
+#[test]
+fn a_fill_ack_shows_the_bracket_the_engine_holds() {
+    let t = ny_2023_11_27(10, 0, 0);
+    let input = [
+        format!("fill,{t},-1,16000"),
+        format!("{t},16000,1,B"),
+        format!("{},16004,1,B", t + 60 * SEC),
+        format!("{},16001,1,B", t + 120 * SEC),
+        format!("fill,{},1,16001.1", t + 121 * SEC),
+    ]
+    .join("\n");
+    let out = signal(&[P1], &input);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["type"] == "fill_ack")
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["position"], -1);
+    assert!(
+        lines[0]["stop"].is_null() && lines[0]["target"].is_null(),
+        "{stdout}"
+    );
+    // After two bars: entry on the tick grid, stop below, target above.
+    assert_eq!(lines[1]["position"], 1);
+    assert_eq!(lines[1]["entry_price"], 16001.0);
+    let (stop, target) = (
+        lines[1]["stop"].as_f64().unwrap(),
+        lines[1]["target"].as_f64().unwrap(),
+    );
+    assert!(stop < 16001.0 && 16001.0 < target, "{stdout}");
+    // Target 3 ATR, stop 1.5 ATR (the checkpoint's settings).
+    assert_eq!(target - 16001.0, 2.0 * (16001.0 - stop), "{stdout}");
+}
+
+/// An RTH-only feed whose last print of the day comes before 15:59: the
+/// clock at 15:59:00.2 closes the last traded bar early, so no bar is open
+/// when the session ends and the engine has nothing to close. The clock at
+/// 16:00 must still say "go flat" for a position held, once, or the
+/// position goes home overnight.
+#[test]
+fn a_clock_after_the_session_end_flattens_with_no_bar_open() {
+    let input = [
+        format!("{},16000,1,B", ny_2023_11_27(15, 58, 10)),
+        format!("clock,{}", ny_2023_11_27(15, 59, 0) + 200_000_000),
+        format!("fill,{},1,16000,15990,16020", ny_2023_11_27(15, 59, 30)),
+        format!("clock,{}", ny_2023_11_27(15, 59, 59)),
+        format!("clock,{}", ny_2023_11_27(16, 0, 0) + 200_000_000),
+        format!("clock,{}", ny_2023_11_27(16, 1, 0) + 200_000_000),
+    ]
+    .join("\n");
+    let out = signal(&[P1], &input);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let decisions: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["type"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 1, "{stdout}");
+    let d = &decisions[0];
+    assert_eq!(d["kind"], "session_end");
+    assert_eq!(d["ts_utc_ns"], ny_2023_11_27(16, 0, 0) + 200_000_000);
+    assert_eq!(d["bar_ts_utc_ns"], ny_2023_11_27(15, 58, 0));
+    assert_eq!(
+        (d["position"].as_i64(), d["target_position"].as_i64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(d["action"], "HOLD");
+    assert_eq!(d["close"], 16000.0);
+
+    // Flat at the session end: nothing to say.
+    let flat: String = input
+        .lines()
+        .filter(|l| !l.starts_with("fill"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let out = signal(&[P1], &flat);
+    assert_eq!(text(&out.stdout), "", "{out:?}");
 }

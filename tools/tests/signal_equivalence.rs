@@ -141,8 +141,85 @@ fn opt_f64(text: &str) -> Option<f64> {
     (text != "null").then(|| text.parse().unwrap())
 }
 
+/// One round trip of the policy run in `trades.parquet`.
+#[derive(Debug, PartialEq)]
+struct EvalTrade {
+    entry_ts_ns: i64,
+    exit_ts_ns: i64,
+    side: i64,
+    entry_price: f64,
+    exit_price: f64,
+    net_pnl: f64,
+    reason: String,
+}
+
+fn eval_trades(dir: &Path) -> Vec<EvalTrade> {
+    let b = read_batch(&dir.join("report").join("trades.parquet"));
+    let policy = column::<StringArray>(&b, "policy");
+    let time = |name| column::<arrow_array::TimestampNanosecondArray>(&b, name);
+    let (entry_ts, exit_ts) = (time("entry_time"), time("exit_time"));
+    let side = column::<StringArray>(&b, "side");
+    let entry = column::<Float64Array>(&b, "entry_price");
+    let exit = column::<Float64Array>(&b, "exit_price");
+    let pnl = column::<Float64Array>(&b, "pnl_usd");
+    let reason = column::<StringArray>(&b, "exit_reason");
+    (0..b.num_rows())
+        .filter(|&r| policy.value(r) == "policy_tanh_p1")
+        .map(|r| EvalTrade {
+            entry_ts_ns: entry_ts.value(r),
+            exit_ts_ns: exit_ts.value(r),
+            side: if side.value(r) == "LONG" { 1 } else { -1 },
+            entry_price: entry.value(r),
+            exit_price: exit.value(r),
+            net_pnl: pnl.value(r),
+            reason: reason.value(r).to_string(),
+        })
+        .collect()
+}
+
+/// The simulated account's `sim_entry` and `sim_exit` lines, as the
+/// round trips they make.
+fn signal_trades(lines: &[String]) -> Vec<EvalTrade> {
+    let mut entry: Option<(i64, f64)> = None;
+    let mut trades = Vec::new();
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        match v["type"].as_str().unwrap() {
+            "sim_entry" => {
+                entry = Some((
+                    v["ts_utc_ns"].as_i64().unwrap(),
+                    v["price"].as_f64().unwrap(),
+                ))
+            }
+            "sim_exit" => {
+                let (entry_ts_ns, price) = entry.take().expect("an exit without an entry");
+                assert_eq!(v["entry_price"].as_f64(), Some(price), "{line}");
+                trades.push(EvalTrade {
+                    entry_ts_ns,
+                    exit_ts_ns: v["ts_utc_ns"].as_i64().unwrap(),
+                    side: v["side"].as_i64().unwrap(),
+                    entry_price: price,
+                    exit_price: v["exit_price"].as_f64().unwrap(),
+                    net_pnl: v["net_pnl"].as_f64().unwrap(),
+                    reason: v["reason"].as_str().unwrap().to_string(),
+                });
+            }
+            _ => {}
+        }
+    }
+    trades
+}
+
 /// nq-signal's decision lines for `stdin`.
 fn signal_decisions(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: &[u8]) -> Vec<String> {
+    signal_lines(args, stdin)
+        .into_iter()
+        .filter(|l| l.starts_with("{\"type\":\"decision\""))
+        .collect()
+}
+
+/// Every line nq-signal writes for `stdin`.
+fn signal_lines(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: &[u8]) -> Vec<String> {
     let mut cmd = Command::new(NQ_SIGNAL);
     cmd.arg(P1).args(NO_DRAWDOWN_LIMIT);
     for a in args {
@@ -163,8 +240,10 @@ fn signal_decisions(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: &[u8]) -> Vec<S
     let text = String::from_utf8(out.stdout).unwrap();
     for line in text.lines() {
         assert!(
-            line.starts_with("{\"type\":\"decision\""),
-            "only decisions expected: {line}"
+            ["decision", "sim_entry", "sim_exit", "warmup_end"]
+                .iter()
+                .any(|t| line.starts_with(&format!("{{\"type\":\"{t}\""))),
+            "no fills, no bad lines, no breach: {line}"
         );
     }
     text.lines().map(str::to_string).collect()
@@ -256,7 +335,17 @@ fn synthetic_ticks_piped_as_csv_decide_as_nq_eval() {
     let data = tmp.path().join("ticks.parquet");
     write_ticks(&data, &ticks);
     let eval = eval_decisions(tmp.path(), &[&data], &[]);
-    let signal = signal_decisions(&[], &csv(&ticks));
+    let lines = signal_lines(&[], &csv(&ticks));
+    // The simulated account's fills and exits are nq-eval's trades, all but
+    // the backtest's close at the end of the data, which live has not.
+    let mut trades = eval_trades(tmp.path());
+    trades.retain(|t| t.reason != "END_OF_DATA");
+    assert!(trades.len() >= 20, "{} trades", trades.len());
+    assert_eq!(signal_trades(&lines), trades);
+    let signal: Vec<String> = lines
+        .into_iter()
+        .filter(|l| l.starts_with("{\"type\":\"decision\""))
+        .collect();
     let policy = signal
         .iter()
         .filter(|l| raw(l, "kind") == "\"policy\"")

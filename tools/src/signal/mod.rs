@@ -23,11 +23,13 @@ use std::path::{Path, PathBuf};
 
 use nq_runtime::bars::TickRejected;
 use nq_runtime::engine::{Decision, DecisionKind, Engine};
+use nq_runtime::policy::MAX_ACTIONS;
+use nq_runtime::ActionMask;
 
 use crate::eval::BarSpacing;
 use crate::market_data::{DataKind, MarketReader};
 use crate::{Error, Result};
-use output::JsonLine;
+use output::{working_price, JsonLine};
 use protocol::{parse_line, Message};
 
 /// What to do with a tick that arrives too late: earlier than the previous
@@ -116,6 +118,8 @@ pub struct Signal<'a> {
     /// Stdin ticks before this instant are late: the end of the last warm-up
     /// bar (the bar builder has not seen those bars' ticks, so it cannot tell).
     floor_ns: i64,
+    /// The session (its end, UTC ns) whose `session_end` decision is out.
+    session_end_sent: Option<i64>,
 }
 
 impl<'a> Signal<'a> {
@@ -127,6 +131,7 @@ impl<'a> Signal<'a> {
             stats: Stats::default(),
             seq: 0,
             floor_ns: i64::MIN,
+            session_end_sent: None,
         }
     }
 
@@ -169,11 +174,48 @@ impl<'a> Signal<'a> {
         }
         let bar_seconds = self.engine.simulator().config().bar_seconds;
         spacing.check(&reader, bar_seconds, "the checkpoint")?;
+        self.warmup_end(out)?;
         // Idle until stdin's first line: the first live decision can start
         // from the warm window. (Not after each warm-up decision: nobody
         // waits for those.)
         self.engine.prepare_next_decision();
         Ok(())
+    }
+
+    /// What the warm-up left: whether the next bar can decide, and the
+    /// simulated account. The warm-up trades in simulation like a backtest
+    /// (so a restart mid-day rebuilds the state a run since the morning would
+    /// have), which can leave a simulated position or a breached drawdown
+    /// that the real account does not have: the line says so before the
+    /// first live input, and a `position` line puts the real position in.
+    fn warmup_end(&mut self, out: &mut impl Write) -> Result<()> {
+        let features = self.engine.features();
+        let sim = self.engine.simulator();
+        let last = features.last_bar();
+        let view = sim.position_view();
+        let bars = features.bars_seen();
+        let needed = u64::from(features.config().warmup_bars());
+        self.out
+            .begin("warmup_end")
+            .int("records", self.stats.warmup_records as i64)
+            .int("bars", bars as i64)
+            .bool("ready", features.is_ready())
+            .int("bars_to_ready", needed.saturating_sub(bars) as i64);
+        if bars > 0 {
+            self.out.int("last_bar_ts_utc_ns", last.ts_ns);
+        }
+        self.out.int("position", i64::from(view.side));
+        if view.side != 0 {
+            let entry = view.entry_price;
+            self.out
+                .num("entry_price", entry)
+                .opt_num("stop", working_price(Some(view.stop_price), entry))
+                .opt_num("target", working_price(Some(view.target_price), entry));
+        }
+        self.out
+            .num("equity", sim.equity_at_last())
+            .bool("drawdown_breached", sim.is_breached());
+        emit(out, self.out.finish())
     }
 
     fn warmup_decision(&mut self, decision: Option<Decision>, out: &mut impl Write) -> Result<()> {
@@ -228,7 +270,8 @@ impl<'a> Signal<'a> {
                 match self.engine.on_tick(&tick) {
                     Ok(decision) => {
                         self.stats.ticks += 1;
-                        self.decision(decision, out)
+                        self.decision(decision, out)?;
+                        self.sim_events(tick.ts_ns, out)
                     }
                     Err(
                         why @ (TickRejected::TimeWentBackwards | TickRejected::BarAlreadyClosed),
@@ -238,24 +281,33 @@ impl<'a> Signal<'a> {
             }
             Message::Clock(now) => {
                 self.stats.clocks += 1;
-                let decision = self.engine.flush(now);
-                self.decision(decision, out)
+                let decision = self
+                    .engine
+                    .flush(now)
+                    .or_else(|| self.session_over_without_a_bar(now));
+                self.decision(decision, out)?;
+                self.sim_events(now, out)
             }
             Message::Fill(fill) => {
                 self.stats.fills += 1;
                 match self.engine.on_fill(&fill) {
                     Ok(()) => {
+                        // What the engine now holds, not an echo: a stop or
+                        // target left out is the engine's own (from the ATR),
+                        // and prices are on the tick grid.
+                        let view = self.engine.simulator().position_view();
                         self.out
                             .begin("fill_ack")
                             .int("line", line_no as i64)
                             .int("ts_utc_ns", fill.ts_ns)
-                            .int("position", i64::from(fill.position));
-                        if fill.position != 0 {
-                            self.out.num("entry_price", fill.entry_price);
+                            .int("position", i64::from(view.side));
+                        if view.side != 0 {
+                            let entry = view.entry_price;
+                            self.out
+                                .num("entry_price", entry)
+                                .opt_num("stop", working_price(Some(view.stop_price), entry))
+                                .opt_num("target", working_price(Some(view.target_price), entry));
                         }
-                        self.out
-                            .opt_num("stop", fill.stop_price)
-                            .opt_num("target", fill.target_price);
                     }
                     Err(why) => {
                         self.stats.fills_rejected += 1;
@@ -271,8 +323,95 @@ impl<'a> Signal<'a> {
         }
     }
 
+    /// A clock at or after the end of the session of the last closed bar,
+    /// with no bar open and a position (or an order) still held: the engine
+    /// has no bar to close, so it says nothing until the next print, which
+    /// is the next session's (an early close, a quiet last minute of an
+    /// RTH-only feed). Live, that is a position held overnight: this is the
+    /// `session_end` decision the engine would give for a bar closed now.
+    fn session_over_without_a_bar(&self, now_ns: i64) -> Option<Decision> {
+        let features = self.engine.features();
+        let sim = self.engine.simulator();
+        let last = features.last_bar();
+        let holding = sim.position_side() != 0 || sim.pending().is_some();
+        let ended = features.bars_seen() > 0
+            && last.in_session
+            && now_ns >= last.session.end_ns
+            && self.session_end_sent != Some(last.session.end_ns);
+        if !(holding && ended) {
+            return None;
+        }
+        let mut probs = [0.0; MAX_ACTIONS];
+        probs[0] = 1.0;
+        Some(Decision {
+            kind: DecisionKind::SessionEnd,
+            bar_ts_ns: last.ts_ns,
+            ts_ns: now_ns,
+            action: nq_formats::Action::Hold,
+            position: sim.position_side(),
+            target_position: 0,
+            stop_price: None,
+            target_price: None,
+            probs,
+            n_actions: self.engine.policy().n_actions() as u8,
+            mask: ActionMask::HOLD_ONLY,
+            close: last.close,
+            atr: last.atr,
+            equity: sim.equity(last.close),
+        })
+    }
+
+    /// What the last tick or clock did to the engine's simulated account
+    /// besides the decision: an entry filled, a position closed (by its
+    /// stop or target, the session end, a breach), a drawdown breach. The
+    /// real account should have done the same; a line here that your
+    /// fills do not match means the two have parted (send a `position`).
+    fn sim_events(&mut self, now_ns: i64, out: &mut impl Write) -> Result<()> {
+        let events = *self.engine.events();
+        let position = i64::from(self.engine.simulator().position_side());
+        if let Some(trade) = events.exit {
+            self.out
+                .begin("sim_exit")
+                .int("ts_utc_ns", trade.exit_ts_ns)
+                .str("reason", trade.exit_reason.name())
+                .int("side", i64::from(trade.side))
+                .num("entry_price", trade.entry_price)
+                .num("exit_price", trade.exit_price)
+                .num("net_pnl", trade.net_pnl)
+                .int("position", position);
+            emit(out, self.out.finish())?;
+        }
+        if let Some(entry) = events.entry {
+            self.out
+                .begin("sim_entry")
+                .int("ts_utc_ns", entry.ts_ns)
+                .int("side", i64::from(entry.side))
+                .num("price", entry.price)
+                .opt_num("stop", working_price(Some(entry.stop_price), entry.price))
+                .opt_num(
+                    "target",
+                    working_price(Some(entry.target_price), entry.price),
+                )
+                .int("position", position);
+            emit(out, self.out.finish())?;
+        }
+        if events.breached {
+            self.out
+                .begin("sim_drawdown_breached")
+                .int("ts_utc_ns", now_ns)
+                .num("equity", self.engine.simulator().equity_at_last())
+                .int("position", position);
+            emit(out, self.out.finish())?;
+        }
+        Ok(())
+    }
+
     fn decision(&mut self, decision: Option<Decision>, out: &mut impl Write) -> Result<()> {
         let Some(d) = decision else { return Ok(()) };
+        let last = self.engine.features().last_bar();
+        if d.kind == DecisionKind::SessionEnd && last.in_session {
+            self.session_end_sent = Some(last.session.end_ns);
+        }
         self.stats.decisions += 1;
         // Warm-up decisions are never prepared ahead: all of these are live.
         self.stats.prepared = self.engine.prepared_decisions();

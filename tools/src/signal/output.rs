@@ -141,8 +141,8 @@ impl JsonLine {
             .str("action", d.action.name())
             .int("position", i64::from(d.position))
             .int("target_position", i64::from(d.target_position))
-            .opt_num("stop", d.stop_price)
-            .opt_num("target", d.target_price);
+            .opt_num("stop", working_price(d.stop_price, d.close))
+            .opt_num("target", working_price(d.target_price, d.close));
         self.probs_and_mask(d);
         self.num("close", d.close)
             .num("atr", d.atr)
@@ -154,6 +154,16 @@ impl JsonLine {
         self.buf.extend_from_slice(b"}\n");
         &self.buf
     }
+}
+
+/// A stop or target price that can be worked: positive, finite and within
+/// the price itself of `reference` (a close or an entry). A position the
+/// execution system reported before the engine had an ATR, without its own
+/// stop and target, has none, and the simulator marks that with prices out
+/// of any market's reach (-7e13 below the entry, 7e13 above); printed, an
+/// order router could place them. They are `null` here.
+pub fn working_price(price: Option<f64>, reference: f64) -> Option<f64> {
+    price.filter(|p| p.is_finite() && *p > 0.0 && (p - reference).abs() < reference.abs())
 }
 
 /// A JSON string literal of `value`, quotes included.
@@ -204,5 +214,15 @@ mod tests {
         assert!(v["nan"].is_null() && v["none"].is_null());
         assert_eq!(v["i"], -7);
         assert!(text.ends_with("}\n"));
+    }
+
+    #[test]
+    fn only_workable_bracket_prices_are_printed() {
+        assert_eq!(working_price(Some(20170.0), 20182.0), Some(20170.0));
+        assert_eq!(working_price(None, 20182.0), None);
+        // The simulator's "no bracket" marks, and impossible prices.
+        for p in [-70368744157482.0, 70368744197846.0, 0.0, -1.0, f64::NAN] {
+            assert_eq!(working_price(Some(p), 20182.0), None, "{p}");
+        }
     }
 }

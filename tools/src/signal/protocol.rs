@@ -107,6 +107,10 @@ fn csv_message(line: &[u8]) -> Result<Message, Bad<'_>> {
         end(i)?;
         return Ok(Message::Clock(ts));
     }
+    if line[0].is_ascii_alphabetic() {
+        // `CLOCK,...`, `Fill,...`, another header: not a timestamp's fault.
+        return bad(line, "expected a tick `ts_utc_ns,price,size[,side]`, or `fill,`, `position,` or `clock,` (lower case)");
+    }
     csv_tick(line)
 }
 
@@ -483,6 +487,12 @@ mod tests {
         assert!(e.problem.starts_with("entry_price"), "{e:?}");
         let e = parse_line(b"clock,9,1").unwrap_err();
         assert_eq!(e.column, 8);
+        // A misspelt keyword or another header is not blamed on a timestamp.
+        for line in [&b"CLOCK,9"[..], b"Fill,9,0", b"ts,price,size,side"] {
+            let e = parse_line(line).unwrap_err();
+            assert_eq!(e.column, 1, "{e:?}");
+            assert!(e.problem.contains("`clock,` (lower case)"), "{e:?}");
+        }
     }
 
     #[test]
