@@ -239,9 +239,11 @@ typedef struct nq_engine_options {
   int32_t sampling;
   // Seed of the sampling generator (used with `NQ_SAMPLING_SAMPLE`).
   uint64_t seed;
-  // Commission per contract per side, dollars; NaN keeps the checkpoint's.
+  // Commission per contract per side, dollars (0 to 1000); NaN keeps
+  // the checkpoint's.
   double commission_per_side;
-  // Slippage per market fill, ticks; NaN keeps the checkpoint's.
+  // Slippage per market fill, whole ticks (0 to 1000; a fraction is
+  // `NQ_ERR_OPTIONS`, as `--slippage-ticks`); NaN keeps the checkpoint's.
   double slippage_ticks;
   // Trailing drawdown from the equity high that ends trading, dollars;
   // 0 = no limit, NaN keeps the checkpoint's.
@@ -540,6 +542,15 @@ nq_status nq_engine_on_bar(struct nq_engine *engine,
 
 // A clock for a quiet market: closes the open bar if `now_ns` is at or after
 // its end and decides on it (`NQ_DECISION`), otherwise `NQ_OK`.
+//
+// Live, call it every minute and at or after the session end: with an
+// RTH-only feed the session's last bar (and its `NQ_KIND_SESSION_END`
+// decision) closes only on a clock, or on the next morning's first print.
+// When an earlier call already closed the last traded bar (no print in
+// the session's last minute), no bar is open at the end and this returns
+// `NQ_OK` even with a position open: flatten on your own clock then. The
+// calendar has no exchange holidays: on early-close days the session still
+// ends at 16:00 New York for the engine.
 //
 // # Safety
 // As `nq_engine_on_tick`.

@@ -325,9 +325,11 @@ pub struct nq_engine_options {
     pub sampling: i32,
     /// Seed of the sampling generator (used with `NQ_SAMPLING_SAMPLE`).
     pub seed: u64,
-    /// Commission per contract per side, dollars; NaN keeps the checkpoint's.
+    /// Commission per contract per side, dollars (0 to 1000); NaN keeps
+    /// the checkpoint's.
     pub commission_per_side: f64,
-    /// Slippage per market fill, ticks; NaN keeps the checkpoint's.
+    /// Slippage per market fill, whole ticks (0 to 1000; a fraction is
+    /// `NQ_ERR_OPTIONS`, as `--slippage-ticks`); NaN keeps the checkpoint's.
     pub slippage_ticks: f64,
     /// Trailing drawdown from the equity high that ends trading, dollars;
     /// 0 = no limit, NaN keeps the checkpoint's.
@@ -907,15 +909,43 @@ fn config_with(
             Err(OptionsProblem::Number { field, value, rule })
         }
     };
+    // The limits of `nq-eval --commission` / `--slippage-ticks`
+    // (tools/src/eval/overrides.rs): more is a typing slip, and far more
+    // overflows the P&L.
+    const MAX_COMMISSION_USD: f64 = 1_000.0;
+    const MAX_SLIPPAGE_TICKS: f64 = 1_000.0;
     let sim = &mut config.sim;
     if let Some(c) = number(
         "commission_per_side",
         options.commission_per_side,
         KEEP_OR_NONNEG,
     )? {
+        if c > MAX_COMMISSION_USD {
+            return Err(OptionsProblem::Number {
+                field: "commission_per_side",
+                value: c,
+                rule: "must be at most 1000 (dollars per contract per side)",
+            });
+        }
         sim.commission_per_side = c;
     }
     if let Some(s) = number("slippage_ticks", options.slippage_ticks, KEEP_OR_NONNEG)? {
+        // Fills are on the tick grid: the simulator would round a fraction
+        // up to the next whole tick, silently.
+        let rule = if s.fract() != 0.0 {
+            Some("slippage is in whole ticks (fills are on the tick grid); give a whole number")
+        } else if s > MAX_SLIPPAGE_TICKS {
+            Some("must be at most 1000 ticks")
+        } else {
+            None
+        };
+        if let Some(rule) = rule {
+            return Err(OptionsProblem::Number {
+                field: "slippage_ticks",
+                value: s,
+                rule,
+            });
+        }
         sim.slippage_ticks = s;
     }
     if let Some(d) = number(
@@ -1410,6 +1440,15 @@ pub unsafe extern "C" fn nq_engine_on_bar(
 
 /// A clock for a quiet market: closes the open bar if `now_ns` is at or after
 /// its end and decides on it (`NQ_DECISION`), otherwise `NQ_OK`.
+///
+/// Live, call it every minute and at or after the session end: with an
+/// RTH-only feed the session's last bar (and its `NQ_KIND_SESSION_END`
+/// decision) closes only on a clock, or on the next morning's first print.
+/// When an earlier call already closed the last traded bar (no print in
+/// the session's last minute), no bar is open at the end and this returns
+/// `NQ_OK` even with a position open: flatten on your own clock then. The
+/// calendar has no exchange holidays: on early-close days the session still
+/// ends at 16:00 New York for the engine.
 ///
 /// # Safety
 /// As `nq_engine_on_tick`.

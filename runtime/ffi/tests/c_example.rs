@@ -411,7 +411,7 @@ fn c_example_prints_the_trades_of_the_rust_engine() {
 
     let (want, decisions) = rust_account(&inputs, |c| {
         c.sim.commission_per_side = 1.25;
-        c.sim.slippage_ticks = 0.5;
+        c.sim.slippage_ticks = 2.0;
         c.sim.max_drawdown = 400.0;
         c.sampling = Sampling::Sample { seed: 9 };
     });
@@ -422,7 +422,7 @@ fn c_example_prints_the_trades_of_the_rust_engine() {
             "--commission",
             "1.25",
             "--slippage-ticks",
-            "0.5",
+            "2",
             "--drawdown-limit",
             "400",
             "--sample",

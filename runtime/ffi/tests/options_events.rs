@@ -538,6 +538,27 @@ fn bad_options_are_refused_with_the_field_named() {
         ),
         (
             nq_engine_options {
+                slippage_ticks: 0.5,
+                ..o
+            },
+            &["options.slippage_ticks = 0.5", "whole ticks"],
+        ),
+        (
+            nq_engine_options {
+                slippage_ticks: 1e6,
+                ..o
+            },
+            &["options.slippage_ticks = 1000000", "at most 1000"],
+        ),
+        (
+            nq_engine_options {
+                commission_per_side: 5000.0,
+                ..o
+            },
+            &["options.commission_per_side = 5000", "at most 1000"],
+        ),
+        (
+            nq_engine_options {
                 drawdown_limit_usd: -100.0,
                 ..o
             },
@@ -609,7 +630,7 @@ fn trade_events_equal_the_engines_and_add_up_to_the_balance() {
     let all = common::real_bars();
     let bars = &all[all.len() - 1_500..];
     let ticks = common::real_ticks();
-    for (commission, slippage) in [(f64::NAN, f64::NAN), (1.25, 0.5)] {
+    for (commission, slippage) in [(f64::NAN, f64::NAN), (1.25, 2.0)] {
         let mut storage = common::engine_storage();
         let o = nq_engine_options {
             commission_per_side: commission,
