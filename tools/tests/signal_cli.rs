@@ -459,3 +459,32 @@ fn a_clock_after_the_session_end_flattens_with_no_bar_open() {
     let out = signal(&[P1], &flat);
     assert_eq!(text(&out.stdout), "", "{out:?}");
 }
+
+/// A drawdown breach happens on a tick, mid-bar: the simulated account is
+/// liquidated there and then, and the line says so at once (the
+/// `drawdown_breached` decision only comes at the bar's close).
+#[test]
+fn a_drawdown_breach_is_reported_on_its_tick() {
+    let t = ny_2023_11_27(10, 0, 0);
+    let input = [
+        format!("{t},16000,1,B"),
+        format!("fill,{},1,16000,15000,17000", t + SEC),
+        format!("{},15995,1,A", t + 2 * SEC),
+        format!("{},15990,1,A", t + 3 * SEC),
+    ]
+    .join("\n");
+    let out = signal(&[P1, "--drawdown-limit", "100"], &input);
+    assert!(out.status.success(), "{out:?}");
+    // $2.50 in, 20 ticks down: $102.50 below the $50,000 high; out a tick
+    // lower, $5 commission in all.
+    assert_eq!(
+        text(&out.stdout),
+        [
+            r#"{"type":"fill_ack","line":2,"ts_utc_ns":1701097201000000000,"position":1,"entry_price":16000,"stop":15000,"target":17000}"#,
+            r#"{"type":"sim_exit","ts_utc_ns":1701097202000000000,"reason":"DRAWDOWN","side":1,"entry_price":16000,"exit_price":15994.75,"net_pnl":-110,"position":0}"#,
+            r#"{"type":"sim_drawdown_breached","ts_utc_ns":1701097202000000000,"equity":49890,"position":0}"#,
+            ""
+        ]
+        .join("\n")
+    );
+}
