@@ -284,7 +284,9 @@ typedef struct nq_decision {
   int32_t action;
   // The position before the decision: -1, 0, +1.
   int32_t position;
-  // The position to hold after it: -1, 0, +1.
+  // The position to hold after it: -1, 0, +1. Trade to it from the
+  // position you really hold (`target_position - yours`), never from
+  // `position`, the engine's view: then no decision doubles a position.
   int32_t target_position;
   // Non-zero when `stop_price` is set (never when the target position is flat).
   // For an entry it is indicative, placed from the bar's close; the fill
@@ -328,7 +330,10 @@ typedef struct nq_fill {
   // Average entry price of the position (ignored when flat).
   double entry_price;
   // Non-zero when `stop_price` holds the working stop; zero keeps the
-  // engine's own.
+  // engine's own (from the entry and the ATR). Before the first bar the
+  // engine has no ATR and then no bracket at all, and its decisions'
+  // stop and target become prices out of any market's reach (about
+  // +-7e13): report your stop and target with such a position.
   uint8_t has_stop;
   double stop_price;
   // Non-zero when `target_price` holds the working target.

@@ -224,7 +224,10 @@ pub struct nq_fill {
     /// Average entry price of the position (ignored when flat).
     pub entry_price: f64,
     /// Non-zero when `stop_price` holds the working stop; zero keeps the
-    /// engine's own.
+    /// engine's own (from the entry and the ATR). Before the first bar the
+    /// engine has no ATR and then no bracket at all, and its decisions'
+    /// stop and target become prices out of any market's reach (about
+    /// +-7e13): report your stop and target with such a position.
     pub has_stop: u8,
     pub stop_price: f64,
     /// Non-zero when `target_price` holds the working target.
@@ -246,7 +249,9 @@ pub struct nq_decision {
     pub action: i32,
     /// The position before the decision: -1, 0, +1.
     pub position: i32,
-    /// The position to hold after it: -1, 0, +1.
+    /// The position to hold after it: -1, 0, +1. Trade to it from the
+    /// position you really hold (`target_position - yours`), never from
+    /// `position`, the engine's view: then no decision doubles a position.
     pub target_position: i32,
     /// Non-zero when `stop_price` is set (never when the target position is flat).
     /// For an entry it is indicative, placed from the bar's close; the fill
