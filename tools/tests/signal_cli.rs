@@ -160,6 +160,11 @@ fn strict_stops_at_a_bad_line_naming_line_and_column() {
         stderr.contains("<stdin>: line 5: column 21: price: expected a number"),
         "{stderr}"
     );
+    // The input did not end: the counts are up to the bad line.
+    assert!(
+        stderr.contains("nq-signal: stopped: 5 lines, 1 ticks") && !stderr.contains("end of input"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -70,7 +70,14 @@ fn run(cli: &Cli) -> Result<()> {
     let stdin = std::io::stdin();
     let result = signal.serve(stdin.lock(), &mut out);
     let stats = signal.stats();
-    eprintln!("nq-signal: end of input: {stats}");
+    // An error stops the session before the end of its input: the counts
+    // are up to the line named in the error that follows.
+    let how = if result.is_ok() {
+        "end of input"
+    } else {
+        "stopped"
+    };
+    eprintln!("nq-signal: {how}: {stats}");
     result.map(|_| ())
 }
 
