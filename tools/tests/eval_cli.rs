@@ -1277,7 +1277,12 @@ fn each_days_last_equity_row_agrees_with_the_trades_closed_by_then() {
         w.finish().unwrap();
         tick_files.push(path);
     }
-    let data = [globex_bars, rth_bars, tick_files.remove(0), tick_files.remove(0)];
+    let data = [
+        globex_bars,
+        rth_bars,
+        tick_files.remove(0),
+        tick_files.remove(0),
+    ];
     for data in &data {
         for limit in ["0", "2500"] {
             let what = format!("{} --drawdown-limit {limit}", data.display());

@@ -493,7 +493,14 @@ fn replay_inner(
                     None => engine.on_tick(tick),
                 };
                 let decision = decision.ok().flatten();
-                collect(&engine, tick.ts_ns, bars_before, decision, &mut run, &mut peak)?;
+                collect(
+                    &engine,
+                    tick.ts_ns,
+                    bars_before,
+                    decision,
+                    &mut run,
+                    &mut peak,
+                )?;
             }
             run.records += ticks.len() as u64;
             progress(run.records);
@@ -516,7 +523,14 @@ fn replay_inner(
                     Some(f) => engine.on_bar_with(bar, f),
                     None => engine.on_bar(bar),
                 };
-                collect(&engine, bar.ts_ns, bars_before, decision, &mut run, &mut peak)?;
+                collect(
+                    &engine,
+                    bar.ts_ns,
+                    bars_before,
+                    decision,
+                    &mut run,
+                    &mut peak,
+                )?;
             }
             run.records += bars.len() as u64;
             progress(run.records);
