@@ -21,8 +21,13 @@ use nq_tools::Result;
 stdin: CSV ticks `ts_utc_ns,price,size,side`, JSON ticks, fill / position reports \
 (`fill,ts_utc_ns,position,entry_price[,stop[,target]]`) and clock lines (`clock,ts_utc_ns`). \
 Writes one JSON object per line on stdout, flushed immediately: decisions, fill \
-acknowledgements, and warnings for rejected lines. A summary goes to stderr at the end of \
-input.\n\nSimulator settings come from the checkpoint's metadata unless overridden, exactly \
+acknowledgements (the position and bracket the engine now holds), what the engine's simulated \
+account did (sim_entry, sim_exit, sim_drawdown_breached), what --warmup left (warmup_end), and \
+warnings for rejected lines. A summary goes to stderr at the end of input.\n\n\
+Live: trade to target_position from the position you really hold, report every fill, and send \
+a clock line every minute and at the session end (an RTH-only feed has no print after 16:00, \
+so the session_end decision would wait for the next morning). Early closes (holidays) are not \
+in the calendar: flatten yourself.\n\nSimulator settings come from the checkpoint's metadata unless overridden, exactly \
 as in nq-eval. The full protocol: docs/nq-signal.md.\n\nExit codes: 0 end of input; 2 user \
 error (bad checkpoint or flags, checkpoint/instrument mismatch, bad warm-up data, a late tick \
 with --late fail, a bad line with --strict); 1 a bug.",
