@@ -403,7 +403,7 @@ fn real_trades_after_real_bar_warmup_decide_as_nq_eval() {
     let session = ["--session", "GLOBEX"];
     let eval = eval_decisions(tmp.path(), &[&trades, &warm], &session);
     let raw_csv = std::fs::read(REAL_TRADES).unwrap();
-    let signal = signal_decisions(
+    let lines = signal_lines(
         &[
             &"--warmup",
             &warm,
@@ -414,6 +414,43 @@ fn real_trades_after_real_bar_warmup_decide_as_nq_eval() {
         &raw_csv,
     );
     let first_real = 1_746_396_000_000_000_000;
+    // The exits on stdin's ticks are nq-eval's trades that closed there
+    // (the warm-up's are not printed; the end of the data is the backtest's).
+    let exits: Vec<(i64, String, i64, f64, f64, f64)> = lines
+        .iter()
+        .filter(|l| l.starts_with("{\"type\":\"sim_exit\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["ts_utc_ns"].as_i64().unwrap(),
+                v["reason"].as_str().unwrap().to_string(),
+                v["side"].as_i64().unwrap(),
+                v["entry_price"].as_f64().unwrap(),
+                v["exit_price"].as_f64().unwrap(),
+                v["net_pnl"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let closed_live: Vec<(i64, String, i64, f64, f64, f64)> = eval_trades(tmp.path())
+        .into_iter()
+        .filter(|t| t.exit_ts_ns >= first_real && t.reason != "END_OF_DATA")
+        .map(|t| {
+            (
+                t.exit_ts_ns,
+                t.reason,
+                t.side,
+                t.entry_price,
+                t.exit_price,
+                t.net_pnl,
+            )
+        })
+        .collect();
+    assert!(closed_live.len() >= 5, "{} trades", closed_live.len());
+    assert_eq!(exits, closed_live);
+    let signal: Vec<String> = lines
+        .into_iter()
+        .filter(|l| l.starts_with("{\"type\":\"decision\""))
+        .collect();
     let live: Vec<&String> = signal
         .iter()
         .filter(|l| !l.contains("\"warmup\":true"))
