@@ -210,9 +210,9 @@ fn signal_trades(lines: &[String]) -> Vec<EvalTrade> {
     trades
 }
 
-/// nq-signal's decision lines for `stdin`.
-fn signal_decisions(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: &[u8]) -> Vec<String> {
-    signal_lines(args, stdin)
+/// The decision lines among nq-signal's output lines.
+fn decisions(lines: Vec<String>) -> Vec<String> {
+    lines
         .into_iter()
         .filter(|l| l.starts_with("{\"type\":\"decision\""))
         .collect()
@@ -342,10 +342,7 @@ fn synthetic_ticks_piped_as_csv_decide_as_nq_eval() {
     trades.retain(|t| t.reason != "END_OF_DATA");
     assert!(trades.len() >= 20, "{} trades", trades.len());
     assert_eq!(signal_trades(&lines), trades);
-    let signal: Vec<String> = lines
-        .into_iter()
-        .filter(|l| l.starts_with("{\"type\":\"decision\""))
-        .collect();
+    let signal = decisions(lines);
     let policy = signal
         .iter()
         .filter(|l| raw(l, "kind") == "\"policy\"")
@@ -447,10 +444,7 @@ fn real_trades_after_real_bar_warmup_decide_as_nq_eval() {
         .collect();
     assert!(closed_live.len() >= 5, "{} trades", closed_live.len());
     assert_eq!(exits, closed_live);
-    let signal: Vec<String> = lines
-        .into_iter()
-        .filter(|l| l.starts_with("{\"type\":\"decision\""))
-        .collect();
+    let signal = decisions(lines);
     let live: Vec<&String> = signal
         .iter()
         .filter(|l| !l.contains("\"warmup\":true"))
