@@ -137,6 +137,11 @@ fn main() {
             loop {
                 match lines.recv_timeout(Duration::from_millis(200)) {
                     Ok((at, line)) => {
+                        // The simulated account's fills and exits follow
+                        // their decision lines; only decisions are timed.
+                        if line.starts_with("{\"type\":\"sim_") {
+                            continue;
+                        }
                         assert!(line.starts_with("{\"type\":\"decision\""), "{line}");
                         if line.contains(&this_bar) {
                             policy += usize::from(line.contains("\"kind\":\"policy\""));
