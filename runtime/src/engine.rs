@@ -25,7 +25,11 @@
 //!   after the session end (RTH-only ticks, early closes), the position
 //!   closes at that bar's close too, rather than at the next session's
 //!   first print. An entry decided on a clock-closed bar is dropped if its
-//!   print comes only after the session end. So every trade opens inside
+//!   print comes only after the session end. Live, where the market stopped
+//!   before the session end no bar closes to end it: a clock
+//!   ([`Engine::flush`]) past the end, with no bar open and a position or
+//!   order held, gives the `SessionEnd` decision instead, and a bar later
+//!   closes the simulated position as the next print would. So every trade opens inside
 //!   its session and is closed less than one bar after its end: no position
 //!   is held overnight (`tests/engine_session_end.rs` checks this on random
 //!   streams of prints, gaps and clock calls).
@@ -281,6 +285,9 @@ pub struct Engine<'a> {
     feed: Feed,
     events: SimEvents,
     decisions: u64,
+    /// The last session (its id) whose `SessionEnd` decision was given: a
+    /// clock after it says nothing more.
+    session_end_said: Option<i64>,
 }
 
 impl<'a> Engine<'a> {
@@ -351,6 +358,7 @@ impl<'a> Engine<'a> {
             feed: Feed::Unknown,
             events: SimEvents::default(),
             decisions: 0,
+            session_end_said: None,
         })
     }
 
@@ -410,11 +418,64 @@ impl<'a> Engine<'a> {
     }
 
     /// A clock tick for a quiet market: closes the open bar if `now_ns` is at
-    /// or after its end, and decides on it.
+    /// or after its end, and decides on it. With no bar open, a clock at or
+    /// after the end of the last bar's session ends that session when the
+    /// market stopped before its end (below).
     pub fn flush(&mut self, now_ns: i64) -> Option<Decision> {
         self.events = SimEvents::default();
-        let bar = self.bars.flush(now_ns)?;
-        self.close_bar(&bar, Some(now_ns), None)
+        match self.bars.flush(now_ns) {
+            Some(bar) => self.close_bar(&bar, Some(now_ns), None),
+            None => self.end_session_on_clock(now_ns),
+        }
+    }
+
+    /// The market stopped before the session end (an early close; an
+    /// RTH-only feed with no print in the session's last minute), so no bar
+    /// will close to end the session, and a position or order is still held
+    /// at a clock past its end: live, that is a position about to be held
+    /// overnight. The clock gives the `SessionEnd` decision (once per
+    /// session) that such a bar would have given; the flatten fills on the
+    /// next print, or, once a whole bar has passed with none, at the last
+    /// bar's close, as it would when that print came.
+    fn end_session_on_clock(&mut self, now_ns: i64) -> Option<Decision> {
+        let last = *self.features.last_bar();
+        if !(self.holding()
+            && self.features.bars_seen() > 0
+            && last.in_session
+            && now_ns >= last.session.end_ns)
+        {
+            return None;
+        }
+        let said = self.session_end_said == Some(last.session.id);
+        self.session_end_said = Some(last.session.id);
+        let position = self.sim.position_side();
+        let mut probs = [0.0; MAX_ACTIONS];
+        probs[Action::Hold.code() as usize] = 1.0;
+        let decision = (!said).then(|| Decision {
+            kind: DecisionKind::SessionEnd,
+            bar_ts_ns: last.ts_ns,
+            ts_ns: now_ns,
+            action: Action::Hold,
+            position,
+            target_position: 0,
+            stop_price: None,
+            target_price: None,
+            probs,
+            n_actions: self.policy.n_actions() as u8,
+            mask: ActionMask::HOLD_ONLY,
+            close: last.close,
+            atr: last.atr,
+            equity: self.sim.equity(last.close),
+        });
+        let grace_ns = match self.feed {
+            Feed::Bars => 0,
+            Feed::Ticks | Feed::Unknown => self.features.config().bar_ns(),
+        };
+        self.close_out_ended_session(now_ns, grace_ns);
+        if self.sim.position_side() != 0 && self.sim.pending().is_none() {
+            self.sim.flatten_on_next_fill(ExitReason::SessionEnd);
+        }
+        decision
     }
 
     /// One closed bar, for users who have bars rather than ticks. Refused
@@ -480,7 +541,9 @@ impl<'a> Engine<'a> {
         if !(-1..=1).contains(&fill.position) {
             return Err(FillRejected::Position);
         }
-        let ok = |p: f64| p.is_finite() && p > 0.0;
+        // Finite, positive and on the instrument's tick grid's range: a price
+        // the simulator could not hold would be replaced by the last price.
+        let ok = |p: f64| self.sim.holds_price(p);
         if fill.position != 0 {
             if !ok(fill.entry_price)
                 || fill.stop_price.is_some_and(|p| !ok(p))
@@ -535,6 +598,9 @@ impl<'a> Engine<'a> {
     ) -> Option<Decision> {
         let info = self.features.on_bar(bar).ok()?;
         self.sim.on_bar_close();
+        // A position reported before there was an ATR got no legs it could
+        // reach; now they can be placed as an entry would place them.
+        self.sim.place_missing_legs(info.atr);
         let bar_ns = self.features.config().bar_ns();
         let ts_ns = bar.ts_ns.saturating_add(bar_ns);
         if self.drawdown == DrawdownScope::Session
@@ -585,6 +651,9 @@ impl<'a> Engine<'a> {
         if session_over {
             decision.kind = DecisionKind::SessionEnd;
             decision.probs[0] = 1.0;
+            if info.in_session {
+                self.session_end_said = Some(info.session.id);
+            }
             // With ticks the flatten fills on the next print, unless nothing
             // printed for a whole bar after the session end (RTH-only data,
             // early closes): that print would carry the position overnight,

@@ -14,6 +14,7 @@ use nq_runtime::engine::{
     Decision, DecisionKind, DrawdownScope, Engine, EngineConfig, EngineError, FillReport, Sampling,
 };
 use nq_runtime::policy::{Checkpoint, Policy};
+use nq_runtime::sim::ExitReason;
 use policy_common::Buffer;
 
 fn real_bars() -> Vec<Bar> {
@@ -303,6 +304,91 @@ fn reported_fills_set_the_position_the_policy_sees() {
     };
     assert!(engine.on_fill(&bad).is_err());
     assert!(engine.on_fill(&FillReport { position: 2, ..bad }).is_err());
+}
+
+/// A position reported before the engine has an ATR, without a stop or a
+/// target, gets the engine's ATR bracket once bars come, as an entry would:
+/// never legs out of any market's reach, which decisions would hand out as
+/// the stop and target to work.
+#[test]
+fn a_position_reported_before_any_bar_gets_its_bracket_from_the_first_atr() {
+    // From the first RTH open on (the checkpoints trade RTH; a position held
+    // outside the session is closed by the first bar).
+    let all = real_bars();
+    let open = all
+        .iter()
+        .position(|b| {
+            (b.ts_ns - 5 * 3_600_000_000_000).rem_euclid(86_400_000_000_000) == 570 * 60_000_000_000
+        })
+        .unwrap();
+    let bars = &all[open..];
+    let buffer = checkpoint(2, 9);
+    let mut engine = engine(&buffer);
+    let entry = bars[0].open;
+    engine
+        .on_fill(&FillReport {
+            ts_ns: bars[0].ts_ns,
+            position: 1,
+            entry_price: entry,
+            stop_price: None,
+            target_price: None,
+        })
+        .unwrap();
+    let view = engine.simulator().position_view();
+    assert!(view.stop_price < 0.0, "no ATR yet: out of reach ({view:?})");
+    let mut hold = |_: nq_runtime::ActionMask, _: i8| Action::Hold;
+    engine.on_bar_with(&bars[0], &mut hold);
+    let view = engine.simulator().position_view();
+    let first_atr = engine.features().last_bar().atr;
+    let (stop, target) = engine.simulator().bracket(1, entry, first_atr).unwrap();
+    assert_eq!((view.stop_price, view.target_price), (stop, target));
+    assert!(0.0 < stop && stop < entry && entry < target);
+    // The legs work: the position ends at one of them during the warm-up,
+    // or the first decision hands them out.
+    for bar in &bars[1..] {
+        if let Some(decision) = engine.on_bar_with(bar, &mut hold) {
+            assert_eq!(decision.position, 1);
+            assert_eq!(decision.stop_price, Some(stop), "{decision:?}");
+            assert_eq!(decision.target_price, Some(target));
+            return;
+        }
+        if let Some(exit) = engine.events().exit {
+            assert!(
+                matches!(exit.exit_reason, ExitReason::Stop | ExitReason::Target),
+                "{exit:?}"
+            );
+            return;
+        }
+    }
+    panic!("neither a decision nor an exit");
+}
+
+/// A fill the engine says it took is the position it holds: a price it
+/// cannot hold is refused, not swapped for the last price.
+#[test]
+fn a_fill_at_a_price_the_engine_cannot_hold_is_refused() {
+    let bars = real_bars();
+    let buffer = checkpoint(1, 3);
+    let mut engine = engine(&buffer);
+    engine.on_bar(&bars[0]);
+    for price in [1e20, f64::MAX, 1e-300] {
+        let fill = FillReport {
+            ts_ns: bars[0].ts_ns + 60_000_000_000,
+            position: 1,
+            entry_price: price,
+            stop_price: None,
+            target_price: None,
+        };
+        assert!(engine.on_fill(&fill).is_err(), "entry {price}");
+        let bracket = FillReport {
+            entry_price: bars[0].close,
+            stop_price: Some(price.min(bars[0].close / 2.0)),
+            target_price: Some(1e20),
+            ..fill
+        };
+        assert!(engine.on_fill(&bracket).is_err(), "target 1e20");
+        assert_eq!(engine.simulator().position_side(), 0);
+    }
 }
 
 #[test]

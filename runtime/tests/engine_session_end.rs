@@ -22,7 +22,7 @@ use nq_formats::{Action, Bar, Side, Tick};
 use nq_runtime::calendar::{new_york_to_utc, SessionCalendar};
 use nq_runtime::engine::{Engine, EngineConfig};
 use nq_runtime::policy::{Checkpoint, Policy};
-use nq_runtime::sim::{ExitReason, TradeRecord};
+use nq_runtime::sim::{ExitReason, PendingOrder, TradeRecord};
 use nq_runtime::ActionMask;
 use policy_common::Buffer;
 use proptest::prelude::*;
@@ -320,4 +320,136 @@ proptest! {
             );
         }
     }
+}
+
+/// The engine's day of `bars` that ends at 16:00 New York: the bars of every
+/// earlier day and that day's, up to and including its 15:58 bar, and the
+/// day itself.
+fn up_to_a_quiet_last_minute(bars: &[Bar]) -> (Vec<Bar>, i64) {
+    let last_bars = last_bar_of_each_day(bars);
+    let regular = last_bars
+        .iter()
+        .skip(1)
+        .find(|b| (ny_minutes(b.ts_ns) + 1).rem_euclid(24 * 60) == 16 * 60)
+        .expect("a regular day");
+    let day = ny_day(regular.ts_ns);
+    let kept = bars
+        .iter()
+        .copied()
+        .filter(|b| ny_day(b.ts_ns) < day || b.ts_ns < regular.ts_ns)
+        .collect();
+    (kept, day)
+}
+
+/// A time on New York day `day` (EST), `ms` after `hh:mm`.
+fn ny_time(day: i64, hh: u32, mm: u32, ms: i64) -> i64 {
+    new_york_to_utc(day, hh * 60 + mm) + ms * 1_000_000
+}
+
+/// Live, an RTH-only feed with no print in the session's last minute (or an
+/// early close) leaves no bar to close at the session end, so the clock
+/// ends the session: the first clock past the end gives the `SessionEnd`
+/// decision once; the flatten then fills on a print within a bar, or, with
+/// none, a clock a bar past the end closes at the last bar's close.
+#[test]
+fn clocks_end_a_session_whose_market_stopped_before_its_end() {
+    use nq_runtime::engine::DecisionKind;
+    let (bars, day) = up_to_a_quiet_last_minute(&rth_bars());
+    let last = *bars.last().unwrap();
+    assert_eq!(ny_minutes(last.ts_ns).rem_euclid(24 * 60), 15 * 60 + 58);
+    let buffer = checkpoint();
+    for print_after_end in [false, true] {
+        let mut engine = engine(&buffer);
+        for tick in ticks_of(&bars) {
+            engine.on_tick_with(&tick, &mut always_long).unwrap();
+        }
+        // The 15:58 bar closes on the clock, with the policy's own decision
+        // (here an exit that waits for a print, which never comes).
+        assert!(engine.flush(ny_time(day, 15, 59, 200)).is_some());
+        assert_eq!(engine.flush(ny_time(day, 15, 59, 40_000)), None);
+        assert_eq!(engine.simulator().position_side(), 1, "long into the end");
+        let reason = match engine.simulator().pending() {
+            Some(PendingOrder::Exit { reason, .. }) => reason,
+            _ => ExitReason::SessionEnd,
+        };
+
+        let end = engine
+            .flush(ny_time(day, 16, 0, 200))
+            .expect("a session end");
+        assert_eq!(end.kind, DecisionKind::SessionEnd);
+        assert_eq!((end.action, end.target_position), (Action::Hold, 0));
+        assert_eq!(end.close, last.close);
+        assert_eq!(end.bar_ts_ns, last.ts_ns);
+        assert_eq!(engine.flush(ny_time(day, 16, 0, 30_000)), None, "said once");
+        assert!(engine.events().exit.is_none(), "a print may still come");
+
+        let exit = if print_after_end {
+            let print = Tick {
+                ts_ns: ny_time(day, 16, 0, 45_000),
+                price: last.close + 1.0,
+                size: 1.0,
+                side: Side::None,
+            };
+            assert_eq!(engine.on_tick_with(&print, &mut always_long), Ok(None));
+            let exit = engine.events().exit.expect("the print fills the flatten");
+            assert_eq!(
+                (exit.exit_ts_ns, exit.exit_price),
+                (print.ts_ns, print.price - TICK)
+            );
+            exit
+        } else {
+            assert_eq!(engine.flush(ny_time(day, 16, 1, 200)), None);
+            let exit = engine.events().exit.expect("a bar past the end, closed");
+            assert_eq!(exit.exit_ts_ns, last.ts_ns + MINUTE_NS);
+            assert_eq!(exit.exit_price, last.close - TICK);
+            exit
+        };
+        assert_eq!(exit.exit_reason, reason, "{print_after_end}: {exit:?}");
+        assert_eq!(engine.simulator().position_side(), 0);
+        assert!(engine.simulator().pending().is_none());
+        assert_eq!(
+            engine.flush(ny_time(day, 16, 5, 0)),
+            None,
+            "nothing left to end"
+        );
+    }
+}
+
+/// The same with bars that stop early (Thanksgiving's last bar is 12:59):
+/// a clock at the session end closes the position at that bar's close at
+/// once, as the next bar would.
+#[test]
+fn a_clock_ends_a_session_of_bars_that_stopped_early() {
+    use nq_runtime::engine::DecisionKind;
+    let bars = rth_bars();
+    let last_bars = last_bar_of_each_day(&bars);
+    let thanksgiving = *last_bars
+        .iter()
+        .find(|b| (ny_minutes(b.ts_ns) + 1).rem_euclid(24 * 60) == 13 * 60)
+        .unwrap();
+    let day = ny_day(thanksgiving.ts_ns);
+    let buffer = checkpoint();
+    let mut engine = engine(&buffer);
+    for bar in bars.iter().filter(|b| b.ts_ns <= thanksgiving.ts_ns) {
+        engine.on_bar_with(bar, &mut always_long);
+    }
+    assert_eq!(
+        engine.simulator().position_side(),
+        1,
+        "long into the early close"
+    );
+    assert_eq!(
+        engine.flush(ny_time(day, 15, 0, 0)),
+        None,
+        "the session is still on"
+    );
+    let end = engine.flush(ny_time(day, 16, 0, 0)).expect("a session end");
+    assert_eq!(
+        (end.kind, end.target_position),
+        (DecisionKind::SessionEnd, 0)
+    );
+    let exit = engine.events().exit.expect("closed at once");
+    assert_eq!(exit.exit_ts_ns, thanksgiving.ts_ns + MINUTE_NS);
+    assert_eq!(exit.exit_price, thanksgiving.close - TICK);
+    assert_eq!(engine.simulator().position_side(), 0);
 }

@@ -225,9 +225,8 @@ pub struct nq_fill {
     pub entry_price: f64,
     /// Non-zero when `stop_price` holds the working stop; zero keeps the
     /// engine's own (from the entry and the ATR). Before the first bar the
-    /// engine has no ATR and then no bracket at all, and its decisions'
-    /// stop and target become prices out of any market's reach (about
-    /// +-7e13): report your stop and target with such a position.
+    /// engine has no ATR: it places the legs you left out at the first bar
+    /// close, from the entry and that bar's ATR.
     pub has_stop: u8,
     pub stop_price: f64,
     /// Non-zero when `target_price` holds the working target.
@@ -1450,10 +1449,13 @@ pub unsafe extern "C" fn nq_engine_on_bar(
 /// RTH-only feed the session's last bar (and its `NQ_KIND_SESSION_END`
 /// decision) closes only on a clock, or on the next morning's first print.
 /// When an earlier call already closed the last traded bar (no print in
-/// the session's last minute), no bar is open at the end and this returns
-/// `NQ_OK` even with a position open: flatten on your own clock then. The
-/// calendar has no exchange holidays: on early-close days the session still
-/// ends at 16:00 New York for the engine.
+/// the session's last minute, an early close), no bar is open at the end:
+/// then the first call at or after the session end with a position or an
+/// order held gives the `NQ_KIND_SESSION_END` decision (once), and the
+/// engine's simulated position closes on the next print, or at the last
+/// bar's close once a whole bar has passed without one. The calendar has no
+/// exchange holidays: on early-close days the session still ends at 16:00
+/// New York for the engine, so that decision comes at 16:00.
 ///
 /// # Safety
 /// As `nq_engine_on_tick`.

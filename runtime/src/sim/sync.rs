@@ -96,4 +96,38 @@ impl Simulator {
         }
         closed
     }
+
+    /// Legs of the open position that sit out of reach (synced with neither
+    /// a price for them nor a usable ATR) are placed from `atr` where an
+    /// entry at the position's price would put them. Does nothing without a
+    /// usable `atr`.
+    pub fn place_missing_legs(&mut self, atr: f64) {
+        let (Some(atr), Some(held)) = (self.atr_ticks(atr), self.position) else {
+            return;
+        };
+        let out_of_reach = |leg: i64| (leg - held.entry).abs() >= OUT_OF_REACH / 2;
+        if !(out_of_reach(held.stop) || out_of_reach(held.target)) {
+            return;
+        }
+        let (stop, target) = self.bracket_ticks(held.side, held.entry, atr);
+        self.position = Some(OpenPosition {
+            stop: if out_of_reach(held.stop) {
+                stop
+            } else {
+                held.stop
+            },
+            target: if out_of_reach(held.target) {
+                target
+            } else {
+                held.target
+            },
+            ..held
+        });
+    }
+
+    /// Whether `price` is one the simulator can hold (finite, at least a tick,
+    /// on a tick count it can represent): what a reported fill must be.
+    pub fn holds_price(&self, price: f64) -> bool {
+        self.price_ticks(price).is_some_and(|ticks| ticks > 0)
+    }
 }

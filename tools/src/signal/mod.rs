@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 
 use nq_runtime::bars::TickRejected;
 use nq_runtime::engine::{Decision, DecisionKind, Engine};
-use nq_runtime::policy::MAX_ACTIONS;
-use nq_runtime::ActionMask;
 
 use crate::eval::BarSpacing;
 use crate::market_data::{DataKind, MarketReader};
@@ -118,8 +116,6 @@ pub struct Signal<'a> {
     /// Stdin ticks before this instant are late: the end of the last warm-up
     /// bar (the bar builder has not seen those bars' ticks, so it cannot tell).
     floor_ns: i64,
-    /// The session (its end, UTC ns) whose `session_end` decision is out.
-    session_end_sent: Option<i64>,
 }
 
 impl<'a> Signal<'a> {
@@ -131,7 +127,6 @@ impl<'a> Signal<'a> {
             stats: Stats::default(),
             seq: 0,
             floor_ns: i64::MIN,
-            session_end_sent: None,
         }
     }
 
@@ -281,10 +276,7 @@ impl<'a> Signal<'a> {
             }
             Message::Clock(now) => {
                 self.stats.clocks += 1;
-                let decision = self
-                    .engine
-                    .flush(now)
-                    .or_else(|| self.session_over_without_a_bar(now));
+                let decision = self.engine.flush(now);
                 self.decision(decision, out)?;
                 self.sim_events(now, out)
             }
@@ -321,44 +313,6 @@ impl<'a> Signal<'a> {
                 emit(out, self.out.finish())
             }
         }
-    }
-
-    /// A clock at or after the end of the session of the last closed bar,
-    /// with no bar open and a position (or an order) still held: the engine
-    /// has no bar to close, so it says nothing until the next print, which
-    /// is the next session's (an early close, a quiet last minute of an
-    /// RTH-only feed). Live, that is a position held overnight: this is the
-    /// `session_end` decision the engine would give for a bar closed now.
-    fn session_over_without_a_bar(&self, now_ns: i64) -> Option<Decision> {
-        let features = self.engine.features();
-        let sim = self.engine.simulator();
-        let last = features.last_bar();
-        let holding = sim.position_side() != 0 || sim.pending().is_some();
-        let ended = features.bars_seen() > 0
-            && last.in_session
-            && now_ns >= last.session.end_ns
-            && self.session_end_sent != Some(last.session.end_ns);
-        if !(holding && ended) {
-            return None;
-        }
-        let mut probs = [0.0; MAX_ACTIONS];
-        probs[0] = 1.0;
-        Some(Decision {
-            kind: DecisionKind::SessionEnd,
-            bar_ts_ns: last.ts_ns,
-            ts_ns: now_ns,
-            action: nq_formats::Action::Hold,
-            position: sim.position_side(),
-            target_position: 0,
-            stop_price: None,
-            target_price: None,
-            probs,
-            n_actions: self.engine.policy().n_actions() as u8,
-            mask: ActionMask::HOLD_ONLY,
-            close: last.close,
-            atr: last.atr,
-            equity: sim.equity(last.close),
-        })
     }
 
     /// What the last tick or clock did to the engine's simulated account
@@ -408,10 +362,6 @@ impl<'a> Signal<'a> {
 
     fn decision(&mut self, decision: Option<Decision>, out: &mut impl Write) -> Result<()> {
         let Some(d) = decision else { return Ok(()) };
-        let last = self.engine.features().last_bar();
-        if d.kind == DecisionKind::SessionEnd && last.in_session {
-            self.session_end_sent = Some(last.session.end_ns);
-        }
         self.stats.decisions += 1;
         // Warm-up decisions are never prepared ahead: all of these are live.
         self.stats.prepared = self.engine.prepared_decisions();
