@@ -290,8 +290,14 @@ impl TrainConfig {
             .map_err(|e| UserError::new(format!("config {}: {e}", path.display())))?;
         let parsed = if path.extension().is_some_and(|x| x == "toml") {
             toml::from_str(&text).map_err(|e| e.to_string())
-        } else {
+        } else if path.extension().is_some_and(|x| x == "json") {
             serde_json::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            // A TOML file under another name would otherwise fail with a
+            // JSON syntax error that does not say why JSON was expected.
+            serde_json::from_str(&text).map_err(|e| {
+                format!("{e} (read as JSON: only a name ending in .toml is read as TOML)")
+            })
         };
         parsed.map_err(|e| UserError::new(format!("config {}: {e}", path.display())))
     }
@@ -384,6 +390,16 @@ impl TrainConfig {
         let m = &self.monitor;
         if !(m.ent_coef_factor >= 1.0 && m.ent_coef_max >= 0.0) {
             return bad("monitor: ent_coef_factor must be >= 1 and ent_coef_max >= 0");
+        }
+        // Outside [0, 1] the monitor would judge every window collapsed (and
+        // raise the entropy coefficient each time) or none.
+        for (name, v) in [
+            ("min_entropy_fraction", m.min_entropy_fraction),
+            ("max_action_share", m.max_action_share),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(&format!("monitor.{name} must lie in [0, 1] (got {v})"));
+            }
         }
         self.sim.to_sim_config()?;
         let num_updates = if self.updates > 0 {

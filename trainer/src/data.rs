@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use nq_formats::{Bar, SimConfig};
 use nq_runtime::bars::BarBuilder;
+use nq_runtime::features::FeatureConfig;
 use nq_tools::eval::BarSpacing;
 use nq_tools::market_data::{DataKind, MarketReader};
 
+use crate::env::MarketData;
 use crate::error::UserError;
 use crate::train::fnv1a64;
 
@@ -69,6 +71,52 @@ pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserE
         )));
     }
     Ok(LoadedBars { bars, files })
+}
+
+/// Training needs at least one session with a decision bar. When there is
+/// none, says why: no bars inside the session hours (`sim.session`, e.g.
+/// overnight-only ticks under RTH hours), or too few bars before the session
+/// end to warm the features up.
+pub fn check_sessions(market: &MarketData, sim: &SimConfig) -> Result<(), UserError> {
+    if !market.sessions.is_empty() {
+        return Ok(());
+    }
+    let (Some(first), Some(last)) = (market.bars.first(), market.bars.last()) else {
+        return Err(UserError::new("market data: no bars"));
+    };
+    let in_session = market.info.iter().filter(|i| i.in_session).count();
+    let warmup =
+        FeatureConfig::nq_obs_v1(sim.session, sim.instrument.spec().tick_size).warmup_bars();
+    let why = if in_session == 0 {
+        format!(
+            "none of them starts inside the session hours {} New York (config sim.session; \"GLOBEX\" trades around the clock)",
+            sim.session
+        )
+    } else {
+        format!(
+            "{in_session} of them are inside the session hours {} New York, but no session has a bar left after the first {warmup} bars, which warm the features up; give more data (or a shorter sim.bar_seconds)",
+            sim.session
+        )
+    };
+    Err(UserError::new(format!(
+        "market data: no session to train on: {} bars of {} s from {} to {}; {why}",
+        market.bars.len(),
+        sim.bar_seconds,
+        utc_text(first.ts_ns),
+        utc_text(last.ts_ns),
+    )))
+}
+
+fn utc_text(ts_ns: i64) -> String {
+    let secs = ts_ns.div_euclid(1_000_000_000);
+    let (y, m, d) = nq_runtime::calendar::civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 /// Bars of another length would train a checkpoint labelled with the

@@ -108,7 +108,7 @@ impl MarketData {
         let total = self.sessions.len();
         if holdout >= total {
             return Err(UserError::new(format!(
-                "market data: {total} usable sessions, need more than the {holdout} held out for evaluation"
+                "market data: {total} usable sessions, need more than the {holdout} held out for evaluation (config holdout_sessions; 0 trains on every session and skips the evaluation)"
             )));
         }
         let mut train = self;
@@ -172,6 +172,10 @@ pub struct EnvStats {
     pub max_drawdown: f64,
     pub entry_bonus_paid: f64,
     pub pm_bonus_paid: f64,
+    /// Sum over finished episodes of the bonuses paid within them, so that
+    /// `(episode_pnl + episode_bonus) / episodes` is the mean episode return
+    /// (the two `*_paid` sums also count episodes still running).
+    pub episode_bonus: f64,
     pub actions: [u64; 6],
 }
 
@@ -188,6 +192,7 @@ impl EnvStats {
         self.max_drawdown = self.max_drawdown.max(o.max_drawdown);
         self.entry_bonus_paid += o.entry_bonus_paid;
         self.pm_bonus_paid += o.pm_bonus_paid;
+        self.episode_bonus += o.episode_bonus;
         for (a, b) in self.actions.iter_mut().zip(o.actions) {
             *a += b;
         }
@@ -211,6 +216,10 @@ pub struct EpisodeLog {
 pub struct EnvState {
     pub rng: u64,
     pub episode: EpisodeLog,
+    /// Bonuses paid so far in this episode (f64 bits). Not replayed: the
+    /// curriculum's bonus may have changed since they were paid.
+    #[serde(default)]
+    pub episode_bonus_bits: u64,
 }
 
 /// Per-step outputs of all environments, owned by the caller and reused.
@@ -255,6 +264,8 @@ pub struct MarketEnv {
     equity: f64,
     peak_equity: f64,
     episode_drawdown: f64,
+    /// Bonuses paid since the episode began (reward only, never P&L).
+    episode_bonus: f64,
     pm_paid_this_trade: bool,
     stats: EnvStats,
     schedule: EnvSchedule,
@@ -303,6 +314,7 @@ impl MarketEnv {
             equity: 0.0,
             peak_equity: 0.0,
             episode_drawdown: 0.0,
+            episode_bonus: 0.0,
             pm_paid_this_trade: false,
             stats: EnvStats::default(),
             schedule: EnvSchedule {
@@ -377,6 +389,7 @@ impl MarketEnv {
         self.sim.reset();
         self.cursor = self.log.start;
         self.pm_paid_this_trade = false;
+        self.episode_bonus = 0.0;
         if self.log.forced_side != 0 {
             // A forced position (phase 2 boot camp): the entry is part of the
             // reset, not a decision of the policy.
@@ -446,6 +459,7 @@ impl MarketEnv {
         self.episode_drawdown = self.episode_drawdown.max(self.peak_equity - equity);
         let truncated =
             !terminated && self.max_steps > 0 && self.log.actions.len() + 1 >= self.max_steps;
+        self.episode_bonus += bonus;
         (pnl + bonus, terminated, truncated)
     }
 
@@ -468,6 +482,7 @@ impl MarketEnv {
             self.stats.forced_episodes += (self.log.forced_side != 0) as u64;
             self.stats.breaches += self.sim.is_breached() as u64;
             self.stats.episode_pnl += self.sim.equity_at_last() - self.base_sim.starting_balance;
+            self.stats.episode_bonus += self.episode_bonus;
             self.stats.max_drawdown = self.stats.max_drawdown.max(self.episode_drawdown);
             let mask = self.reset(obs);
             (reward, terminated, truncated, mask)
@@ -491,6 +506,7 @@ impl MarketEnv {
         EnvState {
             rng: self.rng.state(),
             episode: self.log.clone(),
+            episode_bonus_bits: self.episode_bonus.to_bits(),
         }
     }
 
@@ -518,6 +534,7 @@ impl MarketEnv {
             self.log.actions.push(a);
         }
         self.stats = saved_stats;
+        self.episode_bonus = f64::from_bits(state.episode_bonus_bits);
         Ok(self
             .data
             .observation(self.cursor, &self.sim, self.phase, obs))

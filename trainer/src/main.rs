@@ -30,8 +30,8 @@ struct Cli {
     /// Curriculum phase: 1 or 2.
     #[arg(long)]
     phase: Option<u8>,
-    /// Number of PPO updates.
-    #[arg(long, conflicts_with = "timesteps")]
+    /// Number of PPO updates (at least 1).
+    #[arg(long, conflicts_with = "timesteps", value_parser = clap::value_parser!(u64).range(1..))]
     updates: Option<u64>,
     /// Total environment steps (rounded up to whole updates).
     #[arg(long)]
@@ -86,7 +86,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A panic is a bug: exit 1 with a line saying so, not Rust's 101.
     match std::panic::catch_unwind(|| run(cli)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Ok(Finished::Completed)) => ExitCode::SUCCESS,
+        // The shell's code for Ctrl-C, so that `nq-train ... && next` stops.
+        Ok(Ok(Finished::Interrupted)) => ExitCode::from(130),
         Ok(Err(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
@@ -96,6 +98,13 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// How a run that raised no error ended.
+enum Finished {
+    Completed,
+    /// Ctrl-C: a checkpoint was saved, the run can be resumed.
+    Interrupted,
 }
 
 fn build_config(cli: &Cli, no_args: bool) -> Result<TrainConfig, UserError> {
@@ -150,7 +159,7 @@ fn build_config(cli: &Cli, no_args: bool) -> Result<TrainConfig, UserError> {
     Ok(cfg)
 }
 
-fn run(cli: Cli) -> Result<(), TrainError> {
+fn run(cli: Cli) -> Result<Finished, TrainError> {
     let no_args = std::env::args().len() == 1;
     let cfg = build_config(&cli, no_args)?;
     let sim = cfg.sim.to_sim_config()?;
@@ -184,8 +193,22 @@ fn run(cli: Cli) -> Result<(), TrainError> {
         // allowed (benchmarks), but never silently.
         eprintln!("warning: phase 2 without --init starts from fresh weights, not from a phase-1 checkpoint");
     }
+    let out = match (&cli.resume, &cli.out) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            PathBuf::from(format!("runs/p{}-seed{}-{now}", cfg.phase, cfg.seed))
+        }
+    };
+    if cli.resume.is_none() && !cli.bench {
+        check_new_run_folder(&out)?;
+    }
     let loaded = nq_trainer::data::load_bars(&data_paths, &sim)?;
     let market = MarketData::from_bars(loaded.bars, &sim)?;
+    nq_trainer::data::check_sessions(&market, &sim)?;
     let (train_data, test_data) = if cfg.holdout_sessions > 0 {
         let (a, b) = market.split_last(cfg.holdout_sessions)?;
         (a, Some(b))
@@ -201,16 +224,6 @@ fn run(cli: Cli) -> Result<(), TrainError> {
             .unwrap_or_default()
     );
 
-    let out = match (&cli.resume, &cli.out) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(o)) => o.clone(),
-        (None, None) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            PathBuf::from(format!("runs/p{}-seed{}-{now}", cfg.phase, cfg.seed))
-        }
-    };
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -233,7 +246,8 @@ fn run(cli: Cli) -> Result<(), TrainError> {
         backend: None,
     };
     if cli.bench {
-        return bench(&cli, &cfg, train_data, &opts);
+        bench(&cli, &cfg, train_data, &opts)?;
+        return Ok(Finished::Completed);
     }
     let summary = match cli.device.as_str() {
         "cpu" => train::<nq_trainer::CpuBackend>(&cfg, train_data, &opts, &Default::default())?,
@@ -242,49 +256,108 @@ fn run(cli: Cli) -> Result<(), TrainError> {
             return Err(UserError::new(format!("--device {other}: expected cpu or cuda")).into())
         }
     };
-    println!(
-        "{} after {}/{} updates ({} steps, {:.0} SPS). Checkpoint: {}",
-        if summary.interrupted {
-            "Stopped"
-        } else {
-            "Done"
-        },
-        summary.updates_done,
-        summary.num_updates,
-        summary.global_step,
-        summary.sps,
-        summary.checkpoint.display()
-    );
+    if summary.updates_this_call == 0 {
+        println!(
+            "Nothing to train: the run already finished its {} updates. Checkpoint: {}",
+            summary.num_updates,
+            summary.checkpoint.display()
+        );
+    } else {
+        println!(
+            "{} after {}/{} updates ({} steps, {:.0} SPS). Checkpoint: {}",
+            if summary.interrupted {
+                "Stopped"
+            } else {
+                "Done"
+            },
+            summary.updates_done,
+            summary.num_updates,
+            summary.global_step,
+            summary.sps,
+            summary.checkpoint.display()
+        );
+    }
+    if summary.interrupted {
+        println!("Continue it with: nq-train --resume {}", out.display());
+        return Ok(Finished::Interrupted);
+    }
     if let (Some(test), false) = (test_data, cli.no_eval) {
         let bytes = std::fs::read(&summary.checkpoint).doing("reading", &summary.checkpoint)?;
         let policy = eval::evaluate_checkpoint(&bytes, test.clone(), sim, cfg.phase)?;
         let random = eval::evaluate_random(test.clone(), sim, cfg.phase, cfg.seed)?;
         println!("Held-out evaluation ({} sessions, runtime policy forward + simulator, greedy, ${:.2}/side):", policy.sessions, sim.commission_per_side);
+        let action_set =
+            nq_formats::ActionSet::from_phase(cfg.phase).unwrap_or(nq_formats::ActionSet::Phase1);
         for (name, s) in [("policy", policy), ("random valid", random)] {
+            let actions: Vec<String> = action_set
+                .actions()
+                .iter()
+                .map(|a| format!("{} {}", a.name(), s.actions[*a as usize]))
+                .collect();
             println!(
-                "  {name:>12}: net P&L ${:>10.2} | trades {:>4} | win {:>5.1}% | worst session DD ${:.2} | HOLD/BUY/SELL {}/{}/{}",
+                "  {name:>12}: net P&L ${:>10.2} | trades {:>4} | win {:>5.1}% | worst session DD ${:.2} | {}",
                 s.net_pnl,
                 s.trades,
                 s.win_rate * 100.0,
                 s.worst_session_drawdown,
-                s.actions[0],
-                s.actions[1],
-                s.actions[2]
+                actions.join(" ")
             );
         }
         let paths: Vec<String> = data_paths.iter().map(|p| p.display().to_string()).collect();
+        let first_held_out = test.sessions.first().map(|s| session_date(s.id));
         println!(
-            "Full backtest report (Parquet, SVG, HTML; add --from DATE for the last {} held-out sessions only):\n  nq-eval {} {} --report {}",
+            "Full backtest report of the {} held-out sessions (Parquet, SVG, HTML):\n  nq-eval {} {}{} --report {}",
             cfg.holdout_sessions,
             summary.checkpoint.display(),
             paths.join(" "),
+            first_held_out
+                .map(|d| format!(" --from {d}"))
+                .unwrap_or_default(),
             summary
                 .checkpoint
                 .with_file_name("report")
                 .display()
         );
     }
-    Ok(())
+    Ok(Finished::Completed)
+}
+
+/// `YYYY-MM-DD` of a session id (its New York end date, days since
+/// 1970-01-01): the CME trading date `nq-eval --from` takes.
+fn session_date(id: i64) -> String {
+    let (y, m, d) = nq_runtime::calendar::civil_from_days(id);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// A new run writes metadata.json, metrics.jsonl, checkpoints/ and
+/// final.safetensors: in a folder already holding files (an earlier run, or
+/// anything else) it would overwrite some and mix in others, and a later
+/// `--resume` could continue from the earlier run's checkpoint.
+fn check_new_run_folder(out: &std::path::Path) -> Result<(), UserError> {
+    if out.is_file() {
+        return Err(UserError::new(format!(
+            "--out {}: is a file, not a folder",
+            out.display()
+        )));
+    }
+    let Ok(mut entries) = std::fs::read_dir(out) else {
+        return Ok(()); // missing: the run creates it (and says so if it cannot)
+    };
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    let hint = if out.join("metadata.json").exists() {
+        format!(
+            "it holds a run: continue it with `nq-train --resume {}`, or",
+            out.display()
+        )
+    } else {
+        "it holds other files:".to_string()
+    };
+    Err(UserError::new(format!(
+        "--out {}: the folder is not empty; {hint} give a new or empty folder",
+        out.display()
+    )))
 }
 
 /// glibc serves blocks above an adaptive threshold (128 KiB at first) with

@@ -113,6 +113,8 @@ pub struct RunSummary {
     pub global_step: u64,
     pub sps: f64,
     pub interrupted: bool,
+    /// Updates trained by this call (0 when resuming a finished run).
+    pub updates_this_call: u64,
     pub last: Option<serde_json::Value>,
     pub timing: Timing,
 }
@@ -250,6 +252,15 @@ pub fn policy_metadata(
     })
 }
 
+/// A mean over finished episodes, `-` when none finished.
+fn fmt_mean(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "-".to_string()
+    }
+}
+
 fn fmt_int(x: f64) -> String {
     let neg = x < 0.0;
     let s = format!("{:.0}", x.abs());
@@ -278,16 +289,7 @@ pub fn train<B: AutodiffBackend>(
     let d = cfg.validate()?;
     let sim = cfg.sim.to_sim_config()?;
     let (n, t, dim, a_n) = (cfg.num_envs, cfg.num_steps, d.obs_dim, d.num_actions);
-    // The run folder is the user's choice (--out, --resume): failing to
-    // create it is theirs to fix; anything failing inside it later is not.
-    std::fs::create_dir_all(&opts.out).map_err(|e| {
-        UserError::new(format!(
-            "run folder {}: cannot create it: {e}",
-            opts.out.display()
-        ))
-    })?;
     let ckpt_dir = opts.out.join("checkpoints");
-    std::fs::create_dir_all(&ckpt_dir).doing("creating", &ckpt_dir)?;
 
     let mut env = VecEnv::new(
         data,
@@ -358,8 +360,9 @@ pub fn train<B: AutodiffBackend>(
         }
         if st.config != *cfg {
             return Err(UserError::new(format!(
-                "--resume {}: the run was started with a different configuration (see {}); resume with the same one",
+                "--resume {}: the run was started with a different configuration ({}; see {}); resume with the same one",
                 opts.out.display(),
+                config_differences(&st.config, cfg).join(", "),
                 opts.out.join("metadata.json").display()
             ))
             .into());
@@ -413,6 +416,9 @@ pub fn train<B: AutodiffBackend>(
             }
             None => fresh,
         };
+        // Only now that the data, the config and any --init checkpoint have
+        // passed their checks: an error before this leaves no folder behind.
+        create_run_folder(&opts.out)?;
         agent = host.to_backend(device);
         adam = Adam::new(&agent.params(), cfg.adam_eps);
         env.reset(&mut buf);
@@ -606,19 +612,22 @@ pub fn train<B: AutodiffBackend>(
         // ---- Logging (TRY NOT TO MODIFY) ---------------------------------------
         let es: EnvStats = env.take_stats();
         let sps = (n * t) as f64 / (update_end - update_start).as_secs_f64();
-        let episodes = es.episodes.max(1) as f64;
-        let mean_return = (es.episode_pnl + es.entry_bonus_paid + es.pm_bonus_paid) / episodes;
+        // Over the episodes that finished in this update; none finished: NaN
+        // (`null` in metrics.jsonl, `-` in the log), not a made-up 0.
+        let episodes = es.episodes as f64;
+        let mean_return = (es.episode_pnl + es.episode_bonus) / episodes;
+        let mean_pnl = es.episode_pnl / episodes;
         let total_actions: u64 = es.actions.iter().sum::<u64>().max(1);
         let share = |a: usize| 100.0 * es.actions[a] as f64 / total_actions as f64;
         let win_rate = 100.0 * es.wins as f64 / es.trades.max(1) as f64;
         let explained_var = explained_variance(&r_values, &returns);
         let mut line = format!(
-            "[{}] Update {}/{} | SPS {} | Return {:.2} | Loss {:.4} (pi {:.4} v {:.4} ent {:.3}) | ",
+            "[{}] Update {}/{} | SPS {} | Return {} | Loss {:.4} (pi {:.4} v {:.4} ent {:.3}) | ",
             st.tag,
             update_index,
             d.num_updates,
             fmt_int(sps),
-            mean_return,
+            fmt_mean(mean_return),
             stats.loss,
             stats.policy_loss,
             stats.value_loss,
@@ -646,13 +655,13 @@ pub fn train<B: AutodiffBackend>(
             .map(|a| format!("{} {:.1}%", a.name(), share(*a as usize)))
             .collect();
         let line2 = format!(
-            "      actions {} | trades {} | win {:.1}% | P&L ${} ({} episodes, mean ${:.2}) | max DD ${} | breaches {}",
+            "      actions {} | trades {} | win {:.1}% | P&L ${} ({} episodes, mean ${}) | max DD ${} | breaches {}",
             dist.join(" "),
             es.trades,
             win_rate,
             fmt_int(es.trade_pnl),
             es.episodes,
-            es.episode_pnl / episodes,
+            fmt_mean(mean_pnl),
             fmt_int(es.max_drawdown),
             es.breaches
         );
@@ -775,9 +784,49 @@ pub fn train<B: AutodiffBackend>(
         global_step,
         sps: (global_step - steps_at_start) as f64 / elapsed.max(1e-9),
         interrupted,
+        updates_this_call: update_index - start_update,
         last: last_metrics,
         timing,
     })
+}
+
+/// The run folder is the user's choice (--out): failing to create it is
+/// theirs to fix; anything failing inside it later is not.
+fn create_run_folder(out: &Path) -> Result<(), TrainError> {
+    std::fs::create_dir_all(out).map_err(|e| {
+        UserError::new(format!(
+            "run folder {}: cannot create it: {e}",
+            out.display()
+        ))
+    })?;
+    let ckpt_dir = out.join("checkpoints");
+    std::fs::create_dir_all(&ckpt_dir).doing("creating", &ckpt_dir)?;
+    Ok(())
+}
+
+/// Each setting where `now` differs from `run`, as `key: RUN (run) vs NOW
+/// (now)`, nested keys dotted (`sim.commission_per_side`).
+pub fn config_differences(run: &TrainConfig, now: &TrainConfig) -> Vec<String> {
+    fn walk(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                for (k, va) in x {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, va, y.get(k).unwrap_or(&serde_json::Value::Null), out);
+                }
+            }
+            _ if a != b => out.push(format!("{prefix}: {a} (run) vs {b} (now)")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let as_json = |c: &TrainConfig| serde_json::to_value(c).unwrap_or_default();
+    walk("", &as_json(run), &as_json(now), &mut out);
+    out
 }
 
 fn explained_variance(pred: &[f32], target: &[f32]) -> f64 {
@@ -812,8 +861,11 @@ fn append_line(path: &Path, value: &serde_json::Value) -> Result<(), IoError> {
 }
 
 fn truncate_metrics(path: &Path, keep_through: u64) -> Result<(), IoError> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        // Lost metrics are not worth stopping a resume for.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).doing("reading", path),
     };
     let kept: String = text
         .lines()

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -207,6 +208,29 @@ fn bad_configs_exit_2_with_a_clear_message() {
     let (code, err) = nq_train(&["--resume", dir.path().join("nowhere").to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nowhere"), "{err}");
+
+    // Outside [0, 1] every monitor window would count as collapsed.
+    let share = dir.path().join("share.toml");
+    std::fs::write(&share, "[monitor]\nmax_action_share = -1.0\n").unwrap();
+    let (code, err) = nq_train(&["--config", share.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("monitor.max_action_share"), "{err}");
+
+    // `updates = 0` in a config means "from total_timesteps" (a 10M-step
+    // run by default): on the command line it is refused, not taken so.
+    let (code, err) = nq_train(&["--updates", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--updates"), "{err}");
+
+    // TOML under another name: the JSON error says why JSON was expected.
+    let yaml = dir.path().join("settings.yaml");
+    std::fs::write(&yaml, "num_envs = 32\n").unwrap();
+    let (code, err) = nq_train(&["--config", yaml.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("settings.yaml") && err.contains("read as JSON") && err.contains(".toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -354,9 +378,14 @@ fn io_failures_name_the_path_exit_2_for_the_users_folder_1_inside_the_run() {
     assert!(err.contains(out.to_str().unwrap()), "{err}");
 
     // A file the run writes inside its folder cannot be: not the user's doing.
+    // (A new run refuses a folder holding anything, so the obstacle appears
+    // inside a finished run, which a resume rewrites.)
     let out = dir.path().join("run");
-    std::fs::create_dir_all(out.join("metrics.jsonl")).unwrap();
     let (code, err) = run(&out);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(out.join("metrics.jsonl")).unwrap();
+    std::fs::create_dir_all(out.join("metrics.jsonl/blocked")).unwrap();
+    let (code, err) = nq_train(&["--resume", out.to_str().unwrap(), "--quiet", "--no-eval"]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(out.join("metrics.jsonl").to_str().unwrap()),
@@ -588,4 +617,256 @@ fn resume_runs_on_the_recorded_data_and_refuses_other_data() {
     let (code, _, err) = resume(&[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("bars.parquet: different hash"), "{err}");
+}
+
+/// Arguments of a binary run of the tiny config on `data` into `out`.
+fn run_args<'a>(
+    config: &'a Path,
+    data: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn a_new_run_refuses_a_folder_that_holds_files_and_errors_leave_no_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = common::binary_run_inputs(dir.path(), 1, 3);
+    let run = |out: &Path, extra: &[&str]| nq_train(&run_args(&config, &data, out, extra));
+
+    // The user's own folder: nothing is written into it.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), b"mine").unwrap();
+    let (code, err) = run(&mine, &["--no-eval"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("mine") && err.contains("not empty"), "{err}");
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
+
+    // An earlier run: a new one would overwrite its metadata and metrics and
+    // leave its checkpoints for a later --resume to pick up.
+    let first = dir.path().join("first");
+    let (code, err) = run(&first, &["--no-eval"]);
+    assert_eq!(code, 0, "{err}");
+    let metadata = std::fs::read(first.join("metadata.json")).unwrap();
+    let (code, err) = run(&first, &["--no-eval", "--seed", "2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("--resume {}", first.display())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(first.join("metadata.json")).unwrap(),
+        metadata
+    );
+
+    // An empty folder is a new run's.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, err) = run(&empty, &["--no-eval"]);
+    assert_eq!(code, 0, "{err}");
+
+    // Refused before training: no folder is left behind.
+    let not_a_checkpoint = dir.path().join("bad.safetensors");
+    std::fs::write(&not_a_checkpoint, b"not a checkpoint").unwrap();
+    let out = dir.path().join("bad_init");
+    let (code, err) = run(
+        &out,
+        &[
+            "--no-eval",
+            "--phase",
+            "2",
+            "--init",
+            not_a_checkpoint.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bad.safetensors"), "{err}");
+    assert!(!out.exists(), "a refused --init left {}", out.display());
+}
+
+#[test]
+fn data_without_a_session_to_train_on_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = common::binary_run_inputs(dir.path(), 1, 3);
+    let with = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        edit(&mut cfg);
+        let path = dir.path().join(name);
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        path
+    };
+    let bars = common::planted_signal_bars(3, 1);
+    let data = dir.path().join("bars.parquet");
+
+    // The bars run 08:00-16:00 New York, the session 18:00-20:00.
+    let evening = with("evening.json", &|c| {
+        c["sim"]["session"] = "18:00-20:00".into()
+    });
+    let out = dir.path().join("evening");
+    let (code, err) = nq_train(&run_args(&evening, &data, &out, &["--no-eval"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("sim.session") && err.contains("18:00-20:00") && err.contains("none of them"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    // 100 bars: 10 of them in the 09:30 session, all within the 132-bar warm-up.
+    let short = dir.path().join("short.parquet");
+    common::write_bars(&short, &bars[..100]);
+    let out = dir.path().join("short");
+    let (code, err) = nq_train(&run_args(&config, &short, &out, &["--no-eval"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("10 of them") && err.contains("132"), "{err}");
+    assert!(!out.exists());
+
+    // 3 sessions, all of them held out: the message names the setting.
+    let all_held_out = with("holdout.json", &|c| c["holdout_sessions"] = 3.into());
+    let out = dir.path().join("holdout");
+    let (code, err) = nq_train(&run_args(&all_held_out, &data, &out, &[]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("holdout_sessions"), "{err}");
+}
+
+#[test]
+fn ctrl_c_saves_exits_130_and_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = common::binary_run_inputs(dir.path(), 100_000, 3);
+    let out = dir.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_nq-train"))
+        .args(run_args(&config, &data, &out, &["--no-eval"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once an update is logged the Ctrl-C handler is in place.
+    let metrics = out.join("metrics.jsonl");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(true, |m| m.is_empty()) {
+        assert!(started.elapsed().as_secs() < 120, "no update logged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let result = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(130), "{stdout}{stderr}");
+    assert!(stdout.contains("Stopped after"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("nq-train --resume {}", out.display())),
+        "{stdout}"
+    );
+    assert!(nq_trainer::train::latest_checkpoint(&out).is_some());
+
+    // Resumed with another length: refused, naming the setting.
+    let (code, err) = nq_train(&[
+        "--resume",
+        out.to_str().unwrap(),
+        "--updates",
+        "3",
+        "--quiet",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("updates: 100000 (run) vs 3 (now)"), "{err}");
+}
+
+#[test]
+fn resuming_a_finished_run_trains_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = common::binary_run_inputs(dir.path(), 1, 3);
+    let out = dir.path().join("run");
+    let (code, err) = nq_train(&run_args(&config, &data, &out, &["--no-eval"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, stdout, err) = nq_train_in(
+        dir.path(),
+        &["--resume", out.to_str().unwrap(), "--quiet", "--no-eval"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("Nothing to train: the run already finished its 1 updates"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("SPS"), "{stdout}");
+}
+
+#[test]
+fn the_final_message_counts_every_action_and_gives_nq_eval_the_held_out_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config(1);
+    cfg.updates = 1;
+    cfg.phase = 2;
+    cfg.holdout_sessions = 2;
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
+    // Monday 2024-01-08 to Friday 2024-01-12: Thursday and Friday are held out.
+    let data = dir.path().join("bars.parquet");
+    common::write_bars(&data, &common::planted_signal_bars(5, 1));
+    let out = dir.path().join("run");
+    let (code, stdout, err) = nq_train_in(dir.path(), &run_args(&config, &data, &out, &[]));
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("--from 2024-01-11 --report"), "{stdout}");
+    let policy_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("policy:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    for action in nq_formats::ActionSet::Phase2.actions() {
+        assert!(policy_line.contains(action.name()), "{policy_line}");
+    }
+}
+
+#[test]
+fn mean_return_is_over_finished_episodes_with_their_own_bonuses() {
+    let data = common::shared_train(3, 5);
+    let mut env = MarketEnv::new(data, SimConfig::default(), 2, true, 0, Rng::new(1, 1)).unwrap();
+    env.set_schedule(EnvSchedule {
+        entry_bonus: 300.0,
+        pm_bonus: 400.0,
+        forced_ratio: 0.0,
+        commission: 2.5,
+    });
+    let mut obs = vec![0.0f32; 231];
+    let mut fin = vec![0.0f32; 231];
+    let mut mask = env.reset(&mut obs);
+    let mut rng = Rng::new(2, 2);
+    let (mut running, mut finished) = (0.0f64, Vec::new());
+    for _ in 0..2000 {
+        let valid: Vec<u8> = (0..6).filter(|a| mask & (1 << a) != 0).collect();
+        let (reward, terminated, truncated, m) =
+            env.step(valid[rng.below(valid.len())], &mut obs, &mut fin);
+        running += reward;
+        if terminated || truncated {
+            finished.push(running);
+            running = 0.0;
+        }
+        mask = m;
+    }
+    let s = env.take_stats();
+    assert!(
+        finished.len() >= 2 && running != 0.0,
+        "{finished:?} {running}"
+    );
+    assert_eq!(s.episodes as usize, finished.len());
+    let expected = finished.iter().sum::<f64>() / finished.len() as f64;
+    let reported = (s.episode_pnl + s.episode_bonus) / s.episodes as f64;
+    assert!(
+        (reported - expected).abs() < 1e-6 * expected.abs().max(1.0),
+        "reported {reported}, episodes returned {expected}"
+    );
 }
