@@ -387,6 +387,15 @@ impl TrainConfig {
                 return bad(&format!("curriculum.{name} must be >= 0 (got {v})"));
             }
         }
+        // 2C trains at p2_commission_end while the checkpoint records
+        // sim.commission_per_side as the commission it was trained with (and
+        // nq-eval and the held-out evaluation charge it): they must agree.
+        if self.phase == 2 && c.p2_commission_end != self.sim.commission_per_side {
+            return bad(&format!(
+                "curriculum.p2_commission_end ({}) differs from sim.commission_per_side ({}): phase 2 ends (2C) at p2_commission_end, and the checkpoint records sim.commission_per_side; set both to the production commission",
+                c.p2_commission_end, self.sim.commission_per_side
+            ));
+        }
         let m = &self.monitor;
         if !(m.ent_coef_factor >= 1.0 && m.ent_coef_max >= 0.0) {
             return bad("monitor: ent_coef_factor must be >= 1 and ent_coef_max >= 0");

@@ -123,6 +123,18 @@ impl MarketData {
         Ok((Arc::new(train), Arc::new(test)))
     }
 
+    /// `YYYY-MM-DD` of each session, oldest first: the New York date it ends
+    /// on, which is the CME trading date `nq-eval --from/--to` take.
+    pub fn session_dates(&self) -> Vec<String> {
+        self.sessions
+            .iter()
+            .map(|s| {
+                let (y, m, d) = nq_runtime::calendar::civil_from_days(s.id);
+                format!("{y:04}-{m:02}-{d:02}")
+            })
+            .collect()
+    }
+
     /// Writes the observation of decision bar `i` for the simulator's state.
     pub fn observation(&self, i: usize, sim: &Simulator, phase: u8, out: &mut [f32]) -> u8 {
         let info = &self.info[i];

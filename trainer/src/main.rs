@@ -58,7 +58,7 @@ struct Cli {
     #[arg(long, conflicts_with = "resume")]
     init: Option<PathBuf>,
     /// Continue the run in this folder from its latest checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
     /// cpu (burn-ndarray) or cuda (burn-cuda; build with --features cuda).
     #[arg(long, default_value = "cpu")]
@@ -215,13 +215,23 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
     } else {
         (Arc::new(market), None)
     };
+    let held_out_sessions = test_data
+        .as_ref()
+        .map(|t| t.session_dates())
+        .unwrap_or_default();
     println!(
-        "data: {} sessions for training{}",
+        "data: {} sessions for training ({}){}",
         train_data.sessions.len(),
-        test_data
-            .as_ref()
-            .map(|t| format!(", {} held out (the last)", t.sessions.len()))
-            .unwrap_or_default()
+        date_span(&train_data.session_dates()),
+        if held_out_sessions.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} held out ({})",
+                held_out_sessions.len(),
+                date_span(&held_out_sessions)
+            )
+        }
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -240,6 +250,7 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
         init: cli.init.clone(),
         resume: cli.resume.is_some(),
         data_files: loaded.files,
+        held_out_sessions: held_out_sessions.clone(),
         verbose: !cli.quiet,
         stop_after: None,
         stop: Some(stop),
@@ -304,7 +315,7 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
             );
         }
         let paths: Vec<String> = data_paths.iter().map(|p| p.display().to_string()).collect();
-        let first_held_out = test.sessions.first().map(|s| session_date(s.id));
+        let first_held_out = held_out_sessions.first();
         println!(
             "Full backtest report of the {} held-out sessions (Parquet, SVG, HTML):\n  nq-eval {} {}{} --report {}",
             cfg.holdout_sessions,
@@ -322,11 +333,13 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
     Ok(Finished::Completed)
 }
 
-/// `YYYY-MM-DD` of a session id (its New York end date, days since
-/// 1970-01-01): the CME trading date `nq-eval --from` takes.
-fn session_date(id: i64) -> String {
-    let (y, m, d) = nq_runtime::calendar::civil_from_days(id);
-    format!("{y:04}-{m:02}-{d:02}")
+/// `first .. last` of a list of dates.
+fn date_span(dates: &[String]) -> String {
+    match (dates.first(), dates.last()) {
+        (Some(a), Some(b)) if a != b => format!("{a} .. {b}"),
+        (Some(a), _) => a.clone(),
+        _ => "none".to_string(),
+    }
 }
 
 /// A new run writes metadata.json, metrics.jsonl, checkpoints/ and

@@ -85,6 +85,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// (path, fnv1a64 hash) of each data file, for metadata.json.
     pub data_files: Vec<(String, String)>,
+    /// Dates of the sessions held out of training (for metadata.json).
+    pub held_out_sessions: Vec<String>,
     /// Print a log line per update.
     pub verbose: bool,
     /// Stop (with a checkpoint) after this many updates in this call (tests).
@@ -291,6 +293,7 @@ pub fn train<B: AutodiffBackend>(
     let (n, t, dim, a_n) = (cfg.num_envs, cfg.num_steps, d.obs_dim, d.num_actions);
     let ckpt_dir = opts.out.join("checkpoints");
 
+    let train_sessions = data.session_dates();
     let mut env = VecEnv::new(
         data,
         sim,
@@ -424,7 +427,13 @@ pub fn train<B: AutodiffBackend>(
         env.reset(&mut buf);
         // The layout hash comes from the checkpoint's own metadata, so
         // metadata.json cannot disagree with it (the hash covers bar_seconds).
-        write_metadata(cfg, &d, opts, &policy_metadata(cfg, &d, 0, 0)?)?;
+        write_metadata(
+            cfg,
+            &d,
+            opts,
+            &policy_metadata(cfg, &d, 0, 0)?,
+            &train_sessions,
+        )?;
         let metrics = opts.out.join("metrics.jsonl");
         std::fs::File::create(&metrics).doing("creating", &metrics)?;
         write_adjustments(&opts.out, &adjustments)?;
@@ -896,6 +905,7 @@ fn write_metadata(
     d: &Derived,
     opts: &RunOptions,
     policy: &PolicyMetadata,
+    train_sessions: &[String],
 ) -> Result<(), IoError> {
     let meta = serde_json::json!({
         "config": cfg,
@@ -908,6 +918,8 @@ fn write_metadata(
             "num_actions": d.num_actions,
         },
         "data_files": opts.data_files.iter().map(|(p, h)| serde_json::json!({"path": p, "fnv1a64": h})).collect::<Vec<_>>(),
+        // CME trading dates (nq-eval --from/--to): which days the policy saw.
+        "sessions": {"train": train_sessions, "held_out": opts.held_out_sessions},
         "init": opts.init.as_ref().map(|p| p.display().to_string()),
         "backend": opts.backend.clone().unwrap_or(BackendRecord { backend: "cpu", device_checks: Vec::new() }),
         "obs_layout": OBS_LAYOUT_V1.name,

@@ -209,6 +209,22 @@ fn bad_configs_exit_2_with_a_clear_message() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nowhere"), "{err}");
 
+    // Phase 2 ends at p2_commission_end; the checkpoint records sim's.
+    let commission = dir.path().join("commission.toml");
+    std::fs::write(&commission, "phase = 2\n[sim]\ncommission_per_side = 4.0\n").unwrap();
+    let (code, err) = nq_train(&["--config", commission.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("curriculum.p2_commission_end (2.5)")
+            && err.contains("sim.commission_per_side (4)"),
+        "{err}"
+    );
+
+    // --resume continues in the run's own folder: --out beside it is refused, not ignored.
+    let (code, err) = nq_train(&["--resume", "somewhere", "--out", "elsewhere"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--out") && err.contains("--resume"), "{err}");
+
     // Outside [0, 1] every monitor window would count as collapsed.
     let share = dir.path().join("share.toml");
     std::fs::write(&share, "[monitor]\nmax_action_share = -1.0\n").unwrap();
@@ -822,6 +838,21 @@ fn the_final_message_counts_every_action_and_gives_nq_eval_the_held_out_dates() 
     let (code, stdout, err) = nq_train_in(dir.path(), &run_args(&config, &data, &out, &[]));
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("--from 2024-01-11 --report"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "data: 3 sessions for training (2024-01-08 .. 2024-01-10), 2 held out (2024-01-11 .. 2024-01-12)"
+        ),
+        "{stdout}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(
+        meta["sessions"],
+        serde_json::json!({
+            "train": ["2024-01-08", "2024-01-09", "2024-01-10"],
+            "held_out": ["2024-01-11", "2024-01-12"],
+        })
+    );
     let policy_line = stdout
         .lines()
         .find(|l| l.trim_start().starts_with("policy:"))
