@@ -396,10 +396,10 @@ pub fn train<B: AutodiffBackend>(
         ret_scaler.returns = st.ret_returns.iter().map(|&b| f64::from_bits(b)).collect();
         window = st.window.to();
         env.restore(&st.envs, &mut buf)?;
-        if let Ok(text) = std::fs::read_to_string(opts.out.join("adjustment_history.json")) {
-            adjustments = serde_json::from_str(&text).unwrap_or_default();
-        }
-        // Metrics after the checkpoint are re-run: drop them.
+        // The updates after the checkpoint are re-run, and with them their
+        // metrics and the monitor's adjustments: drop those.
+        adjustments = read_adjustments(&opts.out)?;
+        adjustments.retain(|a| a.update <= start_update);
         truncate_metrics(&opts.out.join("metrics.jsonl"), start_update)?;
     } else {
         let host = match &opts.init {
@@ -894,6 +894,26 @@ fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), IoError>
         .map_err(std::io::Error::other)
         .doing("serialising", path)?;
     checkpoint::write_atomic(path, text.as_bytes()).doing("writing", path)
+}
+
+/// The run's adjustment history; none when the file is missing. A file that
+/// is there but unreadable stops the resume rather than being emptied.
+fn read_adjustments(out: &Path) -> Result<Vec<Adjustment>, TrainError> {
+    let path = out.join("adjustment_history.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(IoError {
+                doing: "reading",
+                path,
+                source,
+            }
+            .into())
+        }
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| UserError::new(format!("--resume: {}: {e}", path.display())).into())
 }
 
 fn write_adjustments(out: &Path, adjustments: &[Adjustment]) -> Result<(), IoError> {

@@ -901,3 +901,60 @@ fn mean_return_is_over_finished_episodes_with_their_own_bonuses() {
         "reported {reported}, episodes returned {expected}"
     );
 }
+
+/// A crash after the last checkpoint: the resumed run redoes the updates
+/// since, and the adjustments the monitor made in them are made again, not
+/// listed twice.
+#[test]
+fn a_resume_after_a_crash_lists_each_monitor_adjustment_once() {
+    let data = common::shared_train(3, 5);
+    let mut cfg = common::tiny_config(4);
+    cfg.monitor_every = 1;
+    // Every window counts as collapsed: one adjustment per update.
+    cfg.monitor.min_entropy_fraction = 1.0;
+    cfg.monitor.ent_coef_max = 1.0;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        out: dir.path().to_path_buf(),
+        ..RunOptions::default()
+    };
+    train::<CpuBackend>(&cfg, data.clone(), &opts, &Default::default()).unwrap();
+    let history = dir.path().join("adjustment_history.json");
+    let whole = std::fs::read_to_string(&history).unwrap();
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&whole).unwrap();
+    assert_eq!(listed.len(), 6, "{whole}");
+
+    // The crash: everything after the checkpoint of update 2 was lost but
+    // the history (written at each adjustment) and the metrics.
+    for u in [4, 6] {
+        let ck = dir.path().join("checkpoints");
+        std::fs::remove_file(ck.join(format!("checkpoint_{u:06}.safetensors"))).unwrap();
+        std::fs::remove_file(ck.join(format!("trainer_state_{u:06}.json"))).unwrap();
+    }
+    std::fs::remove_file(dir.path().join("final.safetensors")).unwrap();
+    let resumed = RunOptions {
+        resume: true,
+        ..opts
+    };
+    train::<CpuBackend>(&cfg, data, &resumed, &Default::default()).unwrap();
+    // The scores are f64 read back from text: compared to the last bits.
+    let key = |v: &serde_json::Value| (v["update"].clone(), v["new"].clone(), v["reason"].clone());
+    let after: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    assert_eq!(
+        after.iter().map(key).collect::<Vec<_>>(),
+        listed.iter().map(key).collect::<Vec<_>>()
+    );
+
+    // A history that cannot be read stops the resume instead of being emptied.
+    std::fs::write(&history, b"[{").unwrap();
+    let err = train::<CpuBackend>(
+        &cfg,
+        common::shared_train(3, 5),
+        &resumed,
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("adjustment_history.json"), "{err}");
+    assert_eq!(err.exit_code(), 2);
+}
