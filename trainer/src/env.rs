@@ -108,7 +108,7 @@ impl MarketData {
         let total = self.sessions.len();
         if holdout >= total {
             return Err(UserError::new(format!(
-                "market data: {total} usable sessions, need more than the {holdout} held out for evaluation (config holdout_sessions; 0 trains on every session and skips the evaluation)"
+                "market data: {total} usable sessions, need more than the {holdout} held out for evaluation (--holdout-sessions or config holdout_sessions; 0 trains on every session and skips the evaluation)"
             )));
         }
         let mut train = self;

@@ -36,12 +36,19 @@ struct Cli {
     /// Total environment steps (rounded up to whole updates).
     #[arg(long)]
     timesteps: Option<u64>,
+    /// Parallel environments [config: num_envs, default 256].
     #[arg(long)]
     num_envs: Option<usize>,
+    /// Steps per environment per update [config: num_steps, default 128].
     #[arg(long)]
     num_steps: Option<usize>,
+    /// Seed of every random choice [config: seed, default 1].
     #[arg(long)]
     seed: Option<u64>,
+    /// Keep the last N sessions out of training, for the evaluation at the
+    /// end (0: train on every session) [config: holdout_sessions, default 2].
+    #[arg(long)]
+    holdout_sessions: Option<usize>,
     /// Hidden-layer activation: tanh or relu [config default: tanh].
     #[arg(long, value_parser = ["tanh", "relu"])]
     activation: Option<String>,
@@ -148,6 +155,9 @@ fn build_config(cli: &Cli, no_args: bool) -> Result<TrainConfig, UserError> {
     }
     if let Some(s) = cli.seed {
         cfg.seed = s;
+    }
+    if let Some(h) = cli.holdout_sessions {
+        cfg.holdout_sessions = h;
     }
     if let Some(a) = &cli.activation {
         cfg.activation = a.clone();

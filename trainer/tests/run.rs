@@ -755,6 +755,14 @@ fn data_without_a_session_to_train_on_says_why() {
     let (code, err) = nq_train(&run_args(&all_held_out, &data, &out, &[]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("holdout_sessions"), "{err}");
+    // The flag overrides it: 2 held out leaves 1 session to train on.
+    let (code, err) = nq_train(&run_args(
+        &all_held_out,
+        &data,
+        &out,
+        &["--holdout-sessions", "2"],
+    ));
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
