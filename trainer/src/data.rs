@@ -197,7 +197,26 @@ pub fn check_same_data(
 
 /// The default data set of the main job: `data/` beside the workspace root.
 pub fn default_data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("data")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+    // Printed in the nq-eval command at the end: `/repo/data`, not `/repo/trainer/../data`.
+    std::fs::canonicalize(&dir).unwrap_or(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_data_dir_is_printed_without_dot_dot() {
+        let dir = default_data_dir();
+        assert!(dir.ends_with("data"), "{}", dir.display());
+        if dir.exists() {
+            assert!(
+                !dir.components()
+                    .any(|c| c == std::path::Component::ParentDir),
+                "{}",
+                dir.display()
+            );
+        }
+    }
 }

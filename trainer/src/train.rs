@@ -940,7 +940,9 @@ fn write_metadata(
         "data_files": opts.data_files.iter().map(|(p, h)| serde_json::json!({"path": p, "fnv1a64": h})).collect::<Vec<_>>(),
         // CME trading dates (nq-eval --from/--to): which days the policy saw.
         "sessions": {"train": train_sessions, "held_out": opts.held_out_sessions},
-        "init": opts.init.as_ref().map(|p| p.display().to_string()),
+        // Absolute and fingerprinted like the data files: the weights the run started from.
+        "init": opts.init.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string()),
+        "init_fnv1a64": opts.init.as_ref().and_then(|p| std::fs::read(p).ok()).map(|b| fnv1a64(&b)),
         "backend": opts.backend.clone().unwrap_or(BackendRecord { backend: "cpu", device_checks: Vec::new() }),
         "obs_layout": OBS_LAYOUT_V1.name,
         "obs_layout_hash": HashHex::new(policy.obs_layout_hash).as_str(),

@@ -476,6 +476,18 @@ fn init_refuses_another_instrument_bar_length_layout_or_activation_and_phase_2_f
     let (code, err) = run(&["--phase", "2", "--init", p1.to_str().unwrap()], "ok");
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains(warning), "{err}");
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("ok/metadata.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        meta["init"],
+        std::fs::canonicalize(&p1).unwrap().display().to_string()
+    );
+    assert_eq!(
+        meta["init_fnv1a64"],
+        nq_trainer::train::fnv1a64(&std::fs::read(&p1).unwrap())
+    );
 
     let good = nq_trainer::checkpoint::load(&p1).unwrap();
     let run_hash = good.metadata.obs_layout_hash;
