@@ -369,13 +369,16 @@ fn check_new_run_folder(out: &std::path::Path) -> Result<(), UserError> {
     if entries.next().is_none() {
         return Ok(());
     }
-    let hint = if out.join("metadata.json").exists() {
+    let hint = if !out.join("metadata.json").exists() {
+        "it holds other files:".to_string()
+    } else if nq_trainer::train::latest_checkpoint(out).is_none() {
+        "it holds a run that stopped before its first checkpoint (nothing to resume): delete it, or"
+            .to_string()
+    } else {
         format!(
             "it holds a run: continue it with `nq-train --resume {}`, or",
             out.display()
         )
-    } else {
-        "it holds other files:".to_string()
     };
     Err(UserError::new(format!(
         "--out {}: the folder is not empty; {hint} give a new or empty folder",

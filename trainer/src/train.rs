@@ -329,9 +329,10 @@ pub fn train<B: AutodiffBackend>(
     if opts.resume {
         let (u, path) = latest_checkpoint(&opts.out).ok_or_else(|| {
             UserError::new(format!(
-                "--resume {}: no checkpoint with its trainer state under {}",
+                "--resume {}: no checkpoint with its trainer state under {} (a run saves one every checkpoint_every updates, {} here): nothing to resume; start again in a new --out, or delete this folder first",
                 opts.out.display(),
-                ckpt_dir.display()
+                ckpt_dir.display(),
+                cfg.checkpoint_every
             ))
         })?;
         let recorded = crate::data::recorded_data_files(&opts.out)?;

@@ -699,6 +699,26 @@ fn a_new_run_refuses_a_folder_that_holds_files_and_errors_leave_no_folder() {
         metadata
     );
 
+    // A run that stopped before its first checkpoint cannot be resumed:
+    // both ways out say so instead of sending the user to the other.
+    let early = dir.path().join("early");
+    let (code, err) = run(&early, &["--no-eval"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_dir_all(early.join("checkpoints")).unwrap();
+    std::fs::remove_file(early.join("final.safetensors")).unwrap();
+    let (code, err) = run(&early, &["--no-eval"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nothing to resume") && !err.contains("--resume"),
+        "{err}"
+    );
+    let (code, err) = nq_train(&["--resume", early.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nothing to resume") && err.contains("new --out"),
+        "{err}"
+    );
+
     // An empty folder is a new run's.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
