@@ -306,7 +306,7 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
         let bytes = std::fs::read(&summary.checkpoint).doing("reading", &summary.checkpoint)?;
         let policy = eval::evaluate_checkpoint(&bytes, test.clone(), sim, cfg.phase)?;
         let random = eval::evaluate_random(test.clone(), sim, cfg.phase, cfg.seed)?;
-        println!("Held-out evaluation ({} sessions, runtime policy forward + simulator, greedy, ${:.2}/side):", policy.sessions, sim.commission_per_side);
+        println!("Held-out evaluation ({} sessions, bar by bar through the runtime's policy forward and simulator, greedy, ${:.2}/side):", policy.sessions, sim.commission_per_side);
         let action_set =
             nq_formats::ActionSet::from_phase(cfg.phase).unwrap_or(nq_formats::ActionSet::Phase1);
         for (name, s) in [("policy", policy), ("random valid", random)] {
@@ -327,7 +327,7 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
         let paths: Vec<String> = data_paths.iter().map(|p| p.display().to_string()).collect();
         let first_held_out = held_out_sessions.first();
         println!(
-            "Full backtest report of the {} held-out sessions (Parquet, SVG, HTML):\n  nq-eval {} {}{} --report {}",
+            "Full backtest report of the {} held-out sessions (Parquet, SVG, HTML; tick data is replayed tick by tick there, so its figures differ a little):\n  nq-eval {} {}{} --report {}",
             cfg.holdout_sessions,
             summary.checkpoint.display(),
             paths.join(" "),
