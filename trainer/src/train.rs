@@ -377,8 +377,13 @@ pub fn train<B: AutodiffBackend>(
                 .map(|(s, v)| Tensor::from_data(TensorData::new(v.clone(), [s[0], s[1]]), device))
                 .collect()
         };
-        adam.m = to_tensors(&optim.m);
-        adam.v = to_tensors(&optim.v);
+        adam.set_moments(&to_tensors(&optim.m), &to_tensors(&optim.v))
+            .ok_or_else(|| {
+                UserError::new(format!(
+                    "{}: the optimizer state (optim.adam.*) does not fit the network's parameters",
+                    path.display()
+                ))
+            })?;
         adam.step = st.adam_step;
         start_update = st.update;
         global_step = st.global_step;
@@ -889,9 +894,12 @@ fn save_checkpoint<B: burn::tensor::backend::Backend>(
         obs_mean: obs_rms.mean_f32(),
         obs_var: obs_rms.var_f32(),
         metadata: policy_metadata(cfg, d, state.update, state.global_step)?,
-        optim: Some(OptimState {
-            m: host(&adam.m),
-            v: host(&adam.v),
+        optim: Some({
+            let (m, v) = adam.moments();
+            OptimState {
+                m: host(&m),
+                v: host(&v),
+            }
         }),
     };
     let dir = out.join("checkpoints");
