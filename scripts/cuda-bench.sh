@@ -8,7 +8,8 @@
 #
 # Steps, each under its own time limit so one slow step cannot eat the lease:
 # 1. the card, then one `nq-train --bench` JSON line per size and fusion
-#    setting: SPS (quote `sps_median_after_first_update`: the first update
+#    setting, and one with the rollout's forward on the host (ROLLOUT=host):
+#    SPS (quote `sps_median_after_first_update`: the first update
 #    compiles the kernels), the backend and its device check (fused CUDA is
 #    checked against the CPU and left for the unfused backend if it
 #    disagrees: tracel-ai/burn#5122), and where the host's time went;
@@ -72,6 +73,9 @@ for envs in "${sizes[@]}"; do
     for phase in ${PHASES:-1}; do
         for fusion in ${FUSION:-on off}; do
             bench default "$envs" "$fusion" "$bin"
+        done
+        for rollout in ${ROLLOUT:-host}; do
+            bench "rollout-$rollout" "$envs" on "$bin" --rollout-on "$rollout"
         done
     done
 done

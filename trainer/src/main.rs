@@ -75,6 +75,11 @@ struct Cli {
     /// unfused backend (slower).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     cuda_fusion: String,
+    /// Where the rollout's forward passes run with --device cuda: device
+    /// (each step a round trip to the GPU) or host (the CPU, from a copy of
+    /// the weights made once per update). The CPU trains the same either way.
+    #[arg(long, default_value = "device", value_parser = ["device", "host"])]
+    rollout_on: String,
     /// Skip the held-out evaluation at the end.
     #[arg(long)]
     no_eval: bool,
@@ -265,6 +270,7 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
         stop_after: None,
         stop: Some(stop),
         backend: None,
+        rollout_on_host: cli.rollout_on == "host",
     };
     if cli.bench {
         bench(&cli, &cfg, train_data, &opts)?;
@@ -495,6 +501,7 @@ fn bench(
         "device": cli.device,
         "backend": if cuda.backend.is_empty() { "cpu" } else { cuda.backend },
         "device_checks": cuda.device_checks,
+        "rollout_on": cli.rollout_on,
         "phase": cfg.phase,
         "num_envs": cfg.num_envs,
         "num_steps": cfg.num_steps,

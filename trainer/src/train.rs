@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use nq_formats::checkpoint::{PolicyMetadata, FORMAT_VERSION, MAX_LAYERS};
 use nq_formats::obs::HashHex;
@@ -96,6 +96,11 @@ pub struct RunOptions {
     /// The backend's name and its device checks, for metadata.json (empty:
     /// the CPU, which needs no check).
     pub backend: Option<BackendRecord>,
+    /// Run the rollout's forward passes on the CPU, from a copy of the
+    /// weights made at the start of each update, instead of on the training
+    /// device: one weight download per update instead of a device round trip
+    /// per step (for GPUs; on the CPU the numbers are the same either way).
+    pub rollout_on_host: bool,
 }
 
 /// Which backend trained and what its device checks found
@@ -132,6 +137,35 @@ pub struct Timing {
     pub update_forward_backward: f64,
     pub update_optimizer: f64,
     pub total: f64,
+}
+
+/// The CPU backend without autodiff: where a rollout on the host runs.
+type HostBackend = <crate::CpuBackend as AutodiffBackend>::InnerBackend;
+
+/// The policy a rollout's forward passes use ([`RunOptions::rollout_on_host`]).
+enum RolloutPolicy<'a, B: Backend> {
+    Device(&'a Agent<B>, &'a B::Device),
+    Host(&'a Agent<HostBackend>),
+}
+
+impl<B: Backend> RolloutPolicy<'_, B> {
+    fn evaluate(&self, obs: &[f32], rows: usize, logits: &mut [f32], values: &mut [f32]) {
+        match self {
+            RolloutPolicy::Device(agent, device) => {
+                agent.evaluate(obs, rows, device, logits, values)
+            }
+            RolloutPolicy::Host(agent) => {
+                agent.evaluate(obs, rows, &Default::default(), logits, values)
+            }
+        }
+    }
+
+    fn values(&self, obs: &[f32], rows: usize, values: &mut [f32]) {
+        match self {
+            RolloutPolicy::Device(agent, device) => agent.values(obs, rows, device, values),
+            RolloutPolicy::Host(agent) => agent.values(obs, rows, &Default::default(), values),
+        }
+    }
 }
 
 /// Everything besides the tensors that the next update reads.
@@ -384,8 +418,13 @@ pub fn train<B: AutodiffBackend>(
                 .map(|(s, v)| Tensor::from_data(TensorData::new(v.clone(), [s[0], s[1]]), device))
                 .collect()
         };
-        adam.m = to_tensors(&optim.m);
-        adam.v = to_tensors(&optim.v);
+        adam.set_moments(&to_tensors(&optim.m), &to_tensors(&optim.v))
+            .ok_or_else(|| {
+                UserError::new(format!(
+                    "{}: the optimizer state (optim.adam.*) does not fit the network's parameters",
+                    path.display()
+                ))
+            })?;
         adam.step = st.adam_step;
         start_update = st.update;
         global_step = st.global_step;
@@ -498,6 +537,15 @@ pub fn train<B: AutodiffBackend>(
         };
 
         // ---- ALGO LOGIC: rollout ---------------------------------------------
+        let host_copy = opts.rollout_on_host.then(|| {
+            agent
+                .to_host()
+                .to_backend::<HostBackend>(&Default::default())
+        });
+        let rollout = match &host_copy {
+            Some(host) => RolloutPolicy::Host(host),
+            None => RolloutPolicy::Device(&agent, device),
+        };
         for step in 0..t {
             let t0 = Instant::now();
             obs_rms.update(&buf.obs, n, &mut rms_scratch);
@@ -506,7 +554,7 @@ pub fn train<B: AutodiffBackend>(
             slot.copy_from_slice(&buf.obs);
             normalize_rows(slot, &mean, &var, cfg.obs_eps, cfg.obs_clip);
             let t1 = Instant::now();
-            agent.evaluate(slot, n, device, &mut logits, &mut values);
+            rollout.evaluate(slot, n, &mut logits, &mut values);
             let t2 = Instant::now();
             let row = step * n..(step + 1) * n;
             for e in 0..n {
@@ -548,7 +596,7 @@ pub fn train<B: AutodiffBackend>(
             if !trunc_envs.is_empty() {
                 normalize_rows(&mut final_norm, &mean, &var, cfg.obs_eps, cfg.obs_clip);
                 trunc_values.resize(trunc_envs.len(), 0.0);
-                agent.values(&final_norm, trunc_envs.len(), device, &mut trunc_values);
+                rollout.values(&final_norm, trunc_envs.len(), &mut trunc_values);
                 for (&e, &v) in trunc_envs.iter().zip(&trunc_values) {
                     r_trunc_values[row.start + e] = v;
                 }
@@ -564,7 +612,7 @@ pub fn train<B: AutodiffBackend>(
             let (mean, var) = (obs_rms.mean_f32(), obs_rms.var_f32());
             let mut next = buf.obs.clone();
             normalize_rows(&mut next, &mean, &var, cfg.obs_eps, cfg.obs_clip);
-            agent.values(&next, n, device, &mut bootstrap);
+            rollout.values(&next, n, &mut bootstrap);
         }
         gae(
             &GaeInput {
@@ -976,9 +1024,12 @@ fn save_checkpoint<B: burn::tensor::backend::Backend>(
         obs_mean: obs_rms.mean_f32(),
         obs_var: obs_rms.var_f32(),
         metadata: policy_metadata(cfg, d, state.update, state.global_step)?,
-        optim: Some(OptimState {
-            m: host(&adam.m),
-            v: host(&adam.v),
+        optim: Some({
+            let (m, v) = adam.moments();
+            OptimState {
+                m: host(&m),
+                v: host(&v),
+            }
         }),
     };
     let dir = out.join("checkpoints");
