@@ -330,7 +330,10 @@ fn unflatten<B: Backend>(flat: Tensor<B, 1>, shapes: &[[usize; 2]]) -> Vec<Tenso
         .iter()
         .map(|&[rows, cols]| {
             let end = start + rows * cols;
-            let t = flat.clone().narrow(0, start, end - start).reshape([rows, cols]);
+            let t = flat
+                .clone()
+                .narrow(0, start, end - start)
+                .reshape([rows, cols]);
             start = end;
             t
         })
