@@ -199,14 +199,7 @@ impl<'a> Signal<'a> {
         if bars > 0 {
             self.out.int("last_bar_ts_utc_ns", last.ts_ns);
         }
-        self.out.int("position", i64::from(view.side));
-        if view.side != 0 {
-            let entry = view.entry_price;
-            self.out
-                .num("entry_price", entry)
-                .opt_num("stop", working_price(Some(view.stop_price), entry))
-                .opt_num("target", working_price(Some(view.target_price), entry));
-        }
+        self.out.position(&view);
         self.out
             .num("equity", sim.equity_at_last())
             .bool("drawdown_breached", sim.is_breached());
@@ -292,14 +285,7 @@ impl<'a> Signal<'a> {
                             .begin("fill_ack")
                             .int("line", line_no as i64)
                             .int("ts_utc_ns", fill.ts_ns)
-                            .int("position", i64::from(view.side));
-                        if view.side != 0 {
-                            let entry = view.entry_price;
-                            self.out
-                                .num("entry_price", entry)
-                                .opt_num("stop", working_price(Some(view.stop_price), entry))
-                                .opt_num("target", working_price(Some(view.target_price), entry));
-                        }
+                            .position(&view);
                     }
                     Err(why) => {
                         self.stats.fills_rejected += 1;

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use nq_formats::Action;
 use nq_runtime::engine::Decision;
+use nq_runtime::position::PositionView;
 
 /// The reused line buffer.
 #[derive(Debug, Default)]
@@ -92,6 +93,20 @@ impl JsonLine {
                 self
             }
         }
+    }
+
+    /// The position the engine holds: `position`, and when not flat its
+    /// `entry_price` and the `stop` and `target` it works (`null` where it
+    /// has none: [`working_price`]).
+    pub fn position(&mut self, view: &PositionView) -> &mut Self {
+        self.int("position", i64::from(view.side));
+        if view.side != 0 {
+            let entry = view.entry_price;
+            self.num("entry_price", entry)
+                .opt_num("stop", working_price(Some(view.stop_price), entry))
+                .opt_num("target", working_price(Some(view.target_price), entry));
+        }
+        self
     }
 
     fn raw_f64(&mut self, value: f64) {
