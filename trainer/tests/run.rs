@@ -150,103 +150,95 @@ fn nq_train_in(cwd: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// What a bad setting is given as: a config file (its name, its text) or
+/// flags.
+enum Bad {
+    Config(&'static str, &'static str),
+    Flags(&'static [&'static str]),
+}
+
 #[test]
 fn bad_configs_exit_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let unknown = dir.path().join("unknown.toml");
-    std::fs::write(&unknown, "num_envz = 3\n").unwrap();
-    let (code, err) = nq_train(&["--config", unknown.to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("unknown.toml") && err.contains("num_envz"),
-        "{err}"
-    );
-
-    let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"clip_coef": -1.0}"#).unwrap();
-    let (code, err) = nq_train(&["--config", bad.to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("clip_coef"), "{err}");
-
-    let gelu = dir.path().join("gelu.toml");
-    std::fs::write(&gelu, "activation = \"gelu\"\n").unwrap();
-    let (code, err) = nq_train(&["--config", gelu.to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("activation must be \"tanh\" or \"relu\"") && err.contains("gelu"),
-        "{err}"
-    );
-    let (code, err) = nq_train(&["--activation", "gelu"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--activation"), "{err}");
-
-    let (code, err) = nq_train(&["--phase", "3"]);
-    assert_eq!(
-        (code, err.contains("phase must be 1 or 2")),
-        (2, true),
-        "{err}"
-    );
-
-    let (code, err) = nq_train(&["--num-envs", "3", "--num-steps", "5"]);
-    assert_eq!(
-        (code, err.contains("divisible by num_minibatches")),
-        (2, true),
-        "{err}"
-    );
-
-    let (code, err) = nq_train(&[
-        "--data",
-        dir.path().join("missing.parquet").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("missing.parquet"), "{err}");
-
-    let (code, err) = nq_train(&["--cuda-fusion", "maybe"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--cuda-fusion"), "{err}");
-
-    let (code, err) = nq_train(&["--resume", dir.path().join("nowhere").to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("nowhere"), "{err}");
-
-    // Phase 2 ends at p2_commission_end; the checkpoint records sim's.
-    let commission = dir.path().join("commission.toml");
-    std::fs::write(&commission, "phase = 2\n[sim]\ncommission_per_side = 4.0\n").unwrap();
-    let (code, err) = nq_train(&["--config", commission.to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("curriculum.p2_commission_end (2.5)")
-            && err.contains("sim.commission_per_side (4)"),
-        "{err}"
-    );
-
-    // --resume continues in the run's own folder: --out beside it is refused, not ignored.
-    let (code, err) = nq_train(&["--resume", "somewhere", "--out", "elsewhere"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--out") && err.contains("--resume"), "{err}");
-
-    // Outside [0, 1] every monitor window would count as collapsed.
-    let share = dir.path().join("share.toml");
-    std::fs::write(&share, "[monitor]\nmax_action_share = -1.0\n").unwrap();
-    let (code, err) = nq_train(&["--config", share.to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("monitor.max_action_share"), "{err}");
-
-    // `updates = 0` in a config means "from total_timesteps" (a 10M-step
-    // run by default): on the command line it is refused, not taken so.
-    let (code, err) = nq_train(&["--updates", "0"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--updates"), "{err}");
-
-    // TOML under another name: the JSON error says why JSON was expected.
-    let yaml = dir.path().join("settings.yaml");
-    std::fs::write(&yaml, "num_envs = 32\n").unwrap();
-    let (code, err) = nq_train(&["--config", yaml.to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("settings.yaml") && err.contains("read as JSON") && err.contains(".toml"),
-        "{err}"
-    );
+    let missing = dir.path().join("missing.parquet");
+    let nowhere = dir.path().join("nowhere");
+    let cases: [(Bad, &[&str]); 15] = [
+        (
+            Bad::Config("unknown.toml", "num_envz = 3\n"),
+            &["unknown.toml", "num_envz"],
+        ),
+        (
+            Bad::Config("bad.json", r#"{"clip_coef": -1.0}"#),
+            &["clip_coef"],
+        ),
+        (
+            Bad::Config("gelu.toml", "activation = \"gelu\"\n"),
+            &["activation must be \"tanh\" or \"relu\"", "gelu"],
+        ),
+        (Bad::Flags(&["--activation", "gelu"]), &["--activation"]),
+        (Bad::Flags(&["--phase", "3"]), &["phase must be 1 or 2"]),
+        (
+            Bad::Flags(&["--num-envs", "3", "--num-steps", "5"]),
+            &["divisible by num_minibatches"],
+        ),
+        (Bad::Flags(&["--data", "MISSING"]), &["missing.parquet"]),
+        (Bad::Flags(&["--cuda-fusion", "maybe"]), &["--cuda-fusion"]),
+        (Bad::Flags(&["--rollout-on", "gpu"]), &["--rollout-on"]),
+        (Bad::Flags(&["--resume", "NOWHERE"]), &["nowhere"]),
+        // Phase 2 ends at p2_commission_end; the checkpoint records sim's.
+        (
+            Bad::Config(
+                "commission.toml",
+                "phase = 2\n[sim]\ncommission_per_side = 4.0\n",
+            ),
+            &[
+                "curriculum.p2_commission_end (2.5)",
+                "sim.commission_per_side (4)",
+            ],
+        ),
+        // --resume continues in the run's own folder: --out beside it is
+        // refused, not ignored.
+        (
+            Bad::Flags(&["--resume", "somewhere", "--out", "elsewhere"]),
+            &["--out", "--resume"],
+        ),
+        // Outside [0, 1] every monitor window would count as collapsed.
+        (
+            Bad::Config("share.toml", "[monitor]\nmax_action_share = -1.0\n"),
+            &["monitor.max_action_share"],
+        ),
+        // `updates = 0` in a config means "from total_timesteps" (a 10M-step
+        // run by default): on the command line it is refused, not taken so.
+        (Bad::Flags(&["--updates", "0"]), &["--updates"]),
+        // TOML under another name: the JSON error says why JSON was expected.
+        (
+            Bad::Config("settings.yaml", "num_envs = 32\n"),
+            &["settings.yaml", "read as JSON", ".toml"],
+        ),
+    ];
+    for (bad, needles) in cases {
+        let args: Vec<String> = match bad {
+            Bad::Config(name, text) => {
+                let path = dir.path().join(name);
+                std::fs::write(&path, text).unwrap();
+                vec!["--config".into(), path.to_string_lossy().into_owned()]
+            }
+            Bad::Flags(flags) => flags
+                .iter()
+                .map(|f| match *f {
+                    "MISSING" => missing.to_string_lossy().into_owned(),
+                    "NOWHERE" => nowhere.to_string_lossy().into_owned(),
+                    f => f.to_string(),
+                })
+                .collect(),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, err) = nq_train(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        }
+    }
 }
 
 #[test]
