@@ -365,18 +365,7 @@ fn metadata_json_records_the_backend_and_its_device_checks() {
 fn io_failures_name_the_path_exit_2_for_the_users_folder_1_inside_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let (config, data) = common::binary_run_inputs(dir.path(), 1, 3);
-    let run = |out: &std::path::Path| {
-        nq_train(&[
-            "--config",
-            config.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--no-eval",
-        ])
-    };
+    let run = |out: &std::path::Path| nq_train(&run_args(&config, &data, out, &["--no-eval"]));
     // --out under a regular file: the user's path cannot be created.
     let file = dir.path().join("a_file");
     std::fs::write(&file, b"x").unwrap();
@@ -442,16 +431,7 @@ fn init_refuses_another_instrument_bar_length_layout_or_activation_and_phase_2_f
     let (config, data) = common::binary_run_inputs(dir.path(), 1, 3);
     let run = |extra: &[&str], out: &str| {
         let out = dir.path().join(out);
-        let mut args = vec![
-            "--config",
-            config.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--quiet",
-            "--no-eval",
-            "--out",
-            out.to_str().unwrap(),
-        ];
+        let mut args = run_args(&config, &data, &out, &["--no-eval"]);
         args.extend_from_slice(extra);
         nq_train(&args)
     };
