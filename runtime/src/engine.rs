@@ -29,10 +29,10 @@
 //!   before the session end no bar closes to end it: a clock
 //!   ([`Engine::flush`]) past the end, with no bar open and a position or
 //!   order held, gives the `SessionEnd` decision instead, and a bar later
-//!   closes the simulated position as the next print would. So every trade opens inside
-//!   its session and is closed less than one bar after its end: no position
-//!   is held overnight (`tests/engine_session_end.rs` checks this on random
-//!   streams of prints, gaps and clock calls).
+//!   closes the simulated position as the next print would. So every trade
+//!   opens inside its session and is closed less than one bar after its
+//!   end: no position is held overnight (`tests/engine_session_end.rs`
+//!   checks this on random streams of prints, gaps and clock calls).
 //! - **Drawdown**: a trailing-drawdown breach liquidates and leaves only
 //!   HOLD ([`DecisionKind::DrawdownBreached`]) until the session ends; the
 //!   next session trades again, its drawdown measured from its own starting
