@@ -295,20 +295,39 @@ proptest! {
             now += bar_ns;
         }
         let mut trades = Vec::new();
+        // When the position held now was entered.
+        let mut held_since: Option<i64> = None;
         for s in &steps {
-            match *s {
+            let clock = match *s {
                 Step::Print { gap_ms, move_ticks } => {
                     now += gap_ms * 1_000_000;
                     price = (price + f64::from(move_ticks) * TICK).max(1_000.0);
                     let tick = Tick { ts_ns: now, price, size: 1.0, side: Side::None };
                     engine.on_tick_with(&tick, &mut choose).unwrap();
+                    false
                 }
                 Step::Clock { gap_ms } => {
                     now += gap_ms * 1_000_000;
                     engine.flush(now);
+                    true
                 }
-            }
+            };
             trades.extend(engine.events().exit);
+            if engine.simulator().position_side() == 0 {
+                held_since = None;
+            } else if let Some(entry) = engine.events().entry {
+                held_since = Some(entry.ts_ns);
+            }
+            // A clock a bar past the session end closes what the session
+            // left, without waiting for the next print.
+            if let (true, Some(since)) = (clock, held_since) {
+                let end = calendar.session_at(since).map_or(i64::MAX, |s| s.end_ns);
+                prop_assert!(
+                    now < end + bar_ns,
+                    "still held at a clock {} ns past the end of the session entered at {}",
+                    now - end, since
+                );
+            }
         }
         for t in &trades {
             let session = calendar.session_at(t.entry_ts_ns);
