@@ -4,7 +4,7 @@
 //! (config `trainer/configs/sample.toml`, built in), then an out-of-sample
 //! evaluation of the final checkpoint on the held-out last sessions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -330,20 +330,17 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
                 actions.join(" ")
             );
         }
-        let paths: Vec<String> = data_paths.iter().map(|p| p.display().to_string()).collect();
+        let paths: Vec<String> = data_paths.iter().map(|p| shell_word(p)).collect();
         let first_held_out = held_out_sessions.first();
         println!(
             "Full backtest report of the {} held-out sessions (Parquet, SVG, HTML; tick data is replayed tick by tick there, so its figures differ a little):\n  nq-eval {} {}{} --report {}",
             cfg.holdout_sessions,
-            summary.checkpoint.display(),
+            shell_word(&summary.checkpoint),
             paths.join(" "),
             first_held_out
                 .map(|d| format!(" --from {d}"))
                 .unwrap_or_default(),
-            summary
-                .checkpoint
-                .with_file_name("report")
-                .display()
+            shell_word(&summary.checkpoint.with_file_name("report"))
         );
     }
     Ok(Finished::Completed)
@@ -515,4 +512,48 @@ fn bench(
     println!("{report}");
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
+}
+
+/// `path` as one word of a POSIX shell command, so that the printed
+/// command runs as printed (spaces, quotes and `$` in a path included).
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if plain {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell reads each word back as the path it came from.
+    #[test]
+    fn shell_words_read_back_as_their_paths() {
+        for path in [
+            "runs/p1-seed1-17/final.safetensors",
+            "/data/my ticks/nq 2024.parquet",
+            "it's here",
+            "$HOME/`x`/\"q\"/a\\b",
+            "",
+        ] {
+            let word = shell_word(Path::new(path));
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {word}"))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), path, "{word}");
+        }
+        assert_eq!(
+            shell_word(Path::new("runs/a.safetensors")),
+            "runs/a.safetensors"
+        );
+    }
 }
