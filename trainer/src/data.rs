@@ -9,6 +9,7 @@ use nq_runtime::bars::BarBuilder;
 use nq_runtime::features::FeatureConfig;
 use nq_tools::eval::BarSpacing;
 use nq_tools::market_data::{DataKind, MarketReader};
+use nq_tools::time::format_ts;
 
 use crate::env::MarketData;
 use crate::error::UserError;
@@ -102,21 +103,9 @@ pub fn check_sessions(market: &MarketData, sim: &SimConfig) -> Result<(), UserEr
         "market data: no session to train on: {} bars of {} s from {} to {}; {why}",
         market.bars.len(),
         sim.bar_seconds,
-        utc_text(first.ts_ns),
-        utc_text(last.ts_ns),
+        format_ts(first.ts_ns),
+        format_ts(last.ts_ns),
     )))
-}
-
-fn utc_text(ts_ns: i64) -> String {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let (y, m, d) = nq_runtime::calendar::civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
 }
 
 /// Bars of another length would train a checkpoint labelled with the
