@@ -305,7 +305,7 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
         );
     }
     if summary.interrupted {
-        println!("Continue it with: nq-train --resume {}", out.display());
+        println!("Continue it with: nq-train --resume {}", shell_word(&out));
         return Ok(Finished::Interrupted);
     }
     if let (Some(test), false) = (test_data, cli.no_eval) {
@@ -380,7 +380,7 @@ fn check_new_run_folder(out: &std::path::Path) -> Result<(), UserError> {
     } else {
         format!(
             "it holds a run: continue it with `nq-train --resume {}`, or",
-            out.display()
+            shell_word(out)
         )
     };
     Err(UserError::new(format!(
