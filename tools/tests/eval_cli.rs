@@ -785,22 +785,12 @@ fn forced_decisions_flatten_at_session_ends_and_after_a_breach() {
     assert!(breached_runs > 0);
 }
 
-/// The report read with pyarrow, as a Python user would. Skipped (with a
-/// note) where python3 has no pyarrow, unless `NQ_REQUIRE_PYARROW=1` (CI).
+/// The report read with pyarrow, as a Python user would: once with pandas
+/// beside it, once with pandas blocked, since pyarrow alone must read our
+/// files (a check that leaned on pandas passed only where it happened to be
+/// installed). Runs the tests' own Python (`scripts/setup-tests.sh`).
 #[test]
 fn pyarrow_reads_the_report_consistently() {
-    let has_pyarrow = Command::new("python3")
-        .args(["-c", "import pyarrow"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_pyarrow {
-        assert!(
-            std::env::var("NQ_REQUIRE_PYARROW").as_deref() != Ok("1"),
-            "NQ_REQUIRE_PYARROW=1 but python3 cannot import pyarrow"
-        );
-        eprintln!("skipped: python3 with pyarrow not found");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let data = synth_ticks(tmp.path());
     let report = tmp.path().join("report");
@@ -808,13 +798,18 @@ fn pyarrow_reads_the_report_consistently() {
         .status
         .success());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/eval_reports_check.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 5 summaries"));
+    for (block_pandas, says) in [(false, "(pandas agrees)"), (true, "(pandas blocked)")] {
+        let mut cmd = nq_test_support::python_command();
+        cmd.arg(script).arg(&report);
+        if block_pandas {
+            cmd.env("NQ_CHECK_BLOCK_PANDAS", "1");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "pandas blocked: {block_pandas}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("ok: 5 summaries"), "{stdout}");
+        assert!(stdout.trim_end().ends_with(says), "{stdout}");
+    }
 }
 
 #[test]

@@ -6,13 +6,21 @@ target position, bracket, close, ATR) are consistent, and that the rows
 without a decision leave them null. With pandas installed, the same through
 pandas.
 
+With NQ_CHECK_BLOCK_PANDAS=1, pandas is made unimportable first: pyarrow
+alone must read the report (timestamps are compared as int64 nanoseconds,
+which pyarrow converts to Python without pandas).
+
 Usage: python3 eval_reports_check.py REPORT_DIR
 Exit 0 when the report is consistent; an AssertionError otherwise.
 """
 import json
 import math
+import os
 import sys
 from pathlib import Path
+
+if os.environ.get("NQ_CHECK_BLOCK_PANDAS") == "1":
+    sys.modules["pandas"] = None  # import pandas now raises ImportError
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -81,7 +89,8 @@ def check_with_pandas(folder: Path) -> str:
     try:
         import pandas as pd
     except ImportError:
-        return "pandas not installed"
+        return "pandas blocked" if os.environ.get("NQ_CHECK_BLOCK_PANDAS") == "1" else \
+            "pandas not installed"
     # Rows without a decision hold nulls in the integer columns: the
     # nullable dtypes keep them integers (plain numpy ones would be floats).
     df = pd.read_parquet(folder / "equity.parquet", dtype_backend="numpy_nullable")
@@ -111,6 +120,15 @@ def check_with_pandas(folder: Path) -> str:
     assert from_json["policy"].tolist() == summary["policy"].tolist()
     assert from_json.loc[from_json["best"], "policy"].tolist() == best, best
     return "pandas agrees"
+
+
+def as_rows(table: pa.Table) -> list:
+    """Rows as dicts, nanosecond timestamps as int64 ns: pyarrow's own
+    conversion of them to Python needs pandas (datetime has microseconds)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.int64()))
+    return table.to_pylist()
 
 
 def main(folder: Path) -> None:
@@ -145,8 +163,8 @@ def main(folder: Path) -> None:
     assert [r["policy"] for r in rows if r["best"]] == [summary_json["best"]], rows
     assert rows[0]["best"] and rows[0]["kind"] == "policy", rows[0]
     assert summary.schema.field("best").type == pa.bool_(), summary.schema
-    trade_rows = trades.to_pylist()
-    equity_rows = equity.to_pylist()
+    trade_rows = as_rows(trades)
+    equity_rows = as_rows(equity)
     bar_closes = None
     for row in rows:
         mine = [t for t in trade_rows if t["policy"] == row["policy"]]

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 
 use burn::tensor::{Tensor, TensorData};
@@ -217,12 +216,12 @@ fn python_reproduces_the_runtime_logits_from_the_file() {
         let case_path = dir.path().join("case.json");
         std::fs::write(&case_path, case.to_string()).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_logits.py");
-        let out = Command::new("python3")
+        let out = nq_test_support::python_command()
             .arg(script)
             .arg(&path)
             .arg(&case_path)
             .output()
-            .expect("python3 on PATH (CI installs numpy and safetensors)");
+            .expect("the tests' Python runs");
         assert!(
             out.status.success(),
             "check_logits.py failed ({activation:?}, shared trunk {shared}):\n{}\n{}",
