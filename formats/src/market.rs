@@ -84,3 +84,9 @@ impl Bar {
 
 /// Nanoseconds in one second.
 pub const NS_PER_SEC: i64 = 1_000_000_000;
+
+/// The length of a bar of `bar_seconds` in nanoseconds: the one place it is
+/// computed (bar building, features, the simulator's decision times, reports).
+pub const fn bar_ns(bar_seconds: u32) -> i64 {
+    bar_seconds as i64 * NS_PER_SEC
+}

@@ -50,6 +50,11 @@ impl SimConfig {
         }
     }
 
+    /// The bar length in nanoseconds.
+    pub const fn bar_ns(&self) -> i64 {
+        crate::market::bar_ns(self.bar_seconds)
+    }
+
     pub fn drawdown_limit(&self) -> Option<f64> {
         (self.max_drawdown > 0.0).then_some(self.max_drawdown)
     }

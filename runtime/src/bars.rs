@@ -9,7 +9,6 @@
 //! Bad ticks are refused with a [`TickRejected`] reason and leave the builder
 //! unchanged, so a live feed survives a bad print.
 
-use nq_formats::market::NS_PER_SEC;
 use nq_formats::{Bar, Tick};
 
 /// Why a tick was refused. The builder's state is unchanged.
@@ -71,7 +70,7 @@ impl BarBuilder {
     pub const fn new(bar_seconds: u32) -> BarBuilder {
         let seconds = if bar_seconds == 0 { 1 } else { bar_seconds };
         BarBuilder {
-            bar_ns: seconds as i64 * NS_PER_SEC,
+            bar_ns: nq_formats::market::bar_ns(seconds),
             bar: Bar {
                 ts_ns: 0,
                 open: 0.0,
@@ -205,6 +204,7 @@ fn rejection(tick: &Tick) -> Result<(), TickRejected> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nq_formats::market::NS_PER_SEC;
 
     fn tick(ts_ns: i64, price: f64, size: f64) -> Tick {
         Tick {

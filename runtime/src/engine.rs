@@ -1,42 +1,36 @@
-//! The engine: ticks (or bars) in, decisions out. It is the one loop that
-//! evaluation and live execution share: bars from the [`BarBuilder`], features
-//! from the [`FeatureEngine`], the position and the mask from the
-//! [`Simulator`], the action from the [`Policy`].
+//! The engine: ticks (or bars) in, what happened out. It is the one loop
+//! that evaluation and live execution share: bars from the [`BarBuilder`],
+//! features from the [`FeatureEngine`], the action from the [`Policy`], and
+//! everything about the account and the session (fills, brackets, the
+//! session end, the drawdown, the mask) from the [`BarStepper`], which the
+//! trainer's environments step too. The order of things at each input is
+//! the stepper's: see [`crate::step`].
 //!
-//! # Sequence
+//! Each call returns one [`Step`]: the bar it closed (with the account at
+//! that close), the decision, the entry, the exits and a breach, and the
+//! account after it. A refused input is an error, distinct from a step
+//! without a decision.
+//!
 //! - **Ticks** ([`Engine::on_tick`]): a tick that reaches the open bar's end
 //!   closes it; the closed bar is turned into features and, when the
 //!   observation is ready and the bar lies in the session, into a decision
 //!   made at the bar's end. The order that decision queues fills on the next
 //!   tick, which is this very tick (it is the first one at or after the bar's
-//!   end); then the tick runs through the simulator's bracket and drawdown
-//!   checks. A quiet market closes bars with [`Engine::flush`] (a clock).
+//!   end). A quiet market closes bars with [`Engine::flush`] (a clock).
 //! - **Bars** ([`Engine::on_bar`]): the bar first runs through the simulator
 //!   (a pending order fills at its open, brackets are checked over its range
 //!   with the conservative rule), then closes as above.
-//! - **Session end**: the last bar of the session yields a
+//! - **Session end**: the session's last bar, or the first print, clock or
+//!   bar at or after its end while something is held, yields one
 //!   [`DecisionKind::SessionEnd`] decision with target position 0; with bars
-//!   the position closes at that bar's close, with ticks at the next tick.
-//!   When the market stops early (an early close; RTH-only data with no
-//!   print in the session's last minute) the session's last *traded* bar
-//!   ends it instead: with ticks, the bar whose closing print (or clock)
-//!   comes at or after the session end; with bars, the last bar before one
-//!   that starts past the session end. And when no print comes within a bar
-//!   after the session end (RTH-only ticks, early closes), the position
-//!   closes at that bar's close too, rather than at the next session's
-//!   first print. An entry decided on a clock-closed bar is dropped if its
-//!   print comes only after the session end. Live, where the market stopped
-//!   before the session end no bar closes to end it: a clock
-//!   ([`Engine::flush`]) past the end, with no bar open and a position or
-//!   order held, gives the `SessionEnd` decision instead, and a bar later
-//!   closes the simulated position as the next print would. So every trade
-//!   opens inside its session and is closed less than one bar after its
-//!   end: no position is held overnight (`tests/engine_session_end.rs`
-//!   checks this on random streams of prints, gaps and clock calls).
+//!   the position closes at the session's last close, with ticks on the next
+//!   print within a bar of the end, or else at the last close. No position is
+//!   held overnight (`tests/engine_session_end.rs` checks this on random
+//!   streams of prints, gaps and clock calls).
 //! - **Drawdown**: a trailing-drawdown breach liquidates and leaves only
 //!   HOLD ([`DecisionKind::DrawdownBreached`]) until the session ends; the
 //!   next session trades again, its drawdown measured from its own starting
-//!   equity (SPEC 6: a breach ends the episode; episodes are sessions, as in
+//!   equity (a breach ends the episode; episodes are sessions, as in
 //!   training). [`DrawdownScope::Engine`] makes a breach final instead.
 //! - **Live fills** ([`Engine::on_fill`]): the simulator is a shadow of the
 //!   real account; a fill report or position correction from the execution
@@ -56,13 +50,16 @@ use nq_formats::obs::{MARKET_DIM, OBS_DIM_PHASE2, OBS_LAYOUT_V1};
 use nq_formats::{Action, ActionSet, Bar, Instrument, SimConfig, Tick};
 
 use crate::bars::{BarBuilder, TickRejected};
+use crate::features::{BarInfo, BarRejected, FeatureConfig, FeatureConfigError, FeatureEngine};
 use crate::features::BAR_FEATURE_COUNT;
-use crate::features::{FeatureConfig, FeatureConfigError, FeatureEngine};
 use crate::policy::{
-    Checkpoint, FirstLayerPrefix, Policy, PolicyError, PolicyScratch, Rng, MAX_ACTIONS,
+    Checkpoint, FirstLayerPrefix, Policy, PolicyError, PolicyScratch, Rng,
 };
-use crate::sim::{ExitReason, PendingOrder, PositionSync, SimEvents, Simulator, TradeRecord};
+use crate::sim::{PositionSync, Simulator};
+use crate::step::{BarStepper, Due};
 use crate::ActionMask;
+
+pub use crate::step::{Decision, DecisionKind, DrawdownScope, Step};
 
 /// How the engine picks among the allowed actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,18 +80,6 @@ pub struct EngineConfig {
     /// checkpoint's.
     pub actions: Option<ActionSet>,
     pub drawdown: DrawdownScope,
-}
-
-/// What a trailing-drawdown breach ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DrawdownScope {
-    /// The session (SPEC 6: a breach ends the episode, and episodes are
-    /// sessions, as in training): HOLD until its end, then the next session
-    /// trades again with the drawdown measured from its starting equity.
-    Session,
-    /// Everything after it, for the life of the engine, as a funded account
-    /// that is closed on a breach.
-    Engine,
 }
 
 impl EngineConfig {
@@ -165,62 +150,6 @@ impl fmt::Display for EngineError {
 
 impl core::error::Error for EngineError {}
 
-/// Why a decision was emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecisionKind {
-    /// The policy chose `action` among the allowed ones.
-    Policy,
-    /// The session's last bar: go flat, no policy involved.
-    SessionEnd,
-    /// The trailing drawdown was breached: flat, and only HOLD until the
-    /// session ends (or for good, with [`DrawdownScope::Engine`]).
-    DrawdownBreached,
-}
-
-impl DecisionKind {
-    pub const fn name(self) -> &'static str {
-        match self {
-            DecisionKind::Policy => "policy",
-            DecisionKind::SessionEnd => "session_end",
-            DecisionKind::DrawdownBreached => "drawdown_breached",
-        }
-    }
-}
-
-/// One decision, made at a bar's close.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Decision {
-    pub kind: DecisionKind,
-    /// Start of the bar that closed (UTC ns).
-    pub bar_ts_ns: i64,
-    /// The decision instant: the bar's end (UTC ns).
-    pub ts_ns: i64,
-    pub action: Action,
-    /// The position before the decision: -1, 0, +1.
-    pub position: i8,
-    /// The position the execution system should hold after it: -1, 0, +1.
-    pub target_position: i8,
-    /// The protective stop to hold (for an entry: indicative, placed from the
-    /// bar's close; the fill price sets the exact one). `None` when flat.
-    pub stop_price: Option<f64>,
-    pub target_price: Option<f64>,
-    /// Masked softmax over the checkpoint's actions (`probs[..n_actions]`).
-    pub probs: [f32; MAX_ACTIONS],
-    pub n_actions: u8,
-    pub mask: ActionMask,
-    /// Close of the bar and ATR at the decision (points).
-    pub close: f64,
-    pub atr: f64,
-    /// Account equity marked at the close (dollars).
-    pub equity: f64,
-}
-
-impl Decision {
-    pub fn probs(&self) -> &[f32] {
-        &self.probs[..self.n_actions as usize]
-    }
-}
-
 /// A fill or position report from the execution system.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FillReport {
@@ -258,37 +187,23 @@ impl fmt::Display for FillRejected {
 
 impl core::error::Error for FillRejected {}
 
-/// Whether the data arrives as ticks or as bars: it decides how an order
-/// fills (next tick, or next bar's open) and how the session end closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
-    Unknown,
-    Ticks,
-    Bars,
-}
-
 /// The runtime engine over one checkpoint.
 pub struct Engine<'a> {
     policy: Policy<'a>,
     bars: BarBuilder,
     features: FeatureEngine,
-    sim: Simulator,
+    stepper: BarStepper,
     scratch: PolicyScratch,
     prefix: FirstLayerPrefix<'a>,
     obs: [f32; OBS_DIM_PHASE2],
     rng: Rng,
     sampling: Sampling,
-    drawdown: DrawdownScope,
-    /// The session whose trailing-drawdown episode is running (`Session` scope).
-    drawdown_session: Option<i64>,
     phase: u8,
-    feed: Feed,
-    events: SimEvents,
-    decisions: u64,
-    /// The last session (its id) whose `SessionEnd` decision was given: a
-    /// clock after it says nothing more.
-    session_end_said: Option<i64>,
 }
+
+/// How the action is chosen at a decision: by the policy, or by a baseline's
+/// rule (`choose(mask, position)`).
+type Chooser<'c> = Option<&'c mut dyn FnMut(ActionMask, i8) -> Action>;
 
 impl<'a> Engine<'a> {
     /// Parses and validates `checkpoint` (a safetensors file in a buffer the
@@ -329,7 +244,8 @@ impl<'a> Engine<'a> {
                 });
             }
         }
-        let sim = Simulator::new(config.sim).map_err(EngineError::Sim)?;
+        let stepper = BarStepper::new(config.sim, config.drawdown, policy.n_actions())
+            .map_err(|e| EngineError::Sim(e.0))?;
         let layout = OBS_LAYOUT_V1.with_bar_seconds(config.sim.bar_seconds);
         let feature_config = FeatureConfig::from_layout(
             &layout,
@@ -346,41 +262,43 @@ impl<'a> Engine<'a> {
             policy,
             bars: BarBuilder::new(config.sim.bar_seconds),
             features,
-            sim,
+            stepper,
             scratch: PolicyScratch::new(),
             prefix: FirstLayerPrefix::new(),
             obs: [0.0; OBS_DIM_PHASE2],
             rng: Rng::new(seed),
             sampling: config.sampling,
-            drawdown: config.drawdown,
-            drawdown_session: None,
             phase: meta.phase,
-            feed: Feed::Unknown,
-            events: SimEvents::default(),
-            decisions: 0,
-            session_end_said: None,
         })
     }
 
-    /// One trade print. Returns the decision made if it closed a bar. A bad
-    /// tick (NaN or non-positive price, negative size, time going backwards)
-    /// is refused with its reason and changes nothing.
+    /// One trade print: what it did (the bar it closed and the decision made
+    /// there, fills, exits, a breach). A bad tick (NaN or non-positive
+    /// price, negative size, time going backwards) is refused with its
+    /// reason and changes nothing.
     #[inline]
-    pub fn on_tick(&mut self, tick: &Tick) -> Result<Option<Decision>, TickRejected> {
+    pub fn on_tick(&mut self, tick: &Tick) -> Result<Step, TickRejected> {
         self.tick_inner(tick, None)
     }
 
     /// [`Engine::on_tick`] with the action chosen by `choose(mask, position)`
     /// instead of the policy (baselines in `nq-eval`: random valid actions,
-    /// buy and hold). Everything else, fills and P&L included, is the
-    /// engine's own; a choice outside the mask becomes HOLD. The decision's
-    /// probabilities are still the policy's.
+    /// flat). Everything else, fills and P&L included, is the engine's own;
+    /// a choice outside the mask becomes HOLD. The decision's probabilities
+    /// are still the policy's.
     pub fn on_tick_with(
         &mut self,
         tick: &Tick,
         choose: &mut dyn FnMut(ActionMask, i8) -> Action,
-    ) -> Result<Option<Decision>, TickRejected> {
+    ) -> Result<Step, TickRejected> {
         self.tick_inner(tick, Some(choose))
+    }
+
+    /// One closed bar, for users who have bars rather than ticks. Refused
+    /// (and nothing changes) if inconsistent or not later than the previous
+    /// bar.
+    pub fn on_bar(&mut self, bar: &Bar) -> Result<Step, BarRejected> {
+        self.bar_inner(bar, None)
     }
 
     /// [`Engine::on_bar`] with the action chosen by `choose`, as in
@@ -389,161 +307,94 @@ impl<'a> Engine<'a> {
         &mut self,
         bar: &Bar,
         choose: &mut dyn FnMut(ActionMask, i8) -> Action,
-    ) -> Option<Decision> {
+    ) -> Result<Step, BarRejected> {
         self.bar_inner(bar, Some(choose))
     }
 
-    fn tick_inner(
-        &mut self,
-        tick: &Tick,
-        choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
-    ) -> Result<Option<Decision>, TickRejected> {
-        self.events = SimEvents::default();
-        let after_clock_close = self.bars.open_bar().is_none();
-        let closed = self.bars.push(tick)?;
-        self.feed = Feed::Ticks;
-        if after_clock_close {
-            // The last bar was closed by a clock, so its orders still wait
-            // for a print: one a bar past the session end comes too late.
-            let bar_ns = self.features.config().bar_ns();
-            self.close_out_ended_session(tick.ts_ns, bar_ns);
-        }
-        let decision = match closed {
-            Some(bar) => self.close_bar(&bar, Some(tick.ts_ns), choose),
-            None => None,
-        };
-        let events = self.sim.on_tick(tick);
-        self.merge_events(events);
-        Ok(decision)
-    }
-
     /// A clock tick for a quiet market: closes the open bar if `now_ns` is at
-    /// or after its end, and decides on it. With no bar open, a clock at or
-    /// after the end of the last bar's session ends that session when the
-    /// market stopped before its end (below).
-    pub fn flush(&mut self, now_ns: i64) -> Option<Decision> {
-        self.events = SimEvents::default();
-        match self.bars.flush(now_ns) {
-            Some(bar) => self.close_bar(&bar, Some(now_ns), None),
-            None => self.end_session_on_clock(now_ns),
-        }
+    /// or after its end, and decides on it; at or after the end of a session
+    /// something is still held from, ends that session (the market stopped
+    /// before its end: an early close, an RTH-only feed).
+    pub fn flush(&mut self, now_ns: i64) -> Step {
+        self.stepper.begin();
+        let closed = self.bars.flush(now_ns).and_then(|bar| self.close(bar));
+        let due = self
+            .stepper
+            .on_clock(now_ns, closed.as_ref().map(|(b, i)| (b, i)));
+        self.decide(due, None);
+        self.stepper.settle_clock(now_ns);
+        self.stepper.finish()
     }
 
-    /// The market stopped before the session end (an early close; an
-    /// RTH-only feed with no print in the session's last minute), so no bar
-    /// will close to end the session, and a position or order is still held
-    /// at a clock past its end: live, that is a position about to be held
-    /// overnight. The clock gives the `SessionEnd` decision (once per
-    /// session) that such a bar would have given; the flatten fills on the
-    /// next print, or, once a whole bar has passed with none, at the last
-    /// bar's close, as it would when that print came.
-    fn end_session_on_clock(&mut self, now_ns: i64) -> Option<Decision> {
-        let last = *self.features.last_bar();
-        if !(self.holding()
-            && self.features.bars_seen() > 0
-            && last.in_session
-            && now_ns >= last.session.end_ns)
-        {
-            return None;
-        }
-        let said = self.session_end_said == Some(last.session.id);
-        self.session_end_said = Some(last.session.id);
-        let position = self.sim.position_side();
-        let mut probs = [0.0; MAX_ACTIONS];
-        probs[Action::Hold.code() as usize] = 1.0;
-        let decision = (!said).then(|| Decision {
-            kind: DecisionKind::SessionEnd,
-            bar_ts_ns: last.ts_ns,
-            ts_ns: now_ns,
-            action: Action::Hold,
-            position,
-            target_position: 0,
-            stop_price: None,
-            target_price: None,
-            probs,
-            n_actions: self.policy.n_actions() as u8,
-            mask: ActionMask::HOLD_ONLY,
-            close: last.close,
-            atr: last.atr,
-            equity: self.sim.equity(last.close),
-        });
-        let grace_ns = match self.feed {
-            Feed::Bars => 0,
-            Feed::Ticks | Feed::Unknown => self.features.config().bar_ns(),
-        };
-        self.close_out_ended_session(now_ns, grace_ns);
-        if self.sim.position_side() != 0 && self.sim.pending().is_none() {
-            self.sim.flatten_on_next_fill(ExitReason::SessionEnd);
-        }
-        decision
+    fn tick_inner(&mut self, tick: &Tick, choose: Chooser<'_>) -> Result<Step, TickRejected> {
+        let closed = self.bars.push(tick)?;
+        self.stepper.begin();
+        let closed = closed.and_then(|bar| self.close(bar));
+        let due = self
+            .stepper
+            .on_print(tick.ts_ns, closed.as_ref().map(|(b, i)| (b, i)));
+        self.decide(due, choose);
+        self.stepper.settle_print(tick);
+        Ok(self.stepper.finish())
     }
 
-    /// One closed bar, for users who have bars rather than ticks. Refused
-    /// (`None`) if inconsistent or not later than the previous bar.
-    pub fn on_bar(&mut self, bar: &Bar) -> Option<Decision> {
-        self.bar_inner(bar, None)
+    fn bar_inner(&mut self, bar: &Bar, choose: Chooser<'_>) -> Result<Step, BarRejected> {
+        let info = self.features.on_bar(bar)?;
+        self.stepper.begin();
+        let due = self.stepper.on_bar(bar, &info);
+        self.decide(due, choose);
+        Ok(self.stepper.finish())
     }
 
-    fn bar_inner(
-        &mut self,
-        bar: &Bar,
-        choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
-    ) -> Option<Decision> {
-        self.events = SimEvents::default();
-        if !bar.is_consistent()
-            || (self.features.bars_seen() > 0 && bar.ts_ns <= self.features.last_bar().ts_ns)
-        {
-            return None;
-        }
-        self.feed = Feed::Bars;
-        self.close_out_ended_session(bar.ts_ns, 0);
-        let events = self.sim.on_bar(bar);
-        self.merge_events(events);
-        self.close_bar(bar, None, choose)
+    /// A bar the builder closed, into the features. The builder only closes
+    /// consistent bars in time order, which the features accept.
+    fn close(&mut self, bar: Bar) -> Option<(Bar, BarInfo)> {
+        self.features.on_bar(&bar).ok().map(|info| (bar, info))
     }
 
-    /// The market comes back at `next_ns` after the session of the last
-    /// closed bar ended, while that bar left a position or an order: an
-    /// early close, RTH-only data with a quiet last minute (bars), or a
-    /// clock-closed bar whose next print came too late (ticks). Nothing opens
-    /// after the session end, so a pending entry is dropped; a position gets
-    /// `grace_ns` past the end for its exit to fill on a print, then closes
-    /// at that bar's close, at its end, for the reason of a pending exit
-    /// (else the session end).
-    fn close_out_ended_session(&mut self, next_ns: i64, grace_ns: i64) {
-        let last = *self.features.last_bar();
-        let pending = self.sim.pending();
-        let grace_ns = match pending {
-            Some(PendingOrder::Entry { .. }) => 0,
-            _ => grace_ns,
-        };
-        if !(self.holding()
-            && self.features.bars_seen() > 0
-            && last.in_session
-            && next_ns >= last.session.end_ns.saturating_add(grace_ns))
-        {
+    /// The decision the stepper asked for: the observation, the policy's
+    /// probabilities and its (or the chooser's) action.
+    fn decide(&mut self, due: Due, choose: Chooser<'_>) {
+        let Due::Policy { mask } = due else { return };
+        let view = self.stepper.position_view();
+        let dim = self.policy.obs_dim();
+        let position = view.side;
+        // The buffer holds a phase-2 observation, and `dim` was checked
+        // against the layout, so neither step can fail; were one to, the
+        // decision is HOLD.
+        let out = self
+            .features
+            .write_observation(&view, mask, self.phase, &mut self.obs)
+            .ok()
+            .and_then(|_| {
+                self.policy
+                    .forward_prepared(&self.obs[..dim], mask, &mut self.scratch, &mut self.prefix)
+                    .ok()
+            });
+        let Some(out) = out else {
+            self.stepper.act(Action::Hold, &[]);
             return;
-        }
-        let reason = match pending {
-            Some(PendingOrder::Exit { reason, .. }) => reason,
-            _ => ExitReason::SessionEnd,
         };
-        let closed_ns = last.ts_ns.saturating_add(self.features.config().bar_ns());
-        if let Some(trade) = self.sim.flatten(last.close, closed_ns, reason) {
-            self.events.exit = Some(trade);
-        }
-        self.events.breached |= self.sim.is_breached();
+        let action = match (choose, self.sampling) {
+            (Some(choose), _) => choose(out.mask(), position),
+            (None, Sampling::Greedy) => out.argmax(),
+            (None, Sampling::Sample { .. }) => out.sample(&mut self.rng),
+        };
+        self.stepper.act(action, out.probs());
     }
 
     /// The execution system's view of the position wins over the simulated
-    /// one: the next observation, mask and decision start from it.
-    pub fn on_fill(&mut self, fill: &FillReport) -> Result<(), FillRejected> {
+    /// one: the next observation, mask and decision start from it. A
+    /// position it no longer has is closed at the last price (`EXTERNAL`),
+    /// in the step's exits.
+    pub fn on_fill(&mut self, fill: &FillReport) -> Result<Step, FillRejected> {
         if !(-1..=1).contains(&fill.position) {
             return Err(FillRejected::Position);
         }
         // Finite, positive and on the instrument's tick grid's range: a price
         // the simulator could not hold would be replaced by the last price.
-        let ok = |p: f64| self.sim.holds_price(p);
+        let sim = self.stepper.simulator();
+        let ok = |p: f64| sim.holds_price(p);
         if fill.position != 0 {
             if !ok(fill.entry_price)
                 || fill.stop_price.is_some_and(|p| !ok(p))
@@ -562,7 +413,8 @@ impl<'a> Engine<'a> {
                 return Err(FillRejected::Bracket);
             }
         }
-        self.sim.sync_position(&PositionSync {
+        self.stepper.begin();
+        self.stepper.sync_position(&PositionSync {
             ts_ns: fill.ts_ns,
             side: fill.position,
             entry_price: fill.entry_price,
@@ -570,157 +422,7 @@ impl<'a> Engine<'a> {
             target_price: fill.target_price,
             atr: self.features.atr(),
         });
-        Ok(())
-    }
-
-    /// A position is open or an order is on its way.
-    fn holding(&self) -> bool {
-        self.sim.position_side() != 0 || self.sim.pending().is_some()
-    }
-
-    fn merge_events(&mut self, events: SimEvents) {
-        if events.entry.is_some() {
-            self.events.entry = events.entry;
-        }
-        if events.exit.is_some() {
-            self.events.exit = events.exit;
-        }
-        self.events.breached |= events.breached;
-    }
-
-    /// `closed_ns`: when the print or clock that closed the bar came (`None`
-    /// for bar data).
-    fn close_bar(
-        &mut self,
-        bar: &Bar,
-        closed_ns: Option<i64>,
-        choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
-    ) -> Option<Decision> {
-        let info = self.features.on_bar(bar).ok()?;
-        self.sim.on_bar_close();
-        // A position reported before there was an ATR got no legs it could
-        // reach; now they can be placed as an entry would place them.
-        self.sim.place_missing_legs(info.atr);
-        let bar_ns = self.features.config().bar_ns();
-        let ts_ns = bar.ts_ns.saturating_add(bar_ns);
-        if self.drawdown == DrawdownScope::Session
-            && info.in_session
-            && self.drawdown_session != Some(info.session.id)
-        {
-            // A new episode; flat, as the last session ended flat.
-            self.sim.start_episode();
-            self.drawdown_session = Some(info.session.id);
-        }
-        let holding = self.holding();
-        let session_end = info.session.end_ns;
-        // Closed at or after the session end, a bar in the session was its
-        // last traded one even when it is not its last bar (an early close;
-        // RTH-only data with a quiet last minute): no order may follow it.
-        let last_traded = info.in_session && closed_ns.is_some_and(|t| t >= session_end);
-        // A session whose last bar never came still ends flat: the first bar
-        // after it closes what is open.
-        let session_over = info.is_last_bar || last_traded || (!info.in_session && holding);
-        let decides = info.ready && info.in_session;
-        if !(decides || (session_over && holding)) {
-            return None;
-        }
-        let (price, atr) = (info.close, info.atr);
-        let position = self.sim.position_side();
-        let n_actions = self.policy.n_actions();
-        let mut decision = Decision {
-            kind: DecisionKind::Policy,
-            bar_ts_ns: bar.ts_ns,
-            ts_ns,
-            action: Action::Hold,
-            position,
-            target_position: 0,
-            stop_price: None,
-            target_price: None,
-            probs: [0.0; MAX_ACTIONS],
-            n_actions: n_actions as u8,
-            mask: ActionMask::HOLD_ONLY,
-            close: price,
-            atr,
-            equity: self.sim.equity(price),
-        };
-        if self.sim.is_breached() {
-            decision.kind = DecisionKind::DrawdownBreached;
-            decision.probs[0] = 1.0;
-            return Some(decision);
-        }
-        if session_over {
-            decision.kind = DecisionKind::SessionEnd;
-            decision.probs[0] = 1.0;
-            if info.in_session {
-                self.session_end_said = Some(info.session.id);
-            }
-            // With ticks the flatten fills on the next print, unless nothing
-            // printed for a whole bar after the session end (RTH-only data,
-            // early closes): that print would carry the position overnight,
-            // so it closes at the session's last price, as with bars.
-            let no_print_after_end = info.in_session
-                && closed_ns.is_some_and(|t| t >= session_end.saturating_add(bar_ns));
-            if self.feed == Feed::Bars || no_print_after_end {
-                if let Some(trade) = self.sim.flatten(price, ts_ns, ExitReason::SessionEnd) {
-                    self.events.exit = Some(trade);
-                }
-                decision.equity = self.sim.equity(price);
-            } else {
-                self.sim.flatten_on_next_fill(ExitReason::SessionEnd);
-            }
-            return Some(decision);
-        }
-
-        let mask = self.sim.mask(price, atr, n_actions);
-        let view = self.sim.position_view();
-        let dim = self.policy.obs_dim();
-        // The buffer holds a phase-2 observation, and `dim` was checked against the layout.
-        self.features
-            .write_observation(&view, mask, self.phase, &mut self.obs)
-            .ok()?;
-        let out = self
-            .policy
-            .forward_prepared(&self.obs[..dim], mask, &mut self.scratch, &mut self.prefix)
-            .ok()?;
-        let action = match (choose, self.sampling) {
-            (Some(choose), _) => Some(choose(out.mask(), position))
-                .filter(|a| out.mask().allows(*a))
-                .unwrap_or(Action::Hold),
-            (None, Sampling::Greedy) => out.argmax(),
-            (None, Sampling::Sample { .. }) => out.sample(&mut self.rng),
-        };
-        decision.action = action;
-        decision.mask = out.mask();
-        decision.probs[..n_actions].copy_from_slice(out.probs());
-        // The mask came from this simulator state, so the action is accepted.
-        let _ = self.sim.submit(action, price, atr, ts_ns);
-        decision.target_position = match (position, action) {
-            (0, Action::Buy) => 1,
-            (0, Action::Sell) => -1,
-            (1, Action::Sell) | (-1, Action::Buy) => 0,
-            (p, _) => p,
-        };
-        if decision.target_position != 0 {
-            if position == 0 {
-                // Indicative: the bracket the simulator would place for a fill at
-                // this close; the real fill price sets the exact one.
-                let side = decision.target_position;
-                if let Some((stop, target)) = self
-                    .sim
-                    .market_fill_price(side, price)
-                    .and_then(|fill| self.sim.bracket(side, fill, atr))
-                {
-                    decision.stop_price = Some(stop);
-                    decision.target_price = Some(target);
-                }
-            } else {
-                let view = self.sim.position_view();
-                decision.stop_price = Some(view.stop_price);
-                decision.target_price = Some(view.target_price);
-            }
-        }
-        self.decisions += 1;
-        Some(decision)
+        Ok(self.stepper.finish())
     }
 
     /// Does ahead of time the part of the next decision that is already
@@ -753,21 +455,11 @@ impl<'a> Engine<'a> {
 
     /// The data ran out (a backtest's end): closes any open position at the
     /// last price seen, with slippage and commission, as
-    /// `ExitReason::EndOfData` at `ts_ns`, and drops a pending order. The
-    /// closed trade is returned and is also in [`Engine::events`].
-    pub fn end_of_data(&mut self, ts_ns: i64) -> Option<TradeRecord> {
-        self.events = SimEvents::default();
-        let price = self.sim.last_price().unwrap_or(f64::NAN);
-        let trade = self.sim.flatten(price, ts_ns, ExitReason::EndOfData);
-        self.events.exit = trade;
-        self.events.breached = trade.is_some() && self.sim.is_breached();
-        trade
-    }
-
-    /// Fills, exits and a breach caused by the last `on_tick`, `on_bar` or
-    /// `flush` call (trade records for reports).
-    pub fn events(&self) -> &SimEvents {
-        &self.events
+    /// `ExitReason::EndOfData` at `ts_ns`, and drops a pending order.
+    pub fn end_of_data(&mut self, ts_ns: i64) -> Step {
+        self.stepper.begin();
+        self.stepper.end_of_data(ts_ns);
+        self.stepper.finish()
     }
 
     /// The observation of the last policy decision (phase 1: 225 floats,
@@ -781,8 +473,9 @@ impl<'a> Engine<'a> {
         &self.policy
     }
 
+    /// The simulated account (read only: what a step did is in its [`Step`]).
     pub fn simulator(&self) -> &Simulator {
-        &self.sim
+        self.stepper.simulator()
     }
 
     pub fn features(&self) -> &FeatureEngine {
@@ -791,6 +484,6 @@ impl<'a> Engine<'a> {
 
     /// Policy decisions made so far.
     pub fn decision_count(&self) -> u64 {
-        self.decisions
+        self.stepper.decision_count()
     }
 }

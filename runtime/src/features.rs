@@ -48,7 +48,6 @@
 
 use crate::calendar::{Session, SessionCalendar};
 use crate::{ActionMask, PositionView};
-use nq_formats::market::NS_PER_SEC;
 use nq_formats::obs::{IndicatorParams, ObsLayout, MARKET_DIM, OBS_LAYOUT_V1};
 use nq_formats::{Action, Bar, SessionHours};
 
@@ -212,7 +211,7 @@ impl FeatureConfig {
     }
 
     pub const fn bar_ns(&self) -> i64 {
-        self.bar_seconds as i64 * NS_PER_SEC
+        nq_formats::market::bar_ns(self.bar_seconds)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod mask;
 pub mod policy;
 pub mod position;
 pub mod sim;
+pub mod step;
 
 pub use mask::ActionMask;
 pub use position::PositionView;

@@ -67,7 +67,7 @@ fn engine_without_drawdown(buffer: &Buffer) -> Engine<'_> {
 fn run_bars(engine: &mut Engine<'_>, bars: &[Bar]) -> Vec<(Decision, Vec<f32>)> {
     let mut out = Vec::new();
     for bar in bars {
-        if let Some(d) = engine.on_bar(bar) {
+        if let Some(d) = engine.on_bar(bar).expect("valid bar").decision {
             out.push((d, engine.observation().to_vec()));
         }
     }
@@ -161,11 +161,11 @@ fn ticks_and_bars_give_the_same_observations() {
     let mut tick_engine = engine_without_drawdown(&buffer);
     let mut by_tick = Vec::new();
     for tick in ticks_of(bars) {
-        if let Some(d) = tick_engine.on_tick(&tick).expect("valid tick") {
+        if let Some(d) = tick_engine.on_tick(&tick).expect("valid tick").decision {
             by_tick.push((d, tick_engine.observation().to_vec()));
         }
     }
-    if let Some(d) = tick_engine.flush(i64::MAX) {
+    if let Some(d) = tick_engine.flush(i64::MAX).decision {
         by_tick.push((d, tick_engine.observation().to_vec()));
     }
     // Fills differ (next tick against next open), so compare until the first
@@ -270,7 +270,7 @@ fn reported_fills_set_the_position_the_policy_sees() {
     let mut engine = engine(&buffer);
     let mut reported = false;
     for bar in &bars[..1500] {
-        let Some(d) = engine.on_bar(bar) else {
+        let Some(d) = engine.on_bar(bar).expect("valid bar").decision else {
             continue;
         };
         if reported {
@@ -337,7 +337,7 @@ fn a_position_reported_before_any_bar_gets_its_bracket_from_the_first_atr() {
     let view = engine.simulator().position_view();
     assert!(view.stop_price < 0.0, "no ATR yet: out of reach ({view:?})");
     let mut hold = |_: nq_runtime::ActionMask, _: i8| Action::Hold;
-    engine.on_bar_with(&bars[0], &mut hold);
+    engine.on_bar_with(&bars[0], &mut hold).unwrap();
     let view = engine.simulator().position_view();
     let first_atr = engine.features().last_bar().atr;
     let (stop, target) = engine.simulator().bracket(1, entry, first_atr).unwrap();
@@ -346,13 +346,14 @@ fn a_position_reported_before_any_bar_gets_its_bracket_from_the_first_atr() {
     // The legs work: the position ends at one of them during the warm-up,
     // or the first decision hands them out.
     for bar in &bars[1..] {
-        if let Some(decision) = engine.on_bar_with(bar, &mut hold) {
+        let step = engine.on_bar_with(bar, &mut hold).unwrap();
+        if let Some(decision) = step.decision {
             assert_eq!(decision.position, 1);
             assert_eq!(decision.stop_price, Some(stop), "{decision:?}");
             assert_eq!(decision.target_price, Some(target));
             return;
         }
-        if let Some(exit) = engine.events().exit {
+        if let Some(&exit) = step.exits().next() {
             assert!(
                 matches!(exit.exit_reason, ExitReason::Stop | ExitReason::Target),
                 "{exit:?}"
@@ -370,7 +371,7 @@ fn a_fill_at_a_price_the_engine_cannot_hold_is_refused() {
     let bars = real_bars();
     let buffer = checkpoint(1, 3);
     let mut engine = engine(&buffer);
-    engine.on_bar(&bars[0]);
+    engine.on_bar(&bars[0]).unwrap();
     for price in [1e20, f64::MAX, 1e-300] {
         let fill = FillReport {
             ts_ns: bars[0].ts_ns + 60_000_000_000,
@@ -531,7 +532,7 @@ fn preparing_the_next_decision_changes_no_decision_and_is_used() {
     let mut prepared_engine = engine_without_drawdown(&buffer);
     let mut prepared = Vec::new();
     for bar in bars {
-        if let Some(d) = prepared_engine.on_bar(bar) {
+        if let Some(d) = prepared_engine.on_bar(bar).unwrap().decision {
             prepared.push((d, prepared_engine.observation().to_vec()));
             prepared_engine.prepare_next_decision();
         }

@@ -41,15 +41,17 @@ fn the_chooser_decides_within_the_mask() {
     let mut entries = 0;
     for bar in bars() {
         let mut asked = None;
-        let decision = engine.on_bar_with(&bar, &mut |mask, position| {
-            asked = Some((mask, position));
-            buy_when_flat(mask, position)
-        });
-        if engine.events().entry.is_some() {
+        let step = engine
+            .on_bar_with(&bar, &mut |mask, position| {
+                asked = Some((mask, position));
+                buy_when_flat(mask, position)
+            })
+            .unwrap();
+        if let Some(entry) = step.entry {
             entries += 1;
-            assert_eq!(engine.events().entry.unwrap().side, 1, "only longs");
+            assert_eq!(entry.side, 1, "only longs");
         }
-        let Some(d) = decision else { continue };
+        let Some(d) = step.decision else { continue };
         if d.kind != DecisionKind::Policy {
             continue;
         }
@@ -72,11 +74,14 @@ fn a_choice_outside_the_mask_is_hold_and_trades_nothing() {
     let mut decisions = 0;
     for bar in bars() {
         // Phase 1 has no TRAIL_TIGHTEN.
-        if let Some(d) = engine.on_bar_with(&bar, &mut |_, _| Action::TrailTighten) {
+        let step = engine
+            .on_bar_with(&bar, &mut |_, _| Action::TrailTighten)
+            .unwrap();
+        if let Some(d) = step.decision {
             assert_eq!(d.action, Action::Hold);
             decisions += 1;
         }
-        assert!(engine.events().entry.is_none());
+        assert!(step.entry.is_none());
     }
     assert!(decisions > 0);
     assert_eq!(engine.simulator().trade_count(), 0);
@@ -91,7 +96,7 @@ fn ticks_and_bars_take_the_same_choices() {
     let mut from_bars = Vec::new();
     let mut from_ticks = Vec::new();
     for bar in &all {
-        if let Some(d) = by_bar.on_bar_with(bar, &mut |_, _| Action::Hold) {
+        if let Some(d) = by_bar.on_bar_with(bar, &mut |_, _| Action::Hold).unwrap().decision {
             from_bars.push((d.ts_ns, d.action));
         }
         let tick = Tick {
@@ -103,6 +108,7 @@ fn ticks_and_bars_take_the_same_choices() {
         if let Some(d) = by_tick
             .on_tick_with(&tick, &mut |_, _| Action::Hold)
             .unwrap()
+            .decision
         {
             from_ticks.push((d.ts_ns, d.action));
         }
@@ -121,9 +127,9 @@ fn end_of_data_closes_the_open_position() {
     let mut last_ts = 0;
     let mut entry_commission = 0.0;
     for bar in &all {
-        engine.on_bar_with(bar, &mut buy_when_flat);
+        let step = engine.on_bar_with(bar, &mut buy_when_flat).unwrap();
         last_ts = bar.ts_ns;
-        if let Some(entry) = engine.events().entry {
+        if let Some(entry) = step.entry {
             entry_commission = entry.commission;
         }
         if engine.simulator().position_side() == 1 {
@@ -132,13 +138,19 @@ fn end_of_data_closes_the_open_position() {
     }
     assert_eq!(engine.simulator().position_side(), 1);
     let balance_before = engine.simulator().balance();
-    let trade = engine.end_of_data(last_ts).expect("a trade is closed");
+    let step = engine.end_of_data(last_ts);
+    let trade = *step.exits().next().expect("a trade is closed");
+    assert_eq!(step.exits().count(), 1);
     assert_eq!(trade.exit_reason, ExitReason::EndOfData);
     assert_eq!(trade.exit_ts_ns, last_ts);
-    assert_eq!(engine.events().exit, Some(trade));
+    assert_eq!(step.account.position, 0);
     assert_eq!(engine.simulator().position_side(), 0);
     // The entry's commission left the balance when it filled.
     let change = engine.simulator().balance() - balance_before;
     assert!((change - trade.net_pnl - entry_commission).abs() < 1e-6);
-    assert_eq!(engine.end_of_data(last_ts), None, "nothing left to close");
+    assert_eq!(
+        engine.end_of_data(last_ts).exits().count(),
+        0,
+        "nothing left to close"
+    );
 }

@@ -20,7 +20,7 @@ use nq_formats::checkpoint::Activation;
 use nq_formats::SessionHours;
 use nq_formats::{Action, Bar, Side, Tick};
 use nq_runtime::calendar::{new_york_to_utc, SessionCalendar};
-use nq_runtime::engine::{Engine, EngineConfig};
+use nq_runtime::engine::{DecisionKind, Engine, EngineConfig};
 use nq_runtime::policy::{Checkpoint, Policy};
 use nq_runtime::sim::{ExitReason, PendingOrder, TradeRecord};
 use nq_runtime::ActionMask;
@@ -159,10 +159,10 @@ fn rth_only_ticks_close_each_session_at_its_last_price() {
         if i > 0 && ny_day(tick.ts_ns) != ny_day(ticks[i - 1].ts_ns) {
             open_at_day_end += usize::from(engine.simulator().position_side() != 0);
         }
-        engine
+        let step = engine
             .on_tick_with(tick, &mut always_long)
             .expect("real prices");
-        trades.extend(engine.events().exit);
+        trades.extend(step.exits().copied());
     }
     assert!(open_at_day_end >= 8, "the rule holds at most session ends");
     assert_eq!(
@@ -180,8 +180,8 @@ fn rth_only_bars_that_stop_early_close_at_the_last_bar() {
     let mut engine = engine(&buffer);
     let mut trades = Vec::new();
     for bar in &bars {
-        engine.on_bar_with(bar, &mut always_long);
-        trades.extend(engine.events().exit);
+        let step = engine.on_bar_with(bar, &mut always_long).unwrap();
+        trades.extend(step.exits().copied());
     }
     let session_ends = assert_flat_overnight(&trades, &last_bars);
     let early = trades
@@ -205,10 +205,10 @@ fn globex_ticks_fill_the_flatten_on_the_next_print_unless_trading_stopped() {
     let mut engine = engine(&buffer);
     let (mut next_print, mut at_last_price) = (0, 0);
     for (i, tick) in ticks.iter().enumerate() {
-        engine
+        let step = engine
             .on_tick_with(tick, &mut always_long)
             .expect("real prices");
-        let Some(t) = engine.events().exit else {
+        let Some(&t) = step.exits().next() else {
             continue;
         };
         assert_eq!(ny_day(t.entry_ts_ns), ny_day(t.exit_ts_ns), "{t:?}");
@@ -242,20 +242,20 @@ fn globex_ticks_fill_the_flatten_on_the_next_print_unless_trading_stopped() {
 
 /// One step of a random stream: a print after a gap, or a clock call.
 #[derive(Debug, Clone)]
-enum Step {
+enum Input {
     Print { gap_ms: i64, move_ticks: i8 },
     Clock { gap_ms: i64 },
 }
 
-fn step() -> impl Strategy<Value = Step> {
+fn input() -> impl Strategy<Value = Input> {
     let gap = prop_oneof![
         20 => 1i64..40_000,
         2 => 40_000i64..600_000,
         1 => 600_000i64..86_400_000,
     ];
     prop_oneof![
-        12 => (gap.clone(), -8i8..=8).prop_map(|(gap_ms, move_ticks)| Step::Print { gap_ms, move_ticks }),
-        1 => gap.prop_map(|gap_ms| Step::Clock { gap_ms }),
+        12 => (gap.clone(), -8i8..=8).prop_map(|(gap_ms, move_ticks)| Input::Print { gap_ms, move_ticks }),
+        1 => gap.prop_map(|gap_ms| Input::Clock { gap_ms }),
     ]
 }
 
@@ -268,7 +268,7 @@ proptest! {
     fn no_trade_outlives_its_session_by_a_bar(
         day in 19_000i64..20_500,
         start_minute in 11 * 60u32..15 * 60 + 50,
-        steps in prop::collection::vec(step(), 1500..3000),
+        steps in prop::collection::vec(input(), 1500..3000),
         seed in any::<u64>(),
     ) {
         let buffer = checkpoint();
@@ -295,27 +295,31 @@ proptest! {
             now += bar_ns;
         }
         let mut trades = Vec::new();
+        // The sessions that had their `SessionEnd` decision: once each.
+        let mut ended = std::collections::HashSet::new();
         // When the position held now was entered.
         let mut held_since: Option<i64> = None;
         for s in &steps {
-            let clock = match *s {
-                Step::Print { gap_ms, move_ticks } => {
+            let (clock, step) = match *s {
+                Input::Print { gap_ms, move_ticks } => {
                     now += gap_ms * 1_000_000;
                     price = (price + f64::from(move_ticks) * TICK).max(1_000.0);
                     let tick = Tick { ts_ns: now, price, size: 1.0, side: Side::None };
-                    engine.on_tick_with(&tick, &mut choose).unwrap();
-                    false
+                    (false, engine.on_tick_with(&tick, &mut choose).unwrap())
                 }
-                Step::Clock { gap_ms } => {
+                Input::Clock { gap_ms } => {
                     now += gap_ms * 1_000_000;
-                    engine.flush(now);
-                    true
+                    (true, engine.flush(now))
                 }
             };
-            trades.extend(engine.events().exit);
-            if engine.simulator().position_side() == 0 {
+            trades.extend(step.exits().copied());
+            if let Some(d) = step.decision.filter(|d| d.kind == DecisionKind::SessionEnd) {
+                let id = calendar.session_at(d.bar_ts_ns).map_or(d.bar_ts_ns, |s| s.id);
+                prop_assert!(ended.insert(id), "a second session_end for session {}: {:?}", id, d);
+            }
+            if step.account.position == 0 {
                 held_since = None;
-            } else if let Some(entry) = engine.events().entry {
+            } else if let Some(entry) = step.entry {
                 held_since = Some(entry.ts_ns);
             }
             // A clock a bar past the session end closes what the session
@@ -372,7 +376,6 @@ fn ny_time(day: i64, hh: u32, mm: u32, ms: i64) -> i64 {
 /// none, a clock a bar past the end closes at the last bar's close.
 #[test]
 fn clocks_end_a_session_whose_market_stopped_before_its_end() {
-    use nq_runtime::engine::DecisionKind;
     let (bars, day) = up_to_a_quiet_last_minute(&rth_bars());
     let last = *bars.last().unwrap();
     assert_eq!(ny_minutes(last.ts_ns).rem_euclid(24 * 60), 15 * 60 + 58);
@@ -384,8 +387,8 @@ fn clocks_end_a_session_whose_market_stopped_before_its_end() {
         }
         // The 15:58 bar closes on the clock, with the policy's own decision
         // (here an exit that waits for a print, which never comes).
-        assert!(engine.flush(ny_time(day, 15, 59, 200)).is_some());
-        assert_eq!(engine.flush(ny_time(day, 15, 59, 40_000)), None);
+        assert!(engine.flush(ny_time(day, 15, 59, 200)).decision.is_some());
+        assert_eq!(engine.flush(ny_time(day, 15, 59, 40_000)).decision, None);
         assert_eq!(engine.simulator().position_side(), 1, "long into the end");
         let reason = match engine.simulator().pending() {
             Some(PendingOrder::Exit { reason, .. }) => reason,
@@ -394,13 +397,15 @@ fn clocks_end_a_session_whose_market_stopped_before_its_end() {
 
         let end = engine
             .flush(ny_time(day, 16, 0, 200))
+            .decision
             .expect("a session end");
         assert_eq!(end.kind, DecisionKind::SessionEnd);
         assert_eq!((end.action, end.target_position), (Action::Hold, 0));
         assert_eq!(end.close, last.close);
         assert_eq!(end.bar_ts_ns, last.ts_ns);
-        assert_eq!(engine.flush(ny_time(day, 16, 0, 30_000)), None, "said once");
-        assert!(engine.events().exit.is_none(), "a print may still come");
+        let again = engine.flush(ny_time(day, 16, 0, 30_000));
+        assert_eq!(again.decision, None, "said once");
+        assert!(again.exits().next().is_none(), "a print may still come");
 
         let exit = if print_after_end {
             let print = Tick {
@@ -409,16 +414,18 @@ fn clocks_end_a_session_whose_market_stopped_before_its_end() {
                 size: 1.0,
                 side: Side::None,
             };
-            assert_eq!(engine.on_tick_with(&print, &mut always_long), Ok(None));
-            let exit = engine.events().exit.expect("the print fills the flatten");
+            let step = engine.on_tick_with(&print, &mut always_long).unwrap();
+            assert_eq!(step.decision, None);
+            let exit = *step.exits().next().expect("the print fills the flatten");
             assert_eq!(
                 (exit.exit_ts_ns, exit.exit_price),
                 (print.ts_ns, print.price - TICK)
             );
             exit
         } else {
-            assert_eq!(engine.flush(ny_time(day, 16, 1, 200)), None);
-            let exit = engine.events().exit.expect("a bar past the end, closed");
+            let step = engine.flush(ny_time(day, 16, 1, 200));
+            assert_eq!(step.decision, None);
+            let exit = *step.exits().next().expect("a bar past the end, closed");
             assert_eq!(exit.exit_ts_ns, last.ts_ns + MINUTE_NS);
             assert_eq!(exit.exit_price, last.close - TICK);
             exit
@@ -427,7 +434,7 @@ fn clocks_end_a_session_whose_market_stopped_before_its_end() {
         assert_eq!(engine.simulator().position_side(), 0);
         assert!(engine.simulator().pending().is_none());
         assert_eq!(
-            engine.flush(ny_time(day, 16, 5, 0)),
+            engine.flush(ny_time(day, 16, 5, 0)).decision,
             None,
             "nothing left to end"
         );
@@ -439,7 +446,6 @@ fn clocks_end_a_session_whose_market_stopped_before_its_end() {
 /// once, as the next bar would.
 #[test]
 fn a_clock_ends_a_session_of_bars_that_stopped_early() {
-    use nq_runtime::engine::DecisionKind;
     let bars = rth_bars();
     let last_bars = last_bar_of_each_day(&bars);
     let thanksgiving = *last_bars
@@ -450,7 +456,7 @@ fn a_clock_ends_a_session_of_bars_that_stopped_early() {
     let buffer = checkpoint();
     let mut engine = engine(&buffer);
     for bar in bars.iter().filter(|b| b.ts_ns <= thanksgiving.ts_ns) {
-        engine.on_bar_with(bar, &mut always_long);
+        engine.on_bar_with(bar, &mut always_long).unwrap();
     }
     assert_eq!(
         engine.simulator().position_side(),
@@ -458,17 +464,97 @@ fn a_clock_ends_a_session_of_bars_that_stopped_early() {
         "long into the early close"
     );
     assert_eq!(
-        engine.flush(ny_time(day, 15, 0, 0)),
+        engine.flush(ny_time(day, 15, 0, 0)).decision,
         None,
         "the session is still on"
     );
-    let end = engine.flush(ny_time(day, 16, 0, 0)).expect("a session end");
+    let step = engine.flush(ny_time(day, 16, 0, 0));
+    let end = step.decision.expect("a session end");
     assert_eq!(
         (end.kind, end.target_position),
         (DecisionKind::SessionEnd, 0)
     );
-    let exit = engine.events().exit.expect("closed at once");
+    let exit = *step.exits().next().expect("closed at once");
     assert_eq!(exit.exit_ts_ns, thanksgiving.ts_ns + MINUTE_NS);
     assert_eq!(exit.exit_price, thanksgiving.close - TICK);
     assert_eq!(engine.simulator().position_side(), 0);
+}
+
+/// The chain the property test found (its seed is in
+/// `engine_session_end.proptest-regressions`): the session's last traded bar
+/// closes on a clock while long; a print at 16:00:00.226 opens a bar outside
+/// the session, still inside the one-bar grace; a clock at 16:00:59 and a
+/// print at 16:01:12 follow. The print past the end is the first chance to
+/// flatten, and the flatten fills on it, with one `SessionEnd` decision for
+/// the session. (The engine used to wait: the clock said `SessionEnd`, the
+/// 16:01:12 print said it again, and the trade exited 72 s past the end.)
+#[test]
+fn a_print_past_the_end_after_a_clock_close_fills_the_flatten_at_once() {
+    let (bars, day) = up_to_a_quiet_last_minute(&rth_bars());
+    let buffer = checkpoint();
+    let mut engine = engine(&buffer);
+    for tick in ticks_of(&bars) {
+        engine.on_tick_with(&tick, &mut always_long).unwrap();
+    }
+    let closed = engine.flush(ny_time(day, 15, 59, 200));
+    assert_eq!(closed.bar.map(|b| b.bar_ts_ns), bars.last().map(|b| b.ts_ns));
+    assert_eq!(closed.account.position, 1, "long into the end");
+    let price = bars.last().unwrap().close;
+    let print = |ms: i64| Tick {
+        ts_ns: ny_time(day, 16, 0, ms),
+        price: price + 2.0,
+        size: 1.0,
+        side: Side::None,
+    };
+    let mut steps = vec![engine.on_tick_with(&print(226), &mut always_long).unwrap()];
+    steps.push(engine.flush(ny_time(day, 16, 0, 59_000)));
+    steps.push(engine.on_tick_with(&print(72_000), &mut always_long).unwrap());
+    let ends: Vec<_> = steps
+        .iter()
+        .filter_map(|s| s.decision)
+        .filter(|d| d.kind == DecisionKind::SessionEnd)
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(ends[0].ts_ns, print(226).ts_ns);
+    let exits: Vec<TradeRecord> = steps.iter().flat_map(|s| s.exits().copied()).collect();
+    assert_eq!(exits.len(), 1, "{exits:?}");
+    assert_eq!(exits[0].exit_ts_ns, print(226).ts_ns, "{exits:?}");
+    assert_eq!(exits[0].exit_price, print(226).price - TICK);
+    assert_eq!(steps[0].account.position, 0);
+}
+
+/// The same through clocks only, as nq-signal met it: a print at
+/// 16:00:00.1, then clocks at 16:00:00.2, 16:01:00.2 and 16:02:00.2. One
+/// `session_end` (it used to come twice) and the position closed that day
+/// (it used to be held until the next morning's first print).
+#[test]
+fn clocks_after_a_print_past_the_end_say_session_end_once_and_close_that_day() {
+    let (bars, day) = up_to_a_quiet_last_minute(&rth_bars());
+    let buffer = checkpoint();
+    let mut engine = engine(&buffer);
+    for tick in ticks_of(&bars) {
+        engine.on_tick_with(&tick, &mut always_long).unwrap();
+    }
+    assert_eq!(
+        engine.flush(ny_time(day, 15, 59, 200)).account.position,
+        1,
+        "long into the end"
+    );
+    let print = Tick {
+        ts_ns: ny_time(day, 16, 0, 100),
+        price: bars.last().unwrap().close,
+        size: 1.0,
+        side: Side::None,
+    };
+    let mut steps = vec![engine.on_tick_with(&print, &mut always_long).unwrap()];
+    for (mm, ms) in [(0, 200), (1, 200), (2, 200)] {
+        steps.push(engine.flush(ny_time(day, 16, mm, ms)));
+    }
+    let kinds: Vec<_> = steps.iter().filter_map(|s| s.decision.map(|d| d.kind)).collect();
+    assert_eq!(kinds, [DecisionKind::SessionEnd]);
+    let exits: Vec<TradeRecord> = steps.iter().flat_map(|s| s.exits().copied()).collect();
+    assert_eq!(exits.len(), 1);
+    assert_eq!(ny_day(exits[0].exit_ts_ns), day);
+    assert!(exits[0].exit_ts_ns < ny_time(day, 16, 1, 0));
+    assert!(steps.iter().all(|s| s.account.position == 0));
 }

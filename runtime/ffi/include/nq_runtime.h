@@ -379,10 +379,14 @@ typedef struct nq_trade {
   double mfe;
 } nq_trade;
 
-// What the last `nq_engine_on_tick`, `_on_bar`, `_flush` or
+// What the last `nq_engine_on_tick`, `_on_bar`, `_flush`, `_on_fill` or
 // `_end_of_data` call did to the simulated account: at most one entry and
-// one closed trade (an entry first), and whether the drawdown limit was
-// breached in it. Fields without their `has_` flag are zero.
+// two closed trades, in the order they closed, and whether the drawdown
+// limit was breached in it. Fields without their `has_` flag are zero.
+//
+// A second trade is rare: the close-out of a session that ended before the
+// call (`closed_out`), then a trade of the new session stopped out on the
+// same input.
 typedef struct nq_events {
   // Non-zero when `entry` holds a fill.
   uint8_t has_entry;
@@ -390,8 +394,15 @@ typedef struct nq_events {
   uint8_t has_trade;
   // Non-zero when the trailing drawdown was breached during the call.
   uint8_t breached;
+  // Non-zero when `trade` is the close-out of a session that ended
+  // before this call (the market stopped before its end): it is dated at
+  // that session's last bar's end, earlier than the call's input.
+  uint8_t closed_out;
+  // Non-zero when `second_trade` holds a second closed trade.
+  uint8_t has_second_trade;
   struct nq_entry_fill entry;
   struct nq_trade trade;
+  struct nq_trade second_trade;
 } nq_events;
 
 #ifdef __cplusplus
@@ -550,12 +561,14 @@ nq_status nq_engine_on_bar(struct nq_engine *engine,
 // Live, call it every minute and at or after the session end: with an
 // RTH-only feed the session's last bar (and its `NQ_KIND_SESSION_END`
 // decision) closes only on a clock, or on the next morning's first print.
-// When an earlier call already closed the last traded bar (no print in
-// the session's last minute, an early close), no bar is open at the end:
-// then the first call at or after the session end with a position or an
-// order held gives the `NQ_KIND_SESSION_END` decision (once), and the
-// engine's simulated position closes on the next print, or at the last
-// bar's close once a whole bar has passed without one. The calendar has no
+// When no bar closes at the session end (no print in the session's last
+// minute, an early close), the first call at or after the end with a
+// position or an order held gives the `NQ_KIND_SESSION_END` decision, and
+// so does the first print past the end: once per session, whichever comes
+// first. The engine's simulated position then closes on the next print
+// within a bar of the end, or at the last bar's close once a whole bar has
+// passed without one (that trade is in `nq_engine_last_events`, marked
+// `closed_out`). The calendar has no
 // exchange holidays: on early-close days the session still ends at 16:00
 // New York for the engine, so that decision comes at 16:00.
 //
@@ -578,12 +591,13 @@ nq_status nq_engine_on_fill(struct nq_engine *engine,
 // "END_OF_DATA", ...), static and NUL-terminated; NULL for an unknown code.
 const char *nq_exit_reason_name(int32_t reason);
 
-// What the last `nq_engine_on_tick`, `_on_bar`, `_flush` or
+// What the last `nq_engine_on_tick`, `_on_bar`, `_flush`, `_on_fill` or
 // `_end_of_data` call did to the engine's simulated account (the shadow of
 // the real one, as in `nq-eval`'s `trades.parquet`): the entry that filled,
-// the trade that closed, and a drawdown breach. All flags are zero before
-// the first such call and after a refused one; `nq_engine_on_fill` does not
-// change them. Never allocates.
+// the trades that closed, and a drawdown breach. A fill report that no
+// longer has the simulated position closes it as `NQ_EXIT_EXTERNAL`. All
+// flags are zero before the first such call and after a refused one.
+// Never allocates.
 //
 // # Safety
 // `engine` as returned by creation; `out` NULL or writable.

@@ -43,8 +43,10 @@ use nq_formats::{Action, Bar, SessionHours, Side, Tick, OBS_LAYOUT_V1};
 use nq_runtime::engine::{
     Decision, DecisionKind, Engine, EngineConfig, EngineError, FillReport, Sampling,
 };
+use nq_runtime::features::BarRejected;
 use nq_runtime::policy::{Checkpoint, Policy, PolicyError, MAX_ACTIONS};
-use nq_runtime::sim::{ExitReason, SimEvents, TradeRecord};
+use nq_runtime::engine::Step;
+use nq_runtime::sim::{ExitReason, TradeRecord};
 
 /// Entries of `nq_decision.probs`: the largest action set (phase 2).
 pub const NQ_MAX_ACTIONS: usize = 6;
@@ -387,10 +389,14 @@ pub struct nq_trade {
     pub mfe: f64,
 }
 
-/// What the last `nq_engine_on_tick`, `_on_bar`, `_flush` or
+/// What the last `nq_engine_on_tick`, `_on_bar`, `_flush`, `_on_fill` or
 /// `_end_of_data` call did to the simulated account: at most one entry and
-/// one closed trade (an entry first), and whether the drawdown limit was
-/// breached in it. Fields without their `has_` flag are zero.
+/// two closed trades, in the order they closed, and whether the drawdown
+/// limit was breached in it. Fields without their `has_` flag are zero.
+///
+/// A second trade is rare: the close-out of a session that ended before the
+/// call (`closed_out`), then a trade of the new session stopped out on the
+/// same input.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct nq_events {
@@ -400,8 +406,15 @@ pub struct nq_events {
     pub has_trade: u8,
     /// Non-zero when the trailing drawdown was breached during the call.
     pub breached: u8,
+    /// Non-zero when `trade` is the close-out of a session that ended
+    /// before this call (the market stopped before its end): it is dated at
+    /// that session's last bar's end, earlier than the call's input.
+    pub closed_out: u8,
+    /// Non-zero when `second_trade` holds a second closed trade.
+    pub has_second_trade: u8,
     pub entry: nq_entry_fill,
     pub trade: nq_trade,
+    pub second_trade: nq_trade,
 }
 
 /// An error code with its message, NUL-terminated and truncated to fit.
@@ -490,9 +503,9 @@ pub struct nq_engine {
     /// Created by `nq_engine_new`: only `nq_engine_free` may release it.
     boxed: bool,
     last_error: nq_error,
-    /// `engine.events()` belongs to the last feeding call; false when that
-    /// call was refused (the C side then sees no events).
-    events_current: bool,
+    /// What the last feeding call did; `None` before the first one and
+    /// after a refused one (the C side then sees no events).
+    last_step: Option<Step>,
     /// Borrows the caller's checkpoint buffer; `'static` stands for "as long
     /// as the caller keeps it", which the header makes the caller's duty.
     engine: Engine<'static>,
@@ -644,9 +657,11 @@ fn write_decision(d: &Decision, out: &mut nq_decision) {
     };
 }
 
-/// Writes `decision` to `out` and says whether there was one.
-fn deliver(decision: Option<Decision>, out: &mut nq_decision) -> nq_status {
-    match decision {
+/// Keeps `step` for `nq_engine_last_events`, writes its decision to `out`
+/// and says whether there was one.
+fn deliver(e: &mut nq_engine, step: Step, out: &mut nq_decision) -> nq_status {
+    e.last_step = Some(step);
+    match step.decision {
         Some(d) => {
             write_decision(&d, out);
             nq_status::NQ_DECISION
@@ -1186,7 +1201,7 @@ unsafe fn init_in_place(
                     magic: MAGIC_LIVE,
                     boxed,
                     last_error: nq_error::default(),
-                    events_current: false,
+                    last_step: None,
                     engine,
                 })
             };
@@ -1335,7 +1350,7 @@ pub unsafe extern "C" fn nq_engine_on_tick(
     out: *mut nq_decision,
 ) -> nq_status {
     let body = |e: &mut nq_engine| {
-        e.events_current = false;
+        e.last_step = None;
         // SAFETY: the caller's contract on `tick` and `out`.
         let (Some(tick), Some(out)) = (unsafe { tick.as_ref() }, unsafe { out.as_mut() }) else {
             return e.fail(
@@ -1364,10 +1379,7 @@ pub unsafe extern "C" fn nq_engine_on_tick(
             side,
         };
         match e.engine.on_tick(&t) {
-            Ok(decision) => {
-                e.events_current = true;
-                deliver(decision, out)
-            }
+            Ok(step) => deliver(e, step, out),
             Err(reason) => e.fail(
                 nq_status::NQ_ERR_TICK_REJECTED,
                 format_args!(
@@ -1395,7 +1407,7 @@ pub unsafe extern "C" fn nq_engine_on_bar(
     out: *mut nq_decision,
 ) -> nq_status {
     let body = |e: &mut nq_engine| {
-        e.events_current = false;
+        e.last_step = None;
         // SAFETY: the caller's contract on `bar` and `out`.
         let (Some(bar), Some(out)) = (unsafe { bar.as_ref() }, unsafe { out.as_mut() }) else {
             return e.fail(
@@ -1411,32 +1423,24 @@ pub unsafe extern "C" fn nq_engine_on_bar(
             close: bar.close,
             volume: bar.volume,
         };
-        // `Engine::on_bar` answers `None` both for a refused bar and for a
-        // bar without a decision; C callers need to tell them apart, so
-        // the engine's own refusal rule is checked first.
-        let features = e.engine.features();
-        if !b.is_consistent() {
-            return e.fail(
-                    nq_status::NQ_ERR_BAR_REJECTED,
-                    format_args!(
-                        "bar at {} ns rejected: prices must be finite, positive and low <= open, close <= high, volume finite and >= 0",
-                        b.ts_ns
-                    ),
-                );
-        }
-        if features.bars_seen() > 0 && b.ts_ns <= features.last_bar().ts_ns {
-            let previous = features.last_bar().ts_ns;
-            return e.fail(
+        let previous = e.engine.features().last_bar().ts_ns;
+        match e.engine.on_bar(&b) {
+            Ok(step) => deliver(e, step, out),
+            Err(BarRejected::Inconsistent) => e.fail(
+                nq_status::NQ_ERR_BAR_REJECTED,
+                format_args!(
+                    "bar at {} ns rejected: prices must be finite, positive and low <= open, close <= high, volume finite and >= 0",
+                    b.ts_ns
+                ),
+            ),
+            Err(BarRejected::NotAfterPrevious) => e.fail(
                 nq_status::NQ_ERR_BAR_REJECTED,
                 format_args!(
                     "bar at {} ns rejected: not later than the previous bar at {previous} ns",
                     b.ts_ns
                 ),
-            );
+            ),
         }
-        let decision = e.engine.on_bar(&b);
-        e.events_current = true;
-        deliver(decision, out)
     };
     // SAFETY: the caller's contract.
     unsafe { with_engine(engine, body) }
@@ -1448,12 +1452,14 @@ pub unsafe extern "C" fn nq_engine_on_bar(
 /// Live, call it every minute and at or after the session end: with an
 /// RTH-only feed the session's last bar (and its `NQ_KIND_SESSION_END`
 /// decision) closes only on a clock, or on the next morning's first print.
-/// When an earlier call already closed the last traded bar (no print in
-/// the session's last minute, an early close), no bar is open at the end:
-/// then the first call at or after the session end with a position or an
-/// order held gives the `NQ_KIND_SESSION_END` decision (once), and the
-/// engine's simulated position closes on the next print, or at the last
-/// bar's close once a whole bar has passed without one. The calendar has no
+/// When no bar closes at the session end (no print in the session's last
+/// minute, an early close), the first call at or after the end with a
+/// position or an order held gives the `NQ_KIND_SESSION_END` decision, and
+/// so does the first print past the end: once per session, whichever comes
+/// first. The engine's simulated position then closes on the next print
+/// within a bar of the end, or at the last bar's close once a whole bar has
+/// passed without one (that trade is in `nq_engine_last_events`, marked
+/// `closed_out`). The calendar has no
 /// exchange holidays: on early-close days the session still ends at 16:00
 /// New York for the engine, so that decision comes at 16:00.
 ///
@@ -1466,7 +1472,7 @@ pub unsafe extern "C" fn nq_engine_flush(
     out: *mut nq_decision,
 ) -> nq_status {
     let body = |e: &mut nq_engine| {
-        e.events_current = false;
+        e.last_step = None;
         // SAFETY: the caller's contract on `out`.
         let Some(out) = (unsafe { out.as_mut() }) else {
             return e.fail(
@@ -1474,9 +1480,8 @@ pub unsafe extern "C" fn nq_engine_flush(
                 format_args!("nq_engine_flush: out is NULL"),
             );
         };
-        let decision = e.engine.flush(now_ns);
-        e.events_current = true;
-        deliver(decision, out)
+        let step = e.engine.flush(now_ns);
+        deliver(e, step, out)
     };
     // SAFETY: the caller's contract.
     unsafe { with_engine(engine, body) }
@@ -1517,8 +1522,12 @@ pub unsafe extern "C" fn nq_engine_on_fill(
             stop_price: (fill.has_stop != 0).then_some(fill.stop_price),
             target_price: (fill.has_target != 0).then_some(fill.target_price),
         };
+        e.last_step = None;
         match e.engine.on_fill(&report) {
-            Ok(()) => nq_status::NQ_OK,
+            Ok(step) => {
+                e.last_step = Some(step);
+                nq_status::NQ_OK
+            }
             Err(reason) => e.fail(
                 nq_status::NQ_ERR_FILL_REJECTED,
                 format_args!("fill at {} ns rejected: {reason}", fill.ts_ns),
@@ -1562,8 +1571,8 @@ fn trade_of(t: &TradeRecord) -> nq_trade {
     }
 }
 
-fn events_of(ev: &SimEvents) -> nq_events {
-    let entry = ev.entry.map(|f| nq_entry_fill {
+fn events_of(step: &Step) -> nq_events {
+    let entry = step.entry.map(|f| nq_entry_fill {
         ts_ns: f.ts_ns,
         side: f.side as i32,
         contracts: f.contracts,
@@ -1572,12 +1581,17 @@ fn events_of(ev: &SimEvents) -> nq_events {
         target_price: f.target_price,
         commission: f.commission,
     });
+    let mut exits = step.exits();
+    let (first, second) = (exits.next(), exits.next());
     nq_events {
         has_entry: entry.is_some() as u8,
-        has_trade: ev.exit.is_some() as u8,
-        breached: ev.breached as u8,
+        has_trade: first.is_some() as u8,
+        breached: step.breached as u8,
+        closed_out: step.closed_out as u8,
+        has_second_trade: second.is_some() as u8,
         entry: entry.unwrap_or_default(),
-        trade: ev.exit.as_ref().map(trade_of).unwrap_or_default(),
+        trade: first.map(trade_of).unwrap_or_default(),
+        second_trade: second.map(trade_of).unwrap_or_default(),
     }
 }
 
@@ -1598,12 +1612,13 @@ pub extern "C" fn nq_exit_reason_name(reason: i32) -> *const c_char {
     name.as_ptr().cast()
 }
 
-/// What the last `nq_engine_on_tick`, `_on_bar`, `_flush` or
+/// What the last `nq_engine_on_tick`, `_on_bar`, `_flush`, `_on_fill` or
 /// `_end_of_data` call did to the engine's simulated account (the shadow of
 /// the real one, as in `nq-eval`'s `trades.parquet`): the entry that filled,
-/// the trade that closed, and a drawdown breach. All flags are zero before
-/// the first such call and after a refused one; `nq_engine_on_fill` does not
-/// change them. Never allocates.
+/// the trades that closed, and a drawdown breach. A fill report that no
+/// longer has the simulated position closes it as `NQ_EXIT_EXTERNAL`. All
+/// flags are zero before the first such call and after a refused one.
+/// Never allocates.
 ///
 /// # Safety
 /// `engine` as returned by creation; `out` NULL or writable.
@@ -1620,11 +1635,7 @@ pub unsafe extern "C" fn nq_engine_last_events(
                 format_args!("nq_engine_last_events: out is NULL"),
             );
         };
-        *out = if e.events_current {
-            events_of(e.engine.events())
-        } else {
-            nq_events::default()
-        };
+        *out = e.last_step.as_ref().map(events_of).unwrap_or_default();
         nq_status::NQ_OK
     };
     // SAFETY: the caller's contract.
@@ -1648,7 +1659,7 @@ pub unsafe extern "C" fn nq_engine_end_of_data(
     out: *mut nq_trade,
 ) -> nq_status {
     let body = |e: &mut nq_engine| {
-        e.events_current = false;
+        e.last_step = None;
         // SAFETY: the caller's contract on `out`.
         let Some(out) = (unsafe { out.as_mut() }) else {
             return e.fail(
@@ -1656,11 +1667,11 @@ pub unsafe extern "C" fn nq_engine_end_of_data(
                 format_args!("nq_engine_end_of_data: out is NULL"),
             );
         };
-        let trade = e.engine.end_of_data(ts_ns);
-        e.events_current = true;
-        match trade {
+        let step = e.engine.end_of_data(ts_ns);
+        e.last_step = Some(step);
+        match step.exits().next() {
             Some(t) => {
-                *out = trade_of(&t);
+                *out = trade_of(t);
                 nq_status::NQ_TRADE_CLOSED
             }
             None => {

@@ -102,7 +102,7 @@ fn decisions_through_the_abi_equal_the_engine_and_fills_steer_the_position() {
     let mut fills = 0;
     for (i, bar) in bars.iter().enumerate() {
         let (s, d) = bar_decision(e, bar);
-        let want = engine.on_bar(bar);
+        let want = engine.on_bar(bar).unwrap().decision;
         assert_eq!(s == nq_status::NQ_DECISION, want.is_some(), "bar {i}");
         let Some(want) = want else { continue };
         compared += 1;
@@ -372,7 +372,7 @@ fn bad_input_is_an_error_code_with_a_message_and_changes_nothing() {
     // The same valid inputs, without the bad ones, into the engine itself.
     let mut reference = Engine::from_checkpoint_bytes(ckpt.bytes()).unwrap();
     for bar in &bars[..200] {
-        reference.on_bar(bar);
+        reference.on_bar(bar).unwrap();
     }
     let last = bars[199];
     let mut d = nq_decision::default();
@@ -530,7 +530,10 @@ fn bad_input_is_an_error_code_with_a_message_and_changes_nothing() {
         assert_eq!(count, count_before);
         let s = nq_engine_flush(e, tick.ts_ns + 60_000_000_000, &mut d);
         assert_eq!(s, nq_status::NQ_DECISION);
-        let want = reference.flush(tick.ts_ns + 60_000_000_000).unwrap();
+        let want = reference
+            .flush(tick.ts_ns + 60_000_000_000)
+            .decision
+            .unwrap();
         assert_eq!(d.bar_ts_ns, want.bar_ts_ns);
         assert_eq!(
             d.position, want.position as i32,

@@ -23,9 +23,9 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use nq_formats::{Bar, SessionHours, Tick};
-use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig, Sampling};
+use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig, Sampling, Step};
 use nq_runtime::policy::{Checkpoint, Policy};
-use nq_runtime::sim::{ExitReason, SimEvents};
+use nq_runtime::sim::ExitReason;
 
 const WARMUP_BARS: usize = 1_500;
 
@@ -80,7 +80,7 @@ fn rust_decisions(inputs: &Inputs) -> Vec<(&'static str, Decision)> {
     let mut engine = Engine::from_checkpoint_bytes(inputs.checkpoint_bytes.bytes()).unwrap();
     let mut out = Vec::new();
     for bar in &inputs.bars {
-        if let Some(d) = engine.on_bar(bar) {
+        if let Some(d) = engine.on_bar(bar).ok().and_then(|s| s.decision) {
             out.push(("bar", d));
         }
     }
@@ -88,10 +88,10 @@ fn rust_decisions(inputs: &Inputs) -> Vec<(&'static str, Decision)> {
     for tick in &inputs.ticks {
         if let Ok(d) = engine.on_tick(tick) {
             last_ts = tick.ts_ns;
-            out.extend(d.map(|d| ("tick", d)));
+            out.extend(d.decision.map(|d| ("tick", d)));
         }
     }
-    if let Some(d) = engine.flush(last_ts + 60_000_000_000) {
+    if let Some(d) = engine.flush(last_ts + 60_000_000_000).decision {
         out.push(("flush", d));
     }
     out
@@ -287,36 +287,36 @@ fn rust_account(
     let mut engine = Engine::new(policy, config).unwrap();
     let mut lines = Vec::new();
     let mut decisions = 0;
-    let mut record = |source: &'static str, ts_ns: i64, ev: &SimEvents| {
-        if let Some(f) = &ev.entry {
+    let mut record = |source: &'static str, ts_ns: i64, step: &Step| {
+        if let Some(f) = &step.entry {
             lines.push(AccountLine::Entry(source, common::entry_fill_bits(f)));
         }
-        if let Some(t) = &ev.exit {
+        for t in step.exits() {
             lines.push(AccountLine::Trade(source, common::trade_record_bits(t)));
         }
-        if ev.breached {
+        if step.breached {
             lines.push(AccountLine::Breach(source, ts_ns));
         }
+        step.decision.is_some() as usize
     };
     for bar in &inputs.bars {
-        decisions += engine.on_bar(bar).is_some() as usize;
-        record("bar", bar.ts_ns, engine.events());
+        if let Ok(step) = engine.on_bar(bar) {
+            decisions += record("bar", bar.ts_ns, &step);
+        }
     }
     let mut last_ts = 0;
     for tick in &inputs.ticks {
-        if let Ok(d) = engine.on_tick(tick) {
+        if let Ok(step) = engine.on_tick(tick) {
             last_ts = tick.ts_ns;
-            decisions += d.is_some() as usize;
-            record("tick", tick.ts_ns, engine.events());
+            decisions += record("tick", tick.ts_ns, &step);
         }
     }
     let end = last_ts + 60_000_000_000;
-    decisions += engine.flush(end).is_some() as usize;
-    record("flush", end, engine.events());
-    if let Some(t) = engine.end_of_data(end) {
+    decisions += record("flush", end, &engine.flush(end));
+    for t in engine.end_of_data(end).exits() {
         lines.push(AccountLine::Trade(
             "end_of_data",
-            common::trade_record_bits(&t),
+            common::trade_record_bits(t),
         ));
     }
     (lines, decisions)

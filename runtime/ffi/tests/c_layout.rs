@@ -122,8 +122,11 @@ fn c_compiler_sees_the_rust_layout() {
             has_entry,
             has_trade,
             breached,
+            closed_out,
+            has_second_trade,
             entry,
-            trade
+            trade,
+            second_trade
         }),
     ];
     let mut program = String::from(
@@ -174,5 +177,5 @@ fn the_documented_struct_sizes() {
     assert_eq!(size_of::<nq_engine_options>(), 56);
     assert_eq!(size_of::<nq_entry_fill>(), 48);
     assert_eq!(size_of::<nq_trade>(), 88);
-    assert_eq!(size_of::<nq_events>(), 144);
+    assert_eq!(size_of::<nq_events>(), 232);
 }

@@ -4,7 +4,7 @@
 //!   built with the same `EngineConfig` bit for bit (decisions and events);
 //! - default or NULL options equal `nq_engine_init`;
 //! - bad options are `NQ_ERR_OPTIONS` with the field and value named;
-//! - the events of every call equal `Engine::events()`, the trades' net
+//! - the events of every call equal the Rust engine's `Step`, the trades' net
 //!   P&L adds up to the balance change, and `end_of_data` closes an open
 //!   position.
 
@@ -14,9 +14,8 @@ use std::ffi::CStr;
 use std::ptr;
 
 use nq_formats::{Bar, SessionHours, Side, Tick};
-use nq_runtime::engine::{Decision, Engine, EngineConfig, Sampling};
+use nq_runtime::engine::{Decision, Engine, EngineConfig, Sampling, Step as RustStep};
 use nq_runtime::policy::{Checkpoint, Policy};
-use nq_runtime::sim::SimEvents;
 use nq_runtime_ffi::*;
 
 const MINUTE_NS: i64 = 60_000_000_000;
@@ -136,24 +135,36 @@ fn c_events(ev: &nq_events) -> Vec<u64> {
         f.commission.to_bits(),
     ];
     v.extend(c_trade(&ev.trade));
+    v.extend([ev.closed_out as u64, ev.has_second_trade as u64]);
+    v.extend(c_trade(&ev.second_trade));
     v
 }
 
-fn rust_events(ev: &SimEvents) -> Vec<u64> {
+fn rust_events(step: &RustStep) -> Vec<u64> {
+    let mut exits = step.exits();
+    let (first, second) = (exits.next(), exits.next());
     let mut v = vec![
-        ev.entry.is_some() as u64,
-        ev.exit.is_some() as u64,
-        ev.breached as u64,
+        step.entry.is_some() as u64,
+        first.is_some() as u64,
+        step.breached as u64,
     ];
-    match ev.entry {
+    match step.entry {
         Some(f) => v.extend(common::entry_fill_bits(&f)),
         None => v.extend([0u64; 7]),
     }
-    match &ev.exit {
-        Some(t) => v.extend(common::trade_record_bits(t)),
-        None => v.extend(c_trade(&nq_trade::default())),
-    }
+    let trade = |t: Option<&nq_runtime::sim::TradeRecord>| match t {
+        Some(t) => common::trade_record_bits(t),
+        None => c_trade(&nq_trade::default()),
+    };
+    v.extend(trade(first));
+    v.extend([step.closed_out as u64, second.is_some() as u64]);
+    v.extend(trade(second));
     v
+}
+
+/// The Rust engine's decision and events for one call, as the C side's.
+fn rust_step(step: &RustStep) -> (Option<Vec<u64>>, Vec<u64>) {
+    (step.decision.as_ref().map(rust_decision), rust_events(step))
 }
 
 fn last_events(e: *mut nq_engine) -> nq_events {
@@ -221,10 +232,7 @@ fn bars_through_both(e: *mut nq_engine, rust: &mut Engine<'_>, bars: &[Bar]) -> 
         .enumerate()
         .map(|(i, b)| {
             let c = c_bar(e, b);
-            let want = (
-                rust.on_bar(b).map(|d| rust_decision(&d)),
-                rust_events(rust.events()),
-            );
+            let want = rust_step(&rust.on_bar(b).unwrap());
             assert_eq!(c, want, "bar {i} at {}", b.ts_ns);
             c
         })
@@ -443,8 +451,7 @@ fn cost_overrides_reach_the_trades() {
         let mut out = Vec::new();
         for (i, b) in bars.iter().enumerate() {
             let (d, ev) = c_bar(e, b);
-            let want = rust.on_bar(b).map(|d| rust_decision(&d));
-            assert_eq!((d, &ev), (want, &rust_events(rust.events())), "bar {i}");
+            assert_eq!((d, ev), rust_step(&rust.on_bar(b).unwrap()), "bar {i}");
             let events = last_events(e);
             if events.has_trade != 0 {
                 out.push(events.trade);
@@ -648,10 +655,7 @@ fn trade_events_equal_the_engines_and_add_up_to_the_balance() {
         let mut steps = bars_through_both(e, &mut rust, bars);
         for (i, t) in ticks.iter().enumerate() {
             let c = c_tick(e, t);
-            let want = (
-                rust.on_tick(t).unwrap().map(|d| rust_decision(&d)),
-                rust_events(rust.events()),
-            );
+            let want = rust_step(&rust.on_tick(t).unwrap());
             assert_eq!(c, want, "tick {i} at {}", t.ts_ns);
             steps.push(c);
         }
@@ -660,21 +664,22 @@ fn trade_events_equal_the_engines_and_add_up_to_the_balance() {
         // SAFETY: a live engine and a writable decision.
         let s = unsafe { nq_engine_flush(e, end, &mut d) };
         let want = rust.flush(end);
-        assert_eq!(s == nq_status::NQ_DECISION, want.is_some());
+        assert_eq!(s == nq_status::NQ_DECISION, want.decision.is_some());
         let events = c_events(&last_events(e));
-        assert_eq!(events, rust_events(rust.events()));
+        assert_eq!(events, rust_events(&want));
         steps.push((None, events));
         let mut trade = nq_trade::default();
         // SAFETY: as above.
         let s = unsafe { nq_engine_end_of_data(e, end, &mut trade) };
         let want = rust.end_of_data(end);
-        assert_eq!(s == nq_status::NQ_TRADE_CLOSED, want.is_some());
-        assert_eq!(s == nq_status::NQ_OK, want.is_none());
-        if let Some(want) = want {
-            assert_eq!(c_trade(&trade), common::trade_record_bits(&want));
+        let closed = want.exits().next();
+        assert_eq!(s == nq_status::NQ_TRADE_CLOSED, closed.is_some());
+        assert_eq!(s == nq_status::NQ_OK, closed.is_none());
+        if let Some(closed) = closed {
+            assert_eq!(c_trade(&trade), common::trade_record_bits(closed));
         }
         let events = c_events(&last_events(e));
-        assert_eq!(events, rust_events(rust.events()));
+        assert_eq!(events, rust_events(&want));
         steps.push((None, events));
 
         let entries = steps.iter().filter(|(_, ev)| ev[0] != 0).count();
@@ -722,7 +727,7 @@ fn end_of_data_closes_an_open_position() {
     // Until an entry has filled and the position is still open after the bar.
     loop {
         let (_, ev) = c_bar(e, &bars[k]);
-        rust.on_bar(&bars[k]);
+        rust.on_bar(&bars[k]).unwrap();
         k += 1;
         if ev[0] != 0 && rust.simulator().position_side() != 0 {
             break;
@@ -738,7 +743,7 @@ fn end_of_data_closes_an_open_position() {
             nq_engine_end_of_data(e, at, &mut trade),
             nq_status::NQ_TRADE_CLOSED
         );
-        let want = rust.end_of_data(at).unwrap();
+        let want = *rust.end_of_data(at).exits().next().unwrap();
         assert_eq!(c_trade(&trade), common::trade_record_bits(&want));
         assert_eq!(trade.side, side);
         assert_eq!(trade.exit_ts_ns, at);
@@ -772,23 +777,36 @@ fn end_of_data_closes_an_open_position() {
         let steps = bars_through_both(e, &mut rust, &bars[k..k + 200]);
         assert!(!decisions(&steps).is_empty());
 
-        // Events survive a fill report and vanish with a refused tick.
+        // A fill report's events are its own: a report of flat closes the
+        // simulated position (EXTERNAL), as the Rust engine's step says.
         let mut next = k + 200;
-        let before = loop {
+        loop {
             let (_, ev) = c_bar(e, &bars[next]);
-            rust.on_bar(&bars[next]);
+            rust.on_bar(&bars[next]).unwrap();
             next += 1;
-            if ev[..3].iter().any(|&flag| flag != 0) {
-                break last_events(e);
+            if ev[0] != 0 && rust.simulator().position_side() != 0 {
+                break;
             }
-        };
+        }
         let fill = nq_fill {
             ts_ns: bars[next].ts_ns,
             position: 0,
             ..Default::default()
         };
         assert_eq!(nq_engine_on_fill(e, &fill), nq_status::NQ_OK);
-        assert_eq!(last_events(e), before);
+        let want = rust
+            .on_fill(&nq_runtime::engine::FillReport {
+                ts_ns: fill.ts_ns,
+                position: 0,
+                entry_price: 0.0,
+                stop_price: None,
+                target_price: None,
+            })
+            .unwrap();
+        let ev = last_events(e);
+        assert_eq!(c_events(&ev), rust_events(&want));
+        assert!(ev.has_trade != 0, "the held position is closed");
+        assert_eq!(ev.trade.exit_reason, nq_exit_reason::NQ_EXIT_EXTERNAL as i32);
         let bad = nq_tick {
             ts_ns: at,
             price: f64::NAN,

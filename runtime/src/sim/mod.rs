@@ -423,6 +423,17 @@ impl Simulator {
         self.pending
     }
 
+    /// Since when something is held: the open position's entry time, or a
+    /// pending entry's decision time; `None` when flat with no entry on its
+    /// way.
+    pub fn held_since_ns(&self) -> Option<i64> {
+        match (&self.position, self.pending) {
+            (Some(pos), _) => Some(pos.entry_ts_ns),
+            (None, Some(PendingOrder::Entry { decision_ts_ns, .. })) => Some(decision_ts_ns),
+            (None, _) => None,
+        }
+    }
+
     /// Cash: starting balance + realized gross P&L - every commission paid
     /// (including the entry side of an open position).
     pub fn balance(&self) -> f64 {

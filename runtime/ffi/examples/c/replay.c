@@ -123,6 +123,7 @@ static void print_events(nq_engine *engine, const char *source, int64_t ts_ns) {
                source, ev.entry.ts_ns, ev.entry.side, ev.entry.contracts, ev.entry.price,
                ev.entry.stop_price, ev.entry.target_price, ev.entry.commission);
     if (ev.has_trade) print_trade(source, &ev.trade);
+    if (ev.has_second_trade) print_trade(source, &ev.second_trade);
     if (ev.breached) printf("breach source=%s ts_ns=%" PRId64 "\n", source, ts_ns);
 }
 
