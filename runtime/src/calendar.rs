@@ -157,6 +157,23 @@ pub const fn to_new_york(utc_ns: i64) -> LocalDateTime {
     }
 }
 
+/// Minutes after New York midnight at which the CME Globex day starts:
+/// trades from 18:00 on belong to the next trading date.
+pub const GLOBEX_OPEN_MINUTE: u32 = 18 * 60;
+
+/// The CME trading date of a UTC instant, as days since 1970-01-01: the New
+/// York calendar date, or the next one from 18:00 New York on. The one rule
+/// for the dates `nq-eval --from/--to`, `nq-data split` and the checkpoints'
+/// recorded training dates use.
+pub const fn trading_day(utc_ns: i64) -> i64 {
+    let local = to_new_york(utc_ns);
+    if local.minute_of_day() >= GLOBEX_OPEN_MINUTE {
+        local.day.saturating_add(1)
+    } else {
+        local.day
+    }
+}
+
 /// UTC instant of a New York wall time (`day` as days since 1970-01-01,
 /// `minute_of_day` may be 0..=1440). Resolves like Python's `fold=0`: an
 /// ambiguous time (the repeated autumn hour) gives the earlier instant, a

@@ -50,11 +50,9 @@ use nq_formats::obs::{MARKET_DIM, OBS_DIM_PHASE2, OBS_LAYOUT_V1};
 use nq_formats::{Action, ActionSet, Bar, Instrument, SimConfig, Tick};
 
 use crate::bars::{BarBuilder, TickRejected};
-use crate::features::{BarInfo, BarRejected, FeatureConfig, FeatureConfigError, FeatureEngine};
 use crate::features::BAR_FEATURE_COUNT;
-use crate::policy::{
-    Checkpoint, FirstLayerPrefix, Policy, PolicyError, PolicyScratch, Rng,
-};
+use crate::features::{BarInfo, BarRejected, FeatureConfig, FeatureConfigError, FeatureEngine};
+use crate::policy::{Checkpoint, FirstLayerPrefix, Policy, PolicyError, PolicyScratch, Rng};
 use crate::sim::{PositionSync, Simulator};
 use crate::step::{BarStepper, Due};
 use crate::ActionMask;
@@ -80,6 +78,10 @@ pub struct EngineConfig {
     /// checkpoint's.
     pub actions: Option<ActionSet>,
     pub drawdown: DrawdownScope,
+    /// Entries get the ATR stop and target (SPEC 6). `false` leaves them
+    /// without either, for a baseline that holds until the session ends
+    /// (nq-eval's buy and hold); decisions then carry no bracket.
+    pub brackets: bool,
 }
 
 impl EngineConfig {
@@ -90,6 +92,7 @@ impl EngineConfig {
             sampling: Sampling::Greedy,
             actions: None,
             drawdown: DrawdownScope::Session,
+            brackets: true,
         }
     }
 }
@@ -244,8 +247,11 @@ impl<'a> Engine<'a> {
                 });
             }
         }
-        let stepper = BarStepper::new(config.sim, config.drawdown, policy.n_actions())
+        let mut stepper = BarStepper::new(config.sim, config.drawdown, policy.n_actions())
             .map_err(|e| EngineError::Sim(e.0))?;
+        if !config.brackets {
+            stepper = stepper.without_brackets();
+        }
         let layout = OBS_LAYOUT_V1.with_bar_seconds(config.sim.bar_seconds);
         let feature_config = FeatureConfig::from_layout(
             &layout,

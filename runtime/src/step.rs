@@ -338,6 +338,13 @@ impl BarStepper {
         })
     }
 
+    /// The same stepper whose entries get no stop or target (see
+    /// [`Simulator::without_brackets`]).
+    pub fn without_brackets(mut self) -> BarStepper {
+        self.sim = self.sim.without_brackets();
+        self
+    }
+
     /// Back to a flat account with the starting balance and no history (a
     /// new training episode), with the same settings.
     pub fn reset(&mut self) {
@@ -375,15 +382,15 @@ impl BarStepper {
         self.decisions
     }
 
-    /// Starts the record of a new step.
+    /// Starts the record of a new step. A decision asked for and not yet
+    /// given stays asked: the trainer's step is the decision at one bar and
+    /// the replay of the next.
     pub fn begin(&mut self) {
         self.step = Step::default();
-        self.awaiting = None;
     }
 
-    /// Ends the step: what it did, with the account after it.
+    /// The record so far: what the step did, with the account now.
     pub fn finish(&mut self) -> Step {
-        self.awaiting = None;
         self.step.account = Account {
             position: self.sim.position_side(),
             pending: self.sim.pending().is_some(),
@@ -397,6 +404,9 @@ impl BarStepper {
     /// Bar data: one bar that [`crate::features::FeatureEngine::on_bar`]
     /// accepted as `info`, replayed and closed (steps 1 to 3).
     pub fn on_bar(&mut self, bar: &Bar, info: &BarInfo) -> Due {
+        // A new record: a decision asked at the last close and not given
+        // was HOLD.
+        self.awaiting = None;
         self.feed = FeedKind::Bars;
         self.close_out_ended_session(bar.ts_ns);
         let events = self.sim.on_bar(bar);
@@ -407,6 +417,7 @@ impl BarStepper {
     /// Tick data, before the print settles: the close-out (step 1) and, when
     /// the print closed a bar, that bar's close (step 3) as `info`.
     pub fn on_print(&mut self, ts_ns: i64, closed: Option<(&Bar, &BarInfo)>) -> Due {
+        self.awaiting = None;
         self.feed = FeedKind::Ticks;
         // A bar of the session closing here is that session's last price:
         // its close, not an earlier one, ends what is held (step 3).
@@ -431,6 +442,7 @@ impl BarStepper {
     /// closes: unless that bar is in the session, the session end (step 4)
     /// and the close-out (step 1).
     pub fn on_clock(&mut self, now_ns: i64, closed: Option<(&Bar, &BarInfo)>) -> Due {
+        self.awaiting = None;
         if !closed.is_some_and(|(_, info)| info.in_session) {
             // Live, the clock is how a feed whose market stopped early learns
             // the session is over: say so (step 4) before closing out what
@@ -489,13 +501,13 @@ impl BarStepper {
                 self.sim
                     .market_fill_price(side, price)
                     .and_then(|fill| self.sim.bracket(side, fill, atr))
+                    .map(|(stop, target)| (Some(stop), Some(target)))
             } else {
-                let view = self.sim.position_view();
-                Some((view.stop_price, view.target_price))
+                Some(self.sim.working_legs())
             };
             if let Some((stop, target)) = bracket {
-                decision.stop_price = Some(stop);
-                decision.target_price = Some(target);
+                decision.stop_price = stop;
+                decision.target_price = target;
             }
         }
         self.decisions += 1;
@@ -643,8 +655,13 @@ impl BarStepper {
             let session = held_from.map_or(info.session.id, |s| s.id);
             if self.session_end_said != Some(session) {
                 self.session_end_said = Some(session);
-                let mut d =
-                    Decision::forced(DecisionKind::SessionEnd, info, ts_ns, position, self.n_actions);
+                let mut d = Decision::forced(
+                    DecisionKind::SessionEnd,
+                    info,
+                    ts_ns,
+                    position,
+                    self.n_actions,
+                );
                 d.equity = closed.equity;
                 self.step.decision = Some(d);
                 closed.kind = BarKind::Decided(DecisionKind::SessionEnd);
@@ -653,9 +670,11 @@ impl BarStepper {
             // printed for a whole bar after the session end (RTH-only data,
             // early closes): that print would carry the position overnight,
             // so it closes at the session's last price, as with bars.
-            let end = held_from.map_or(session_end, |s| s.end_ns);
-            let no_print_after_end =
-                closed_ns.is_some_and(|t| t >= end.saturating_add(self.bar_ns));
+            // (A position reported outside any session it could be held
+            // from has no such end: it closes on the next print.)
+            let no_print_after_end = held_from.is_some_and(|s| {
+                closed_ns.is_some_and(|t| t >= s.end_ns.saturating_add(self.bar_ns))
+            });
             if closed_ns.is_none() || no_print_after_end {
                 if let Some(trade) = self.sim.flatten(info.close, ts_ns, ExitReason::SessionEnd) {
                     self.step.push_exit(trade);

@@ -96,7 +96,11 @@ fn ticks_and_bars_take_the_same_choices() {
     let mut from_bars = Vec::new();
     let mut from_ticks = Vec::new();
     for bar in &all {
-        if let Some(d) = by_bar.on_bar_with(bar, &mut |_, _| Action::Hold).unwrap().decision {
+        if let Some(d) = by_bar
+            .on_bar_with(bar, &mut |_, _| Action::Hold)
+            .unwrap()
+            .decision
+        {
             from_bars.push((d.ts_ns, d.action));
         }
         let tick = Tick {

@@ -497,7 +497,10 @@ fn a_print_past_the_end_after_a_clock_close_fills_the_flatten_at_once() {
         engine.on_tick_with(&tick, &mut always_long).unwrap();
     }
     let closed = engine.flush(ny_time(day, 15, 59, 200));
-    assert_eq!(closed.bar.map(|b| b.bar_ts_ns), bars.last().map(|b| b.ts_ns));
+    assert_eq!(
+        closed.bar.map(|b| b.bar_ts_ns),
+        bars.last().map(|b| b.ts_ns)
+    );
     assert_eq!(closed.account.position, 1, "long into the end");
     let price = bars.last().unwrap().close;
     let print = |ms: i64| Tick {
@@ -508,7 +511,11 @@ fn a_print_past_the_end_after_a_clock_close_fills_the_flatten_at_once() {
     };
     let mut steps = vec![engine.on_tick_with(&print(226), &mut always_long).unwrap()];
     steps.push(engine.flush(ny_time(day, 16, 0, 59_000)));
-    steps.push(engine.on_tick_with(&print(72_000), &mut always_long).unwrap());
+    steps.push(
+        engine
+            .on_tick_with(&print(72_000), &mut always_long)
+            .unwrap(),
+    );
     let ends: Vec<_> = steps
         .iter()
         .filter_map(|s| s.decision)
@@ -550,7 +557,10 @@ fn clocks_after_a_print_past_the_end_say_session_end_once_and_close_that_day() {
     for (mm, ms) in [(0, 200), (1, 200), (2, 200)] {
         steps.push(engine.flush(ny_time(day, 16, mm, ms)));
     }
-    let kinds: Vec<_> = steps.iter().filter_map(|s| s.decision.map(|d| d.kind)).collect();
+    let kinds: Vec<_> = steps
+        .iter()
+        .filter_map(|s| s.decision.map(|d| d.kind))
+        .collect();
     assert_eq!(kinds, [DecisionKind::SessionEnd]);
     let exits: Vec<TradeRecord> = steps.iter().flat_map(|s| s.exits().copied()).collect();
     assert_eq!(exits.len(), 1);

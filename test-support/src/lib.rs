@@ -36,3 +36,37 @@ pub fn python() -> PathBuf {
 pub fn python_command() -> Command {
     Command::new(python())
 }
+
+/// Bars from a `ts_utc_ns,open,high,low,close,volume` CSV (the layout of the
+/// bar files in `../shared/data/real`), in file order.
+pub fn read_bars_csv(path: &Path) -> Vec<nq_formats::Bar> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let p = |i: usize| f[i].parse::<f64>().unwrap();
+            nq_formats::Bar {
+                ts_ns: f[0].parse().unwrap(),
+                open: p(1),
+                high: p(2),
+                low: p(3),
+                close: p(4),
+                volume: p(5),
+            }
+        })
+        .collect()
+}
+
+/// The real NQ 1-minute bars of November 2023 (Globex hours, Thanksgiving's
+/// early close and the day after).
+pub fn nq_1min_bars() -> Vec<nq_formats::Bar> {
+    read_bars_csv(&real_data("nq_firstrate_2023_11/nq_1min_bars_utc.csv"))
+}
+
+/// The real ES 1-minute bars of March 2023, across the US switch to
+/// daylight saving time.
+pub fn es_1min_bars() -> Vec<nq_formats::Bar> {
+    read_bars_csv(&real_data("es_firstrate_2023_03/es_1min_bars_utc.csv"))
+}

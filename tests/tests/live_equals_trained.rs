@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use nq_formats::SimConfig;
 use nq_runtime::engine::{DecisionKind, EngineConfig};
-use nq_runtime::sim::Simulator;
+use nq_runtime::step::{BarStepper, DrawdownScope};
 use nq_tools::checkpoint_file::CheckpointFile;
 use nq_tools::market_data::MarketReader;
 use nq_trainer::data::load_bars;
@@ -42,11 +42,16 @@ fn engine_observations_equal_the_trainers() {
     let mut engine = file.engine(Some(config)).unwrap();
     let ticks = MarketReader::open(&data).unwrap().read_all_ticks().unwrap();
 
-    let flat = Simulator::new(sim).unwrap();
+    // A flat account: the context the trainer's episodes start from.
+    let flat = BarStepper::new(sim, DrawdownScope::Session, 3).unwrap();
     let mut trainer_obs = vec![0.0f32; 225];
     let (mut compared, mut compared_flat) = (0, 0);
     for tick in &ticks {
-        let Some(d) = engine.on_tick(tick).expect("sample ticks are valid") else {
+        let Some(d) = engine
+            .on_tick(tick)
+            .expect("sample ticks are valid")
+            .decision
+        else {
             continue;
         };
         if d.kind != DecisionKind::Policy {
@@ -56,7 +61,10 @@ fn engine_observations_equal_the_trainers() {
             .bars
             .binary_search_by_key(&d.bar_ts_ns, |b| b.ts_ns)
             .expect("the trainer has the engine's bar");
-        let mask = trained.observation(i, &flat, 1, &mut trainer_obs);
+        // The flat account's mask, from the simulator's one mask rule.
+        let info = &trained.info[i];
+        let mask = flat.simulator().mask(info.close, info.atr, 3);
+        trained.observation(i, &flat, mask, 1, &mut trainer_obs);
         let live = engine.observation();
         assert_eq!(
             live[..220],
@@ -67,7 +75,7 @@ fn engine_observations_equal_the_trainers() {
         if d.position == 0 {
             // Flat on both sides: the context features and the mask agree too.
             assert_eq!(live, &trainer_obs[..], "observation at bar {i}");
-            assert_eq!(d.mask.bits(), mask, "mask at bar {i}");
+            assert_eq!(d.mask, mask, "mask at bar {i}");
             compared_flat += 1;
         }
     }

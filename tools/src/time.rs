@@ -1,8 +1,7 @@
 //! Time helpers: printing nanosecond timestamps, and New York session dates.
 
-use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Timelike};
-use chrono_tz::America::New_York;
-use nq_formats::market::NS_PER_SEC;
+use chrono::{DateTime, Datelike, NaiveDate, Timelike};
+use nq_runtime::calendar;
 
 /// `2023-11-20T14:30:00.25Z`-style UTC text for a nanosecond timestamp.
 pub fn format_ts(ts_ns: i64) -> String {
@@ -20,14 +19,11 @@ pub fn format_ts(ts_ns: i64) -> String {
     }
 }
 
-/// Converts UTC nanoseconds to New York local time, caching the UTC offset per
-/// hour because the rules only ever change on an hour boundary.
+/// New York local time and CME trading dates, from the runtime's calendar
+/// (`nq_runtime::calendar`: the one DST and trading-date rule the engine and
+/// the trainer use too).
 #[derive(Debug, Default)]
-pub struct NewYorkClock {
-    cached_hour: i64,
-    cached_offset_s: i64,
-    valid: bool,
-}
+pub struct NewYorkClock;
 
 /// A moment in New York local time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,50 +33,29 @@ pub struct LocalTime {
     pub minute_of_day: u16,
 }
 
+/// The date of a day number (days since 1970-01-01).
+pub fn date_of_day(day: i64) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt((day + 719_163) as i32).unwrap_or_default()
+}
+
 impl NewYorkClock {
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// UTC offset in seconds (negative: New York is behind UTC).
-    pub fn offset_seconds(&mut self, ts_ns: i64) -> i64 {
-        let secs = ts_ns.div_euclid(NS_PER_SEC);
-        let hour = secs.div_euclid(3600);
-        if !self.valid || hour != self.cached_hour {
-            let utc = DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
-            self.cached_offset_s = i64::from(
-                New_York
-                    .offset_from_utc_datetime(&utc.naive_utc())
-                    .fix()
-                    .local_minus_utc(),
-            );
-            self.cached_hour = hour;
-            self.valid = true;
-        }
-        self.cached_offset_s
+        NewYorkClock
     }
 
     pub fn local(&mut self, ts_ns: i64) -> LocalTime {
-        let local_s = ts_ns.div_euclid(NS_PER_SEC) + self.offset_seconds(ts_ns);
-        let days = local_s.div_euclid(86_400);
-        let sod = local_s.rem_euclid(86_400);
-        let date =
-            NaiveDate::from_num_days_from_ce_opt((days + 719_163) as i32).unwrap_or_default();
+        let local = calendar::to_new_york(ts_ns);
         LocalTime {
-            date,
-            minute_of_day: (sod / 60) as u16,
+            date: date_of_day(local.day),
+            minute_of_day: local.minute_of_day() as u16,
         }
     }
 
-    /// The CME trading date: the New York calendar date, except that trades from
-    /// 18:00 on belong to the next day's Globex session.
+    /// The CME trading date ([`calendar::trading_day`]): the New York
+    /// calendar date, except that trades from 18:00 on belong to the next
+    /// day's Globex session.
     pub fn trading_date(&mut self, ts_ns: i64) -> NaiveDate {
-        let l = self.local(ts_ns);
-        if l.minute_of_day >= 18 * 60 {
-            l.date.succ_opt().unwrap_or(l.date)
-        } else {
-            l.date
-        }
+        date_of_day(calendar::trading_day(ts_ns))
     }
 }
 
@@ -101,6 +76,8 @@ mod tests {
             "2023-11-19T23:00:00.25Z"
         );
     }
+
+    use nq_formats::market::NS_PER_SEC;
 
     #[test]
     fn new_york_follows_dst() {

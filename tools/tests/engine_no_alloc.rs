@@ -64,12 +64,13 @@ fn one_million_ticks_allocate_nothing() {
     let (mut decisions, mut trades, mut moves) = (0u64, 0u64, 0u64);
     let ((), allocations) = allocations_during(|| {
         for tick in &ticks {
-            if let Some(d) = engine.on_tick(tick).expect("valid tick") {
+            let step = engine.on_tick(tick).expect("valid tick");
+            if let Some(d) = step.decision {
                 decisions += 1;
                 moves += d.action.is_position_management() as u64;
                 engine.prepare_next_decision();
             }
-            trades += engine.events().exit.is_some() as u64;
+            trades += step.exits().count() as u64;
         }
     });
 

@@ -83,6 +83,7 @@ fn assert_decisions_auditable(
     let ts = column::<TimestampNanosecondArray>(equity, "ts");
     let position = column::<Int8Array>(equity, "position");
     let action = column::<UInt8Array>(equity, "action");
+    let mask = column::<UInt8Array>(equity, "mask");
     let kind = column::<StringArray>(equity, "kind");
     let target = column::<Int8Array>(equity, "target_position");
     let (stop, take) = (
@@ -121,9 +122,11 @@ fn assert_decisions_auditable(
             other => panic!("{ctx}: unknown kind {other:?}"),
         }
         if policy.value(i) == "buy_and_hold" {
-            // It holds with no bracket and never orders at a decision.
+            // No bracket; it buys at a decision while flat, else holds.
             assert!(stop.is_null(i) && take.is_null(i), "{ctx}: no bracket");
-            assert_eq!(a, Action::Hold, "{ctx}");
+            let may_buy = mask.value(i) & (1 << Action::Buy.code()) != 0;
+            let buys = kind.value(i) == "policy" && p == 0 && may_buy;
+            assert_eq!(a, if buys { Action::Buy } else { Action::Hold }, "{ctx}");
             continue;
         }
         assert_eq!(
@@ -805,7 +808,10 @@ fn pyarrow_reads_the_report_consistently() {
             cmd.env("NQ_CHECK_BLOCK_PANDAS", "1");
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "pandas blocked: {block_pandas}: {out:?}");
+        assert!(
+            out.status.success(),
+            "pandas blocked: {block_pandas}: {out:?}"
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.starts_with("ok: 5 summaries"), "{stdout}");
         assert!(stdout.trim_end().ends_with(says), "{stdout}");
@@ -988,25 +994,55 @@ fn rth_date(ts_ns: i64) -> Option<chrono::NaiveDate> {
     (570..960).contains(&minute).then(|| local.date_naive())
 }
 
-/// A session's first and last price, each with its time (ns).
+/// A buy-and-hold trade's entry and exit: each time (ns) and market price.
 type OpenAndClose = ((i64, f64), (i64, f64));
 
-/// Per RTH session, its open and close, from each record's (start, end,
-/// open, close).
-fn rth_sessions(records: impl Iterator<Item = (i64, i64, f64, f64)>) -> Vec<OpenAndClose> {
-    let mut days = std::collections::BTreeMap::<chrono::NaiveDate, _>::new();
-    for (ts, end, open, close) in records {
-        if let Some(date) = rth_date(ts) {
-            days.entry(date)
-                .and_modify(|(_, last): &mut (_, (i64, f64))| *last = (end, close))
-                .or_insert(((ts, open), (end, close)));
-        }
+/// The New York minute of day of `ts_ns` (chrono-tz, not the code under test).
+fn ny_minute(ts_ns: i64) -> u32 {
+    use chrono::{TimeZone, Timelike};
+    let local = chrono_tz::America::New_York.timestamp_nanos(ts_ns);
+    local.hour() * 60 + local.minute()
+}
+
+/// Buy and hold over minute bars, per RTH session: the decision at the
+/// close of the 09:30 bar fills at the next bar's open; the session's last
+/// bar (15:59) closes it at its close, at 16:00.
+fn rth_bar_trades(bars: &[nq_formats::Bar]) -> Vec<OpenAndClose> {
+    let mut days = std::collections::BTreeMap::<chrono::NaiveDate, OpenAndClose>::new();
+    for (i, b) in bars.iter().enumerate() {
+        let Some(date) = rth_date(b.ts_ns) else {
+            continue;
+        };
+        let entry = bars.get(i + 1).map(|n| (n.ts_ns, n.open));
+        let exit = (b.ts_ns + MINUTE_NS, b.close);
+        days.entry(date)
+            .and_modify(|(_, last)| *last = exit)
+            .or_insert_with(|| (entry.unwrap(), exit));
     }
     days.into_values().collect()
 }
 
+/// Buy and hold over ticks, per RTH session: the first print at or after
+/// 09:31 closes the 09:30 bar, whose decision fills on it; the first print
+/// at or after 16:00 closes the session's last bar and fills the flatten.
+fn rth_tick_trades(ticks: &[Tick]) -> Vec<OpenAndClose> {
+    let mut trades = Vec::new();
+    let mut entry = None;
+    for t in ticks {
+        let minute = ny_minute(t.ts_ns);
+        if entry.is_none() && (571..960).contains(&minute) {
+            entry = Some((t.ts_ns, t.price));
+        } else if minute >= 960 {
+            if let Some(e) = entry.take() {
+                trades.push((e, (t.ts_ns, t.price)));
+            }
+        }
+    }
+    trades
+}
+
 /// The buy-and-hold trades of a report: one per RTH session, long from the
-/// session's first price to its last, with no bracket (SESSION_END, never
+/// session's first decision to its end, with no bracket (SESSION_END, never
 /// STOP or TARGET), slippage both ways, a commission each side, and P&L
 /// worked out here from those prices.
 fn assert_buy_and_hold_rth(report: &Path, sessions: &[OpenAndClose], sim: &SimConfig) {
@@ -1028,7 +1064,7 @@ fn assert_buy_and_hold_rth(report: &Path, sessions: &[OpenAndClose], sim: &SimCo
             "SESSION_END",
             "{ctx}"
         );
-        assert_eq!(ts("entry_time").value(i), t0, "{ctx}: enters at 09:30");
+        assert_eq!(ts("entry_time").value(i), t0, "{ctx}: enters after 09:30");
         assert_eq!(
             ts("exit_time").value(i),
             t1,
@@ -1070,17 +1106,15 @@ fn real_minute_bars(dir: &Path) -> (PathBuf, Vec<nq_formats::Bar>) {
 }
 
 #[test]
-fn buy_and_hold_is_long_each_rth_session_from_open_to_close_without_a_bracket() {
+fn buy_and_hold_is_long_each_rth_session_from_its_first_decision_to_its_end_without_a_bracket() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = checkpoint_sim(P1);
 
-    // The entry is the 09:30 bar's open, the exit the 15:59 bar's close at
-    // 16:00, whatever session the checkpoint trades.
+    // The entry is the 09:31 bar's open (the fill of the decision at the
+    // 09:30 bar's close), the exit the 15:59 bar's close at 16:00, whatever
+    // session the checkpoint trades.
     let (data, bars) = real_minute_bars(tmp.path());
-    let sessions = rth_sessions(
-        bars.iter()
-            .map(|b| (b.ts_ns, b.ts_ns + MINUTE_NS, b.open, b.close)),
-    );
+    let sessions = rth_bar_trades(&bars);
     assert!(sessions.len() >= 10, "{} sessions", sessions.len());
     for session in ["RTH", "globex"] {
         let report = tmp.path().join(format!("report_{session}"));
@@ -1098,10 +1132,10 @@ fn buy_and_hold_is_long_each_rth_session_from_open_to_close_without_a_bracket() 
         assert_buy_and_hold_rth(&report, &sessions, &sim);
     }
 
-    // Ticks: from the first RTH trade to the last before 16:00.
+    // Ticks: from the first print after the 09:30 bar to the first at 16:00.
     let data = synth_ticks(tmp.path());
     let ticks = nq_tools::market_data::read_ticks(&data).unwrap();
-    let sessions = rth_sessions(ticks.iter().map(|t| (t.ts_ns, t.ts_ns, t.price, t.price)));
+    let sessions = rth_tick_trades(&ticks);
     assert_eq!(sessions.len(), 3);
     let report = tmp.path().join("ticks_report");
     let out = eval(&[&P1, &data, &"--drawdown-limit", &"0", &"--report", &report]);
@@ -1125,8 +1159,8 @@ fn every_bar_of_real_minute_bars_has_a_row_in_every_run() {
         assert!(c.decisions > 0 && c.decisions < c.rows, "{name}: {c:?}");
     }
 
-    // From an RTH open on: buy and hold is long through the warm-up, so its
-    // first rows have no decision but an open position marked at the close.
+    // From an RTH open on: buy and hold decides as the policy does, so it is
+    // flat through the warm-up and long from its first RTH decision on.
     let open = bars
         .iter()
         .position(|b| rth_date(b.ts_ns).is_some() && rth_date(b.ts_ns - MINUTE_NS).is_none())
@@ -1147,14 +1181,19 @@ fn every_bar_of_real_minute_bars_has_a_row_in_every_run() {
         column::<StringArray>(&equity, "kind"),
         column::<Int8Array>(&equity, "position"),
     );
-    let held_in_warmup = (0..equity.num_rows())
-        .filter(|&i| policy.value(i) == "buy_and_hold" && kind.value(i) == "warmup")
-        .filter(|&i| position.value(i) == 1)
-        .count();
+    let rows: Vec<usize> = (0..equity.num_rows())
+        .filter(|&i| policy.value(i) == "buy_and_hold")
+        .collect();
+    let warmup = rows.iter().filter(|&&i| kind.value(i) == "warmup").count();
+    assert_eq!(warmup, WARMUP_ROWS);
+    assert!(rows[..warmup].iter().all(|&i| position.value(i) == 0));
+    let first_decision = rows[warmup];
+    assert_eq!(kind.value(first_decision), "policy");
     assert_eq!(
-        held_in_warmup, WARMUP_ROWS,
-        "long from the first bar's close on"
+        column::<UInt8Array>(&equity, "action").value(first_decision),
+        Action::Buy.code()
     );
+    assert_eq!(position.value(rows[warmup + 1]), 1, "long from then on");
 }
 
 /// The CME trading date of `ts_ns` (New York date; from 18:00 the next

@@ -20,7 +20,16 @@ import sys
 from pathlib import Path
 
 if os.environ.get("NQ_CHECK_BLOCK_PANDAS") == "1":
-    sys.modules["pandas"] = None  # import pandas now raises ImportError
+    class _NoPandas:
+        """Makes `import pandas` fail as if it were not installed."""
+
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name == "pandas" or name.startswith("pandas."):
+                raise ModuleNotFoundError("No module named 'pandas' (blocked)", name=name)
+            return None
+
+    sys.meta_path.insert(0, _NoPandas)
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,9 +83,11 @@ def check_decision(e: dict) -> None:
         assert (e["action_name"], target) == ("HOLD", 0), e
     assert e["atr"] > 0 and math.isfinite(e["close"]), e
     if e["policy"] == "buy_and_hold":
-        # Long from 09:30 to 16:00 with no bracket; it never orders at a decision.
+        # Long from the first RTH decision to the session end, with no
+        # bracket: BUY when flat, HOLD otherwise.
         assert e["stop_price"] is None and e["target_price"] is None, e
-        assert e["action_name"] == "HOLD", e
+        assert e["action_name"] == ("BUY" if e["position"] == 0 and e["kind"] == "policy"
+                                    and e["mask"] & 2 else "HOLD"), e
         return
     assert (e["stop_price"] is None) == (target == 0), e
     assert (e["target_price"] is None) == (target == 0), e

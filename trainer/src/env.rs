@@ -1,26 +1,31 @@
 //! Vectorised trading environments over the runtime: bars and features are
-//! computed once ([`nq_runtime::features::compute_series`]); every step runs
-//! the runtime's [`Simulator`] (fills, brackets, P&L, drawdown) and its one
-//! action mask. Nothing here re-implements market logic: the environment only
-//! decides *which* bar comes next, pays curriculum bonuses (rewards only,
-//! never P&L) and keeps statistics.
+//! computed once ([`nq_runtime::features::compute_series`]); every step is
+//! the runtime's own bar step ([`BarStepper`], the code the engine behind
+//! nq-eval, nq-signal and the C ABI drives): fills, brackets, the session
+//! end and its close-out, the drawdown, the mask and every dollar of P&L.
+//! Nothing here re-implements market logic: the environment only decides
+//! *which* session and bar an episode starts at, pays curriculum bonuses
+//! (rewards only, never P&L) and keeps statistics.
 //!
-//! Episodes are sessions. A decision is made at the close of bar `i` of the
-//! session and the next bar `i + 1` is replayed through the simulator (an order
-//! fills at its open; SPEC section 6, bar data). The episode terminates when
-//! the replayed bar is the session's last (the position is flattened at its
-//! close) or the account breaches its drawdown; it is truncated (and
-//! bootstrapped) after `max_episode_steps` decisions, when configured.
+//! Episodes are sessions. A step is the decision at the close of bar `i`
+//! ([`BarStepper::act`]) and the replay of the next bar `i + 1`
+//! ([`BarStepper::on_bar`]: an order fills at its open; SPEC section 6, bar
+//! data). The episode terminates when the stepper asks for no further
+//! decision in the session: its last bar (flattened at its close), a bar past
+//! an early end (closed out at the last price), a drawdown breach, or the
+//! end of the data; it is truncated (and bootstrapped) after
+//! `max_episode_steps` decisions, when configured.
 
 use std::sync::Arc;
 
 use nq_formats::obs::MARKET_DIM;
-use nq_formats::{Action, Bar, SimConfig};
+use nq_formats::{Action, ActionSet, Bar, SimConfig};
 use nq_runtime::features::{
     compute_series, context_features, market_window, position_management_features, BarInfo,
     FeatureConfig, CONTEXT_COUNT, POSITION_MANAGEMENT_COUNT,
 };
-use nq_runtime::sim::{ExitReason, Simulator};
+use nq_runtime::step::{BarStepper, Decision, DrawdownScope, Due, Step};
+use nq_runtime::ActionMask;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -45,13 +50,18 @@ pub struct SessionSpan {
     pub id: i64,
     /// First bar whose observation is ready.
     pub first_decision: usize,
-    /// The session's last bar: it is only replayed, never decided on.
+    /// The last bar the runtime decides on: the one before the session's
+    /// last bar, or, when the market stopped before the session end (an
+    /// early close), the last bar traded, which cannot know it is the last.
+    pub last_decision: usize,
+    /// The session's last bar in the data.
     pub last_bar: usize,
 }
 
 impl SessionSpan {
+    /// Decision bars: every step of an episode started at `first_decision`.
     pub fn decisions(&self) -> usize {
-        self.last_bar - self.first_decision
+        self.last_decision + 1 - self.first_decision
     }
 }
 
@@ -79,11 +89,21 @@ impl MarketData {
             }
             let last = i;
             i += 1;
-            if let Some(first) = (start..last).find(|&k| info[k].ready) {
-                if last > first {
+            // The session's last bar ends it without a decision; a bar
+            // that only turned out to be the last (an early close) decides.
+            let last_decision = if info[last].is_last_bar {
+                last.checked_sub(1)
+            } else {
+                Some(last)
+            };
+            if let (Some(first), Some(last_decision)) =
+                ((start..=last).find(|&k| info[k].ready), last_decision)
+            {
+                if last_decision >= first {
                     sessions.push(SessionSpan {
                         id,
                         first_decision: first,
+                        last_decision,
                         last_bar: last,
                     });
                 }
@@ -135,14 +155,22 @@ impl MarketData {
             .collect()
     }
 
-    /// Writes the observation of decision bar `i` for the simulator's state.
-    pub fn observation(&self, i: usize, sim: &Simulator, phase: u8, out: &mut [f32]) -> u8 {
+    /// Writes the observation of decision bar `i` for the stepper's
+    /// position and the mask it gave.
+    pub fn observation(
+        &self,
+        i: usize,
+        stepper: &BarStepper,
+        mask: ActionMask,
+        phase: u8,
+        out: &mut [f32],
+    ) {
         let info = &self.info[i];
-        let n_actions = nq_formats::ActionSet::from_phase(phase).map_or(3, |s| s.len());
-        let mask = sim.mask(info.close, info.atr, n_actions);
-        let window = market_window(&self.rows, i).expect("decision bars have a full window");
-        out[..MARKET_DIM].copy_from_slice(window);
-        let pos = sim.position_view();
+        // A decision bar is ready: its window of rows is full.
+        if let Some(window) = market_window(&self.rows, i) {
+            out[..MARKET_DIM].copy_from_slice(window);
+        }
+        let pos = stepper.position_view();
         let ctx = context_features(&pos, info.close, info.atr, &info.progress, self.clip);
         out[MARKET_DIM..MARKET_DIM + CONTEXT_COUNT].copy_from_slice(&ctx);
         if phase >= 2 {
@@ -150,7 +178,6 @@ impl MarketData {
             out[MARKET_DIM + CONTEXT_COUNT..MARKET_DIM + CONTEXT_COUNT + POSITION_MANAGEMENT_COUNT]
                 .copy_from_slice(&pm);
         }
-        mask.bits()
     }
 }
 
@@ -260,6 +287,25 @@ impl StepBuffers {
     }
 }
 
+/// The stepper of an episode paying `commission` per side: `base` with that
+/// commission, checked (a schedule or a saved episode with an unusable one is
+/// refused, never replaced by another).
+fn stepper_for(base: &SimConfig, commission: f64, phase: u8) -> Result<BarStepper, UserError> {
+    let sim = SimConfig {
+        commission_per_side: commission,
+        ..*base
+    };
+    BarStepper::new(sim, DrawdownScope::Session, action_count(phase)?)
+        .map_err(|e| UserError::new(format!("sim.{} is invalid (commission {commission})", e.0)))
+}
+
+/// Actions of a phase's action set (3 or 6).
+pub fn action_count(phase: u8) -> Result<usize, UserError> {
+    ActionSet::from_phase(phase)
+        .map(|s| s.len())
+        .ok_or_else(|| UserError::new(format!("phase {phase}: expected 1 or 2")))
+}
+
 /// One environment.
 #[derive(Debug, Clone)]
 pub struct MarketEnv {
@@ -268,10 +314,16 @@ pub struct MarketEnv {
     phase: u8,
     random_start: bool,
     max_steps: usize,
-    sim: Simulator,
+    /// The runtime's bar step over this episode's account.
+    stepper: BarStepper,
+    /// A fresh stepper at the schedule's commission: each episode starts
+    /// from a copy.
+    fresh: BarStepper,
     rng: Rng,
     /// Current decision bar.
     cursor: usize,
+    /// The mask of the decision the stepper waits for at `cursor`.
+    mask: ActionMask,
     log: EpisodeLog,
     equity: f64,
     peak_equity: f64,
@@ -279,6 +331,16 @@ pub struct MarketEnv {
     /// Bonuses paid since the episode began (reward only, never P&L).
     episode_bonus: f64,
     pm_paid_this_trade: bool,
+    /// The decision the last [`MarketEnv::step`] took (the runtime's: a
+    /// masked action is HOLD).
+    decision: Option<Decision>,
+    /// What the runtime's step did in the bar the last [`MarketEnv::step`]
+    /// replayed after its decision: fills, trades, a forced decision (the
+    /// session end, a breach) and the account.
+    last: Step,
+    /// What the runtime's step did to start the current episode (the start
+    /// bar's close; a forced entry and the bar that filled it).
+    start: Step,
     stats: EnvStats,
     schedule: EnvSchedule,
 }
@@ -297,8 +359,7 @@ impl MarketEnv {
                 "market data: no session has a decision bar after the 132-bar feature warm-up",
             ));
         }
-        let sim =
-            Simulator::new(base_sim).map_err(|f| UserError::new(format!("sim.{f} is invalid")))?;
+        let fresh = stepper_for(&base_sim, base_sim.commission_per_side, phase)?;
         // The action log is reused across episodes; sized for the longest one
         // here, stepping never allocates.
         let longest_episode = data
@@ -313,9 +374,11 @@ impl MarketEnv {
             phase,
             random_start,
             max_steps,
-            sim,
+            stepper: fresh.clone(),
+            fresh,
             rng,
             cursor: 0,
+            mask: ActionMask::HOLD_ONLY,
             log: EpisodeLog {
                 session: 0,
                 start: 0,
@@ -328,6 +391,9 @@ impl MarketEnv {
             episode_drawdown: 0.0,
             episode_bonus: 0.0,
             pm_paid_this_trade: false,
+            decision: None,
+            last: Step::default(),
+            start: Step::default(),
             stats: EnvStats::default(),
             schedule: EnvSchedule {
                 commission: base_sim.commission_per_side,
@@ -350,9 +416,10 @@ impl MarketEnv {
         } else {
             span.first_decision
         };
+        // A forced entry fills at the next bar, which must leave a decision.
         let forced_side = if self.schedule.forced_ratio > 0.0
             && self.rng.uniform() < self.schedule.forced_ratio
-            && start + 1 < span.last_bar
+            && start < span.last_decision
         {
             if self.rng.uniform() < 0.5 {
                 1
@@ -371,13 +438,13 @@ impl MarketEnv {
             commission: self.schedule.commission,
             actions,
         };
+        self.stepper = self.fresh.clone();
         self.begin_episode();
-        self.data
-            .observation(self.cursor, &self.sim, self.phase, obs)
+        self.observe(obs)
     }
 
     /// Starts an episode at the first decision of `session`, without a forced
-    /// position (evaluation).
+    /// position, at the schedule's commission.
     pub fn start_session(&mut self, session: usize, obs: &mut [f32]) -> u8 {
         let mut actions = std::mem::take(&mut self.log.actions);
         actions.clear();
@@ -388,83 +455,105 @@ impl MarketEnv {
             commission: self.schedule.commission,
             actions,
         };
+        self.stepper = self.fresh.clone();
         self.begin_episode();
-        self.data
-            .observation(self.cursor, &self.sim, self.phase, obs)
+        self.observe(obs)
     }
 
-    /// Sets up the simulator for `self.log` (new episode or replay).
+    /// The observation and mask of the decision at `cursor`.
+    fn observe(&self, obs: &mut [f32]) -> u8 {
+        self.data
+            .observation(self.cursor, &self.stepper, self.mask, self.phase, obs);
+        self.mask.bits()
+    }
+
+    /// Runs the fresh stepper (`self.stepper`) up to the episode's first
+    /// decision (`self.log`; a new episode or a replay): the start bar's
+    /// close, and for a forced position (phase 2 boot camp) the entry, decided
+    /// there as a policy's would be, and the next bar that fills it.
     fn begin_episode(&mut self) {
-        let mut cfg = self.base_sim;
-        cfg.commission_per_side = self.log.commission;
-        self.sim = Simulator::new(cfg).unwrap_or_else(|_| self.sim.clone());
-        self.sim.reset();
         self.cursor = self.log.start;
         self.pm_paid_this_trade = false;
         self.episode_bonus = 0.0;
+        self.stepper.begin();
+        self.mask = self.replay_bar();
         if self.log.forced_side != 0 {
-            // A forced position (phase 2 boot camp): the entry is part of the
-            // reset, not a decision of the policy.
+            // The entry is part of the reset, not a decision of the policy.
             let action = if self.log.forced_side > 0 {
                 Action::Buy
             } else {
                 Action::Sell
             };
-            let info = self.data.info[self.cursor];
-            let decided = info.ts_ns + self.base_sim.bar_seconds as i64 * 1_000_000_000;
-            let _ = self.sim.submit(action, info.close, info.atr, decided);
+            self.stepper.act(action, &[]);
             self.cursor += 1;
-            let _ = self.sim.on_bar(&self.data.bars[self.cursor]);
-            self.sim.on_bar_close();
+            self.mask = self.replay_bar();
         }
-        self.equity = self.sim.equity_at_last();
+        let step = self.stepper.finish();
+        // A forced position can end on the bar that fills it.
+        self.book_trades(&step);
+        self.start = step;
+        self.equity = step.account.equity;
         self.peak_equity = self.equity.max(self.base_sim.starting_balance);
         self.episode_drawdown = self.peak_equity - self.equity;
     }
 
-    /// Applies `action` at the current decision bar and replays the next bar.
-    /// Returns (reward dollars, terminated, truncated). Masked actions are
-    /// refused by the simulator and count as HOLD.
+    /// Bar `cursor` through the stepper: the mask it asks a decision with
+    /// (HOLD only when it asks none).
+    fn replay_bar(&mut self) -> ActionMask {
+        let i = self.cursor;
+        match self.stepper.on_bar(&self.data.bars[i], &self.data.info[i]) {
+            Due::Policy { mask } => mask,
+            Due::Nothing => ActionMask::HOLD_ONLY,
+        }
+    }
+
+    /// Applies `action` at the current decision bar and replays the next bar,
+    /// through the stepper. Returns (reward dollars, terminated, truncated).
+    /// A masked action is HOLD (the stepper's rule).
     fn advance(&mut self, action: u8) -> (f64, bool, bool) {
-        let info = self.data.info[self.cursor];
-        let decided = info.ts_ns + self.base_sim.bar_seconds as i64 * 1_000_000_000;
-        let action = Action::from_code(action).unwrap_or(Action::Hold);
+        let requested = Action::from_code(action).unwrap_or(Action::Hold);
         let mut bonus = 0.0;
-        let accepted = self
-            .sim
-            .submit(action, info.close, info.atr, decided)
-            .is_ok();
-        if accepted && action.is_position_management() && !self.pm_paid_this_trade {
+        self.decision = self.stepper.act(requested, &[]);
+        let decided = self.decision.map(|d| d.action);
+        if decided == Some(requested)
+            && requested.is_position_management()
+            && !self.pm_paid_this_trade
+        {
             self.pm_paid_this_trade = true;
             bonus += self.schedule.pm_bonus;
             self.stats.pm_bonus_paid += self.schedule.pm_bonus;
         }
-        self.stats.actions[action as usize] += 1;
+        self.stats.actions[requested as usize] += 1;
         self.stats.steps += 1;
-        self.cursor += 1;
         let span = self.session();
-        let events = self.sim.on_bar(&self.data.bars[self.cursor]);
-        self.sim.on_bar_close();
-        let mut trades = [events.exit, None];
-        if events.entry.is_some() {
+        let mut more = false;
+        self.stepper.begin();
+        if self.cursor + 1 < self.data.bars.len() {
+            self.cursor += 1;
+            let due = self
+                .stepper
+                .on_bar(&self.data.bars[self.cursor], &self.data.info[self.cursor]);
+            // Only a decision asked in this session continues the episode.
+            let same_session = self.data.info[self.cursor].session.id == span.id;
+            if let (Due::Policy { mask }, true) = (due, same_session) {
+                self.mask = mask;
+                more = true;
+            }
+        } else {
+            // The data ends inside the session: closed as a backtest's end.
+            let end = self.data.info[self.cursor].ts_ns + self.base_sim.bar_ns();
+            self.stepper.end_of_data(end);
+        }
+        let step = self.stepper.finish();
+        self.last = step;
+        if step.entry.is_some() {
             bonus += self.schedule.entry_bonus;
             self.stats.entry_bonus_paid += self.schedule.entry_bonus;
             self.pm_paid_this_trade = false;
         }
-        let mut terminated = events.breached || self.sim.is_breached();
-        if self.cursor >= span.last_bar {
-            let bar = &self.data.bars[self.cursor];
-            trades[1] = self
-                .sim
-                .flatten(bar.close, bar.ts_ns, ExitReason::SessionEnd);
-            terminated = true;
-        }
-        for t in trades.into_iter().flatten() {
-            self.stats.trades += 1;
-            self.stats.wins += (t.net_pnl > 0.0) as u64;
-            self.stats.trade_pnl += t.net_pnl;
-        }
-        let equity = self.sim.equity_at_last();
+        self.book_trades(&step);
+        let terminated = !more || step.closed_out || step.account.breached;
+        let equity = step.account.equity;
         let pnl = equity - self.equity;
         self.equity = equity;
         self.peak_equity = self.peak_equity.max(equity);
@@ -473,6 +562,14 @@ impl MarketEnv {
             !terminated && self.max_steps > 0 && self.log.actions.len() + 1 >= self.max_steps;
         self.episode_bonus += bonus;
         (pnl + bonus, terminated, truncated)
+    }
+
+    fn book_trades(&mut self, step: &Step) {
+        for t in step.exits() {
+            self.stats.trades += 1;
+            self.stats.wins += (t.net_pnl > 0.0) as u64;
+            self.stats.trade_pnl += t.net_pnl;
+        }
     }
 
     /// One step: act, then either observe the next bar or finish the episode
@@ -487,27 +584,50 @@ impl MarketEnv {
         self.log.actions.push(action);
         if terminated || truncated {
             if truncated {
-                self.data
-                    .observation(self.cursor, &self.sim, self.phase, final_obs);
+                self.observe(final_obs);
             }
             self.stats.episodes += 1;
             self.stats.forced_episodes += (self.log.forced_side != 0) as u64;
-            self.stats.breaches += self.sim.is_breached() as u64;
-            self.stats.episode_pnl += self.sim.equity_at_last() - self.base_sim.starting_balance;
+            self.stats.breaches += self.stepper.simulator().is_breached() as u64;
+            self.stats.episode_pnl += self.equity - self.base_sim.starting_balance;
             self.stats.episode_bonus += self.episode_bonus;
             self.stats.max_drawdown = self.stats.max_drawdown.max(self.episode_drawdown);
             let mask = self.reset(obs);
             (reward, terminated, truncated, mask)
         } else {
-            let mask = self
-                .data
-                .observation(self.cursor, &self.sim, self.phase, obs);
+            let mask = self.observe(obs);
             (reward, false, false, mask)
         }
     }
 
-    pub fn set_schedule(&mut self, s: EnvSchedule) {
+    /// The curriculum's values from now on. A commission the simulator
+    /// cannot use is refused.
+    /// The decision the last [`MarketEnv::step`] took at its bar.
+    pub fn last_decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+
+    /// What the runtime's step did in the bar the last [`MarketEnv::step`]
+    /// replayed after its decision: fills, closed trades, a forced decision
+    /// (the session end, a breach) and the account. After an auto-reset it
+    /// is still the finished episode's last step.
+    pub fn last_step(&self) -> &Step {
+        &self.last
+    }
+
+    /// What the runtime's step did to start the current episode: the start
+    /// bar's close, and for a forced position its entry and the bar that
+    /// filled it.
+    pub fn start_step(&self) -> &Step {
+        &self.start
+    }
+
+    pub fn set_schedule(&mut self, s: EnvSchedule) -> Result<(), UserError> {
+        if s.commission != self.schedule.commission {
+            self.fresh = stepper_for(&self.base_sim, s.commission, self.phase)?;
+        }
         self.schedule = s;
+        Ok(())
     }
 
     pub fn take_stats(&mut self) -> EnvStats {
@@ -522,7 +642,7 @@ impl MarketEnv {
         }
     }
 
-    /// Rebuilds the exact simulator state by replaying the saved episode.
+    /// Rebuilds the exact stepper state by replaying the saved episode.
     pub fn restore(&mut self, state: &EnvState, obs: &mut [f32]) -> Result<u8, UserError> {
         let e = &state.episode;
         let bad = || {
@@ -530,26 +650,26 @@ impl MarketEnv {
         };
         let span = *self.data.sessions.get(e.session).ok_or_else(bad)?;
         if e.start < span.first_decision
-            || e.start + e.actions.len() + (e.forced_side != 0) as usize >= span.last_bar
+            || e.start + e.actions.len() + (e.forced_side != 0) as usize > span.last_decision
         {
             return Err(bad());
         }
+        self.stepper = stepper_for(&self.base_sim, e.commission, self.phase)?;
         self.rng = Rng::from_state(state.rng);
         self.log = EpisodeLog {
             actions: Vec::with_capacity(span.decisions() + 1),
             ..e.clone()
         };
-        self.begin_episode();
+        // The replay rebuilds the state, not the statistics already counted.
         let saved_stats = self.stats;
+        self.begin_episode();
         for &a in &e.actions {
             self.advance(a);
             self.log.actions.push(a);
         }
         self.stats = saved_stats;
         self.episode_bonus = f64::from_bits(state.episode_bonus_bits);
-        Ok(self
-            .data
-            .observation(self.cursor, &self.sim, self.phase, obs))
+        Ok(self.observe(obs))
     }
 }
 
@@ -600,7 +720,7 @@ impl VecEnv {
         Ok(VecEnv {
             envs,
             obs_dim: nq_runtime::features::observation_len(phase),
-            num_actions: nq_formats::ActionSet::from_phase(phase).map_or(3, |s| s.len()),
+            num_actions: action_count(phase)?,
             chunk: num_envs.div_ceil(threads).max(1),
             pool,
         })
@@ -610,8 +730,8 @@ impl VecEnv {
         self.envs.len()
     }
 
-    pub fn set_schedule(&mut self, s: EnvSchedule) {
-        self.envs.iter_mut().for_each(|e| e.set_schedule(s));
+    pub fn set_schedule(&mut self, s: EnvSchedule) -> Result<(), UserError> {
+        self.envs.iter_mut().try_for_each(|e| e.set_schedule(s))
     }
 
     pub fn reset(&mut self, buf: &mut StepBuffers) {

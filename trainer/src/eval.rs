@@ -1,109 +1,79 @@
-//! A short out-of-sample check for the end of a run and the learning test:
-//! each held-out session is one episode of the training environment (the
-//! runtime's features and simulator, breach reset per session), replayed with
-//! the runtime's own policy forward (`nq_runtime::policy::Policy`, greedy),
-//! beside a random valid policy. The full backtest, tick by tick through the
-//! runtime `Engine`, is `nq-eval`.
+//! Replays of a checkpoint over sessions the run did not train on: nq-eval's
+//! own backtest ([`nq_tools::eval::replay`]) over the run's bars in memory,
+//! through the runtime's `Engine` (its bar step, features and policy
+//! forward), greedy, beside a random valid policy. So the held-out summary
+//! nq-train prints is, to the cent, what `nq-eval CHECKPOINT DATA --from
+//! DATE` reports on the same bar data: the same code, not a second one.
+//! (Tick data is built into bars for training; nq-eval replays ticks tick
+//! by tick, so there the two differ by what a tick fill adds.)
 
-use std::sync::Arc;
+use std::path::Path;
 
 use nq_formats::SimConfig;
-use nq_runtime::policy::{Checkpoint as RtCheckpoint, Policy, PolicyScratch};
-use serde::Serialize;
+use nq_runtime::engine::EngineConfig;
+use nq_tools::checkpoint_file::CheckpointFile;
+use nq_tools::eval::{replay, replay_baseline, Baseline, DateRange, Run, Summary};
 
-use crate::env::{EnvSchedule, EnvStats, MarketData, MarketEnv};
+use crate::env::MarketData;
 use crate::error::UserError;
-use crate::rng::Rng;
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct EvalSummary {
-    pub sessions: u64,
-    pub decisions: u64,
-    pub trades: u64,
-    pub win_rate: f64,
-    /// Net P&L (commissions included), dollars.
-    pub net_pnl: f64,
-    pub worst_session_drawdown: f64,
-    pub breaches: u64,
-    pub actions: [u64; 6],
+/// A checkpoint replayed over some sessions, beside random valid actions.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub policy: Summary,
+    pub random: Summary,
+    /// The policy's replay (trades, equity rows).
+    pub run: Run,
 }
 
-impl EvalSummary {
-    fn from_stats(s: &EnvStats) -> EvalSummary {
-        EvalSummary {
-            sessions: s.episodes,
-            decisions: s.steps,
-            trades: s.trades,
-            win_rate: s.wins as f64 / s.trades.max(1) as f64,
-            net_pnl: s.episode_pnl,
-            worst_session_drawdown: s.max_drawdown,
-            breaches: s.breaches,
-            actions: s.actions,
+/// Replays the checkpoint at `path` over `data`'s sessions on (every bar of
+/// the data is fed, those before the first of its sessions as warm-up, as
+/// `nq-eval --from` does), with the simulator settings `sim`, greedy; and
+/// nq-eval's random baseline over the same sessions.
+pub fn evaluate(path: &Path, data: &MarketData, sim: SimConfig) -> Result<Evaluation, UserError> {
+    let checkpoint = CheckpointFile::read(path).map_err(|e| UserError::new(e.to_string()))?;
+    let config = {
+        let policy = checkpoint
+            .policy()
+            .map_err(|e| UserError::new(e.to_string()))?;
+        EngineConfig {
+            sim,
+            ..EngineConfig::from_policy(&policy)
         }
-    }
-}
-
-/// Replays every session of `data` once, choosing actions with `choose(obs, mask)`.
-pub fn replay(
-    data: Arc<MarketData>,
-    sim: SimConfig,
-    phase: u8,
-    mut choose: impl FnMut(&[f32], u8) -> Result<u8, UserError>,
-) -> Result<EvalSummary, UserError> {
-    let dim = nq_runtime::features::observation_len(phase);
-    let mut env = MarketEnv::new(data.clone(), sim, phase, false, 0, Rng::new(0, 0))?;
-    env.set_schedule(EnvSchedule {
-        commission: sim.commission_per_side,
-        ..EnvSchedule::default()
-    });
-    let mut obs = vec![0.0f32; dim];
-    let mut scratch = vec![0.0f32; dim];
-    let mut total = EnvStats::default();
-    for session in 0..data.sessions.len() {
-        let mut mask = env.start_session(session, &mut obs);
-        loop {
-            let action = choose(&obs, mask)?;
-            let (_, terminated, truncated, m) = env.step(action, &mut obs, &mut scratch);
-            mask = m;
-            if terminated || truncated {
-                break;
-            }
-        }
-        total.merge(&env.take_stats());
-    }
-    Ok(EvalSummary::from_stats(&total))
-}
-
-/// The checkpoint, through the runtime's policy (greedy).
-pub fn evaluate_checkpoint(
-    bytes: &[u8],
-    data: Arc<MarketData>,
-    sim: SimConfig,
-    phase: u8,
-) -> Result<EvalSummary, UserError> {
-    let ck = RtCheckpoint::parse(bytes)
-        .map_err(|e| UserError::new(format!("runtime checkpoint parse: {e}")))?;
-    let policy =
-        Policy::from_checkpoint(&ck).map_err(|e| UserError::new(format!("runtime policy: {e}")))?;
-    let mut scratch = PolicyScratch::new();
-    replay(data, sim, phase, |obs, mask| {
-        let out = policy
-            .forward(obs, nq_runtime::ActionMask::from_bits(mask), &mut scratch)
-            .map_err(|e| UserError::new(format!("runtime forward: {e}")))?;
-        Ok(out.argmax() as u8)
-    })
-}
-
-/// Uniformly random valid actions: the baseline a policy must beat.
-pub fn evaluate_random(
-    data: Arc<MarketData>,
-    sim: SimConfig,
-    phase: u8,
-    seed: u64,
-) -> Result<EvalSummary, UserError> {
-    let mut rng = Rng::new(seed, 77);
-    replay(data, sim, phase, |_, mask| {
-        let valid: Vec<u8> = (0..6u8).filter(|a| mask & (1 << a) != 0).collect();
-        Ok(valid[rng.below(valid.len())])
+    };
+    let range = DateRange {
+        from: data.session_dates().first().and_then(|d| d.parse().ok()),
+        to: None,
+    };
+    let name = path
+        .file_stem()
+        .map_or("policy".into(), |s| s.to_string_lossy().into_owned());
+    let err = |e: nq_tools::Error| UserError::new(e.to_string());
+    let run = replay(
+        &name,
+        &checkpoint,
+        Some(config),
+        data.bars.as_slice(),
+        range,
+        &mut |_| {},
+    )
+    .map_err(err)?;
+    let random_baseline = Baseline::ALL
+        .into_iter()
+        .find(|b| matches!(b, Baseline::Random { .. }))
+        .unwrap_or(Baseline::Random { seed: 1 });
+    let random = replay_baseline(
+        random_baseline,
+        &checkpoint,
+        Some(config),
+        data.bars.as_slice(),
+        range,
+        &mut |_| {},
+    )
+    .map_err(err)?;
+    Ok(Evaluation {
+        policy: Summary::of(&run),
+        random: Summary::of(&random),
+        run,
     })
 }

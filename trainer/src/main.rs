@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use clap::Parser;
 use nq_trainer::env::MarketData;
-use nq_trainer::error::IoContext;
 use nq_trainer::train::{train, BackendRecord, RunOptions, TrainError};
 use nq_trainer::{eval, TrainConfig, UserError};
 
@@ -309,31 +308,36 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
         return Ok(Finished::Interrupted);
     }
     if let (Some(test), false) = (test_data, cli.no_eval) {
-        let bytes = std::fs::read(&summary.checkpoint).doing("reading", &summary.checkpoint)?;
-        let policy = eval::evaluate_checkpoint(&bytes, test.clone(), sim, cfg.phase)?;
-        let random = eval::evaluate_random(test.clone(), sim, cfg.phase, cfg.seed)?;
-        println!("Held-out evaluation ({} sessions, bar by bar through the runtime's policy forward and simulator, greedy, ${:.2}/side):", policy.sessions, sim.commission_per_side);
-        let action_set =
-            nq_formats::ActionSet::from_phase(cfg.phase).unwrap_or(nq_formats::ActionSet::Phase1);
-        for (name, s) in [("policy", policy), ("random valid", random)] {
+        let held_out = eval::evaluate(&summary.checkpoint, &test, sim)?;
+        println!(
+            "Held-out evaluation, OUT-OF-SAMPLE ({} sessions the run never trained on; nq-eval's replay of these bars through the runtime, greedy, ${:.2}/side):",
+            test.sessions.len(),
+            sim.commission_per_side
+        );
+        let action_set = nq_formats::ActionSet::from_phase(cfg.phase)
+            .ok_or_else(|| UserError::new(format!("phase {}: expected 1 or 2", cfg.phase)))?;
+        for (name, s) in [
+            ("policy", &held_out.policy),
+            ("random valid", &held_out.random),
+        ] {
             let actions: Vec<String> = action_set
                 .actions()
                 .iter()
                 .map(|a| format!("{} {}", a.name(), s.actions[*a as usize]))
                 .collect();
             println!(
-                "  {name:>12}: net P&L ${:>10.2} | trades {:>4} | win {:>5.1}% | worst session DD ${:.2} | {}",
-                s.net_pnl,
+                "  {name:>12}: net P&L ${:>10.2} | trades {:>4} | win {:>5.1}% | max DD ${:.2} | {}",
+                s.net_pnl_usd,
                 s.trades,
                 s.win_rate * 100.0,
-                s.worst_session_drawdown,
+                s.max_drawdown_usd,
                 actions.join(" ")
             );
         }
         let paths: Vec<String> = data_paths.iter().map(|p| shell_word(p)).collect();
         let first_held_out = held_out_sessions.first();
         println!(
-            "Full backtest report of the {} held-out sessions (Parquet, SVG, HTML; tick data is replayed tick by tick there, so its figures differ a little):\n  nq-eval {} {}{} --report {}",
+            "Full backtest report of the {} held-out sessions (Parquet, SVG, HTML; the same figures on bar data, while tick data is replayed tick by tick there):\n  nq-eval {} {}{} --report {}",
             cfg.holdout_sessions,
             shell_word(&summary.checkpoint),
             paths.join(" "),

@@ -529,7 +529,7 @@ pub fn train<B: AutodiffBackend>(
     while update_index < d.num_updates {
         let update_start = Instant::now();
         let st: Stage = stage(cfg, global_step, update_index, d.num_updates);
-        env.set_schedule(st.env);
+        env.set_schedule(st.env)?;
         let lr = if cfg.anneal_lr {
             cfg.learning_rate * (1.0 - update_index as f64 / d.num_updates as f64)
         } else {

@@ -1,11 +1,11 @@
 //! End to end: on synthetic bars with a planted signal, a short PPO run
-//! yields a policy whose out-of-sample P&L (replayed through the runtime's
-//! policy forward and simulator) is positive and clearly beats random valid
-//! actions, for several seeds.
+//! yields a policy whose out-of-sample P&L (nq-eval's replay through the
+//! runtime's engine) is positive and clearly beats random valid actions, for
+//! several seeds.
 
 mod common;
 
-use nq_trainer::eval::{evaluate_checkpoint, evaluate_random};
+use nq_trainer::eval::evaluate;
 use nq_trainer::train::{train, RunOptions};
 use nq_trainer::CpuBackend;
 
@@ -25,24 +25,23 @@ fn trained_policy_beats_random_out_of_sample() {
             ..RunOptions::default()
         };
         let summary = train::<CpuBackend>(&cfg, train_data, &opts, &Default::default()).unwrap();
-        let bytes = std::fs::read(&summary.checkpoint).unwrap();
         let sim = nq_formats::SimConfig::default();
-        let policy = evaluate_checkpoint(&bytes, test_data.clone(), sim, 1).unwrap();
-        let random = evaluate_random(test_data, sim, 1, seed).unwrap();
+        let held_out = evaluate(&summary.checkpoint, &test_data, sim).unwrap();
+        let (policy, random) = (held_out.policy, held_out.random);
         eprintln!("seed {seed}: policy {policy:?}\n        random {random:?}");
         assert!(
             policy.trades >= 5,
             "seed {seed}: the policy barely trades: {policy:?}"
         );
         assert!(
-            policy.net_pnl > 0.0,
+            policy.net_pnl_usd > 0.0,
             "seed {seed}: policy loses out of sample: {policy:?}"
         );
         assert!(
-            policy.net_pnl > random.net_pnl + 500.0,
+            policy.net_pnl_usd > random.net_pnl_usd + 500.0,
             "seed {seed}: policy ${:.0} vs random ${:.0}",
-            policy.net_pnl,
-            random.net_pnl
+            policy.net_pnl_usd,
+            random.net_pnl_usd
         );
     }
 }

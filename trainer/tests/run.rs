@@ -102,7 +102,8 @@ fn bonuses_are_rewards_only_never_pnl() {
             pm_bonus: bonus,
             forced_ratio: 0.5,
             commission: 2.5,
-        });
+        })
+        .unwrap();
         let mut obs = vec![0.0f32; 231];
         let mut fin = vec![0.0f32; 231];
         let mut mask = env.reset(&mut obs);
@@ -883,7 +884,8 @@ fn mean_return_is_over_finished_episodes_with_their_own_bonuses() {
         pm_bonus: 400.0,
         forced_ratio: 0.0,
         commission: 2.5,
-    });
+    })
+    .unwrap();
     let mut obs = vec![0.0f32; 231];
     let mut fin = vec![0.0f32; 231];
     let mut mask = env.reset(&mut obs);

@@ -40,12 +40,12 @@ use core::ptr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nq_formats::{Action, Bar, SessionHours, Side, Tick, OBS_LAYOUT_V1};
+use nq_runtime::engine::Step;
 use nq_runtime::engine::{
     Decision, DecisionKind, Engine, EngineConfig, EngineError, FillReport, Sampling,
 };
 use nq_runtime::features::BarRejected;
 use nq_runtime::policy::{Checkpoint, Policy, PolicyError, MAX_ACTIONS};
-use nq_runtime::engine::Step;
 use nq_runtime::sim::{ExitReason, TradeRecord};
 
 /// Entries of `nq_decision.probs`: the largest action set (phase 2).

@@ -806,7 +806,10 @@ fn end_of_data_closes_an_open_position() {
         let ev = last_events(e);
         assert_eq!(c_events(&ev), rust_events(&want));
         assert!(ev.has_trade != 0, "the held position is closed");
-        assert_eq!(ev.trade.exit_reason, nq_exit_reason::NQ_EXIT_EXTERNAL as i32);
+        assert_eq!(
+            ev.trade.exit_reason,
+            nq_exit_reason::NQ_EXIT_EXTERNAL as i32
+        );
         let bad = nq_tick {
             ts_ns: at,
             price: f64::NAN,

@@ -25,6 +25,11 @@ const EPS: f64 = 1e-9;
 /// tick sum far inside `i64` and every tick count exact in an `f64`.
 const MAX_TICKS: f64 = (1u64 << 50) as f64;
 
+/// Where a leg goes when there is none to place (no reported price, no held
+/// leg, no usable ATR; or entries without a bracket): out of reach, so it
+/// never fires on a guess.
+const OUT_OF_REACH: i64 = MAX_TICKS as i64 / 4;
+
 /// An order waiting for the next tick or bar.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PendingOrder {
@@ -156,6 +161,9 @@ pub struct Simulator {
     breached: bool,
     last_price: Option<i64>,
     trades: u64,
+    /// Entries get the ATR bracket (SPEC 6); off only for a baseline that
+    /// holds without a stop or target ([`Simulator::without_brackets`]).
+    brackets: bool,
 }
 
 impl Simulator {
@@ -167,7 +175,16 @@ impl Simulator {
         if slippage > MAX_TICKS {
             return Err("slippage_ticks");
         }
-        Ok(Simulator::fresh(config, slippage as i64))
+        Ok(Simulator::fresh(config, slippage as i64, true))
+    }
+
+    /// The same simulator whose entries get no stop and no target (legs out
+    /// of reach): a position ends only by an exit order, the session end, a
+    /// breach or the end of the data. For the buy-and-hold baseline; a
+    /// policy's entries always carry the ATR bracket.
+    pub fn without_brackets(mut self) -> Simulator {
+        self.brackets = false;
+        self
     }
 
     /// A new episode on the same account (the next session: SPEC 4 and 6).
@@ -181,10 +198,10 @@ impl Simulator {
 
     /// Back to the starting state with the same settings (a new episode).
     pub fn reset(&mut self) {
-        *self = Simulator::fresh(self.config, self.slippage);
+        *self = Simulator::fresh(self.config, self.slippage, self.brackets);
     }
 
-    fn fresh(config: SimConfig, slippage: i64) -> Simulator {
+    fn fresh(config: SimConfig, slippage: i64, brackets: bool) -> Simulator {
         Simulator {
             config,
             spec: config.instrument.spec(),
@@ -198,6 +215,7 @@ impl Simulator {
             breached: false,
             last_price: None,
             trades: 0,
+            brackets,
         }
     }
 
@@ -377,8 +395,12 @@ impl Simulator {
 
     /// The stop and target (points) an entry of `side` filled at `entry_price`
     /// gets with `atr`, by the bracket rule above; `None` for an unusable price,
-    /// ATR or side. Lets the engine announce the bracket the simulator will use.
+    /// ATR or side, and for a simulator [`without_brackets`](Self::without_brackets).
+    /// Lets the engine announce the bracket the simulator will use.
     pub fn bracket(&self, side: i8, entry_price: f64, atr: f64) -> Option<(f64, f64)> {
+        if !self.brackets {
+            return None;
+        }
         let entry = self.price_ticks(entry_price)?;
         let atr = self.atr_ticks(atr)?;
         if side == 0 {
@@ -412,6 +434,26 @@ impl Simulator {
                 worst_price: self.spec.from_ticks(pos.price_at(pos.worst)),
             },
         }
+    }
+
+    /// The open position's stop and target (points) that can be reached:
+    /// a leg placed out of reach (none reported and no ATR yet, or an entry
+    /// without a bracket) is `None`, as it is when flat.
+    pub fn working_legs(&self) -> (Option<f64>, Option<f64>) {
+        match &self.position {
+            None => (None, None),
+            Some(pos) => {
+                let leg = |ticks: i64| {
+                    (!Self::out_of_reach(pos.entry, ticks)).then(|| self.spec.from_ticks(ticks))
+                };
+                (leg(pos.stop), leg(pos.target))
+            }
+        }
+    }
+
+    /// A leg this far from the entry was placed out of reach on purpose.
+    fn out_of_reach(entry: i64, leg: i64) -> bool {
+        (leg - entry).abs() >= OUT_OF_REACH / 2
     }
 
     /// +1 long, -1 short, 0 flat.
@@ -635,7 +677,11 @@ impl Simulator {
         let atr = self.atr_ticks(atr)?;
         let sign = side as i64;
         let entry = market + sign * self.slippage;
-        let (stop, target) = self.bracket_ticks(side, entry, atr);
+        let (stop, target) = if self.brackets {
+            self.bracket_ticks(side, entry, atr)
+        } else {
+            (entry - sign * OUT_OF_REACH, entry + sign * OUT_OF_REACH)
+        };
         let commission = self.config.commission_per_side * CONTRACTS as f64;
         self.balance -= commission;
         self.commissions += commission;

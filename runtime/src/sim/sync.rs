@@ -2,7 +2,7 @@
 //! position, so the engine's next observation and mask describe what really
 //! exists.
 
-use super::{ExitReason, OpenPosition, Simulator, TradeRecord, CONTRACTS, MAX_TICKS};
+use super::{ExitReason, OpenPosition, Simulator, TradeRecord, CONTRACTS, OUT_OF_REACH};
 
 /// The position as the execution system reports it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,10 +19,6 @@ pub struct PositionSync {
     /// ATR for a leg the simulator has to place itself.
     pub atr: f64,
 }
-
-/// Where a leg goes when there is neither a reported price, a held leg nor a
-/// usable ATR: out of reach, so it never fires on a guess.
-const OUT_OF_REACH: i64 = MAX_TICKS as i64 / 4;
 
 impl Simulator {
     /// Makes the simulated position the reported one and cancels any pending
@@ -102,10 +98,11 @@ impl Simulator {
     /// entry at the position's price would put them. Does nothing without a
     /// usable `atr`.
     pub fn place_missing_legs(&mut self, atr: f64) {
-        let (Some(atr), Some(held)) = (self.atr_ticks(atr), self.position) else {
+        let (Some(atr), Some(held), true) = (self.atr_ticks(atr), self.position, self.brackets)
+        else {
             return;
         };
-        let out_of_reach = |leg: i64| (leg - held.entry).abs() >= OUT_OF_REACH / 2;
+        let out_of_reach = |leg: i64| Self::out_of_reach(held.entry, leg);
         if !(out_of_reach(held.stop) || out_of_reach(held.target)) {
             return;
         }

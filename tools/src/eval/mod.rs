@@ -23,11 +23,11 @@ mod summary;
 pub use overrides::SimOverrides;
 pub use summary::{Comparison, Summary, ANNUALISATION_DAYS, SORT_METRICS};
 
-use nq_formats::{Action, SimConfig};
-use nq_runtime::engine::{Decision, DecisionKind, Engine, EngineConfig};
-use nq_runtime::features::BarInfo;
+use nq_formats::{Action, Bar, SimConfig};
+use nq_runtime::engine::{Decision, EngineConfig, Step};
 use nq_runtime::policy::{Rng, MAX_ACTIONS};
-use nq_runtime::sim::{Simulator, TradeRecord};
+use nq_runtime::sim::TradeRecord;
+use nq_runtime::step::ClosedBar;
 use nq_runtime::ActionMask;
 
 use crate::checkpoint_file::CheckpointFile;
@@ -45,7 +45,7 @@ pub struct DateRange {
 
 /// What a replay does with a record, against a [`DateRange`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
+enum Gate {
     /// After the range: dropped.
     Skip,
     /// Before it: to the engine with HOLD only, no rows, no trades, so the
@@ -74,32 +74,32 @@ impl RangeGate {
         }
     }
 
-    fn tick(&mut self, ts_ns: i64) -> Feed {
+    fn tick(&mut self, ts_ns: i64) -> Gate {
         match self.bar(ts_ns) {
-            Feed::WarmUp => {
+            Gate::WarmUp => {
                 self.warming_up = true;
-                Feed::WarmUp
+                Gate::WarmUp
             }
-            Feed::Replay { .. } => Feed::Replay {
+            Gate::Replay { .. } => Gate::Replay {
                 row: !std::mem::take(&mut self.warming_up),
             },
-            Feed::Skip => Feed::Skip,
+            Gate::Skip => Gate::Skip,
         }
     }
 
     /// A bar closes itself, so no bar straddles the range's start.
-    fn bar(&mut self, ts_ns: i64) -> Feed {
+    fn bar(&mut self, ts_ns: i64) -> Gate {
         let range = &self.range;
         if range.from.is_none() && range.to.is_none() {
-            return Feed::Replay { row: true };
+            return Gate::Replay { row: true };
         }
         let day = self.clock.trading_date(ts_ns);
         if range.from.is_some_and(|f| day < f) {
-            Feed::WarmUp
+            Gate::WarmUp
         } else if range.to.is_some_and(|t| day > t) {
-            Feed::Skip
+            Gate::Skip
         } else {
-            Feed::Replay { row: true }
+            Gate::Replay { row: true }
         }
     }
 }
@@ -127,40 +127,9 @@ pub struct EquityRow {
     pub kind: RowKind,
 }
 
-/// Why a row is there: the `kind` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowKind {
-    /// The engine decided at this close: the policy's (or baseline's)
-    /// choice, or one forced by the session's end or a drawdown breach.
-    Decision(DecisionKind),
-    /// No decision: the feature window is not full yet.
-    Warmup,
-    /// No decision: the bar lies outside the session traded (and nothing
-    /// was held that its end would have closed).
-    OutsideSession,
-}
-
-impl RowKind {
-    pub const fn name(self) -> &'static str {
-        match self {
-            RowKind::Decision(kind) => kind.name(),
-            RowKind::Warmup => "warmup",
-            RowKind::OutsideSession => "outside_session",
-        }
-    }
-
-    /// Why the engine made no decision at the bar it just closed; `None`
-    /// when it should have made one.
-    fn without_decision(bar: &BarInfo) -> Option<RowKind> {
-        if !bar.ready {
-            Some(RowKind::Warmup)
-        } else if !bar.in_session {
-            Some(RowKind::OutsideSession)
-        } else {
-            None
-        }
-    }
-}
+/// Why a row is there, the `kind` column: the runtime's own account of the
+/// bar close (a decision of some kind, warm-up, or outside the session).
+pub use nq_runtime::step::BarKind as RowKind;
 
 /// What was decided at a decision row: the rest of its `equity.parquet` columns.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -180,7 +149,8 @@ pub struct DecisionRow {
 }
 
 impl EquityRow {
-    /// The row of `d`, with the account balance `balance`.
+    /// The row of a bar close with decision `d`, the account balance being
+    /// `balance` after the input that closed the bar.
     fn of_decision(d: &Decision, balance: f64) -> EquityRow {
         EquityRow {
             ts_ns: d.ts_ns,
@@ -189,35 +159,25 @@ impl EquityRow {
             close: d.close,
             atr: d.atr,
             position: d.position,
-            kind: RowKind::Decision(d.kind),
+            kind: RowKind::Decided(d.kind),
         }
     }
 
-    /// The row of the bar `engine` has just closed without deciding, with
-    /// the account of `sim` (the engine's own, or a baseline's) marked at
-    /// the bar's close.
-    fn without_decision(engine: &Engine<'_>, sim: &Simulator) -> Result<EquityRow> {
-        let features = engine.features();
-        let bar = features.last_bar();
-        let kind = RowKind::without_decision(bar).ok_or_else(|| {
-            Error::Internal(format!(
-                "the engine made no decision at the bar of {} ns, in session and warmed up",
-                bar.ts_ns
-            ))
-        })?;
-        Ok(EquityRow {
-            ts_ns: bar.ts_ns.saturating_add(features.config().bar_ns()),
-            equity: sim.equity(bar.close),
-            balance: sim.balance(),
+    /// The row of a bar close without a decision: the account at that close.
+    fn of_bar(bar: &ClosedBar) -> EquityRow {
+        EquityRow {
+            ts_ns: bar.ts_ns,
+            equity: bar.equity,
+            balance: bar.balance,
             close: bar.close,
             atr: bar.atr,
-            position: sim.position_side(),
-            kind,
-        })
+            position: bar.position,
+            kind: bar.kind,
+        }
     }
 
     pub fn is_decision(&self) -> bool {
-        matches!(self.kind, RowKind::Decision(_))
+        matches!(self.kind, RowKind::Decided(_))
     }
 }
 
@@ -233,13 +193,6 @@ impl DecisionRow {
             target_price: d.target_price,
         }
     }
-}
-
-/// Whether the engine call since `bars_before` (its
-/// `features().bars_seen()` then) closed a bar: how every run, policy or
-/// baseline, ticks or bars, tells where its rows go.
-fn closed_a_bar(engine: &Engine<'_>, bars_before: u64) -> bool {
-    engine.features().bars_seen() > bars_before
 }
 
 /// Everything one replay produced.
@@ -306,20 +259,42 @@ impl Run {
         self.max_drawdown = self.max_drawdown.max(*peak - equity);
     }
 
-    /// A position was closed at `exit_ts_ns`, a time the rows already
-    /// written reach: a session whose market stopped early (RTH-only data,
-    /// early closes) is closed out at its last price only when a later
-    /// record shows it ended. The rows from the exit on marked it open; they
-    /// get the flat account, `balance` after the exit, so each day's last
-    /// row agrees with the trades closed that day.
-    fn settle_backdated_exit(&mut self, exit_ts_ns: i64, balance: f64) {
-        for row in self.equity.iter_mut().rev() {
-            if row.ts_ns < exit_ts_ns {
-                break;
+    /// Books one step of the engine: its trades, a breach, the account
+    /// (for the drawdown) and the row of the bar it closed, if any.
+    fn book(&mut self, step: &Step, peak: &mut f64) -> Result<()> {
+        self.mark_equity(step.account.equity, peak);
+        self.trades.extend(step.exits().copied());
+        if step.closed_out {
+            // The step's first exit closed out a session whose market
+            // stopped early, at its last bar's end: the row of that close
+            // (the last one written) shows the flat account it ended with.
+            let exit_ts = step.exits().next().map_or(i64::MAX, |t| t.exit_ts_ns);
+            for row in self.equity.iter_mut().rev() {
+                if row.ts_ns < exit_ts {
+                    break;
+                }
+                row.equity = step.account.balance;
+                row.balance = step.account.balance;
             }
-            row.equity = balance;
-            row.balance = balance;
         }
+        self.breached |= step.breached;
+        match (&step.bar, &step.decision) {
+            (Some(_), Some(d)) => self.push_decision(
+                EquityRow::of_decision(d, step.account.balance),
+                DecisionRow::of(d),
+            ),
+            (Some(bar), None) => self.equity.push(EquityRow::of_bar(bar)),
+            // Only a clock (live) ends a session without a bar closing.
+            (None, Some(d)) => {
+                return Err(Error::Internal(format!(
+                    "a {} decision at {} ns without a bar close in a replay",
+                    d.kind.name(),
+                    d.ts_ns
+                )))
+            }
+            (None, None) => {}
+        }
+        Ok(())
     }
 
     fn push_decision(&mut self, row: EquityRow, decision: DecisionRow) {
@@ -328,18 +303,43 @@ impl Run {
     }
 }
 
+/// Where a replay's records come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// Market-data files as nq-eval reads them: ticks tick by tick, bars bar
+    /// by bar.
+    Files(&'a MarketReader),
+    /// Bars in memory, in time order: what nq-train's held-out and
+    /// validation replays give, so that they are nq-eval's replay of the
+    /// same bars, to the cent.
+    Bars(&'a [Bar]),
+}
+
+impl<'a> From<&'a MarketReader> for Source<'a> {
+    fn from(reader: &'a MarketReader) -> Self {
+        Source::Files(reader)
+    }
+}
+
+impl<'a> From<&'a [Bar]> for Source<'a> {
+    fn from(bars: &'a [Bar]) -> Self {
+        Source::Bars(bars)
+    }
+}
+
 /// Replays `data` through an engine over `checkpoint` (its own settings, or
 /// `config`), over the sessions in `range`; `progress` hears the records
 /// read so far after each chunk. Errors name the checkpoint or the data file
 /// at fault.
-pub fn replay(
+pub fn replay<'a>(
     name: &str,
     checkpoint: &CheckpointFile,
     config: Option<EngineConfig>,
-    data: &MarketReader,
+    data: impl Into<Source<'a>>,
     range: DateRange,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Run> {
+    let data = data.into();
     replay_inner(
         name, "policy", checkpoint, config, data, range, None, progress,
     )
@@ -349,19 +349,21 @@ pub fn replay(
 /// the checkpoint only provides the engine (features, session, simulator);
 /// the baseline's rule picks every action. Buy and hold is the exception:
 /// RTH whatever the checkpoint's session, see [`Baseline::BuyAndHold`].
-pub fn replay_baseline(
+pub fn replay_baseline<'a>(
     baseline: Baseline,
     checkpoint: &CheckpointFile,
     config: Option<EngineConfig>,
-    data: &MarketReader,
+    data: impl Into<Source<'a>>,
     range: DateRange,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Run> {
-    if baseline == Baseline::BuyAndHold {
-        return buy_and_hold::replay(baseline.name(), checkpoint, config, data, range, progress);
-    }
+    let data = data.into();
+    let config = match baseline {
+        Baseline::BuyAndHold => Some(buy_and_hold::engine_config(checkpoint, config)?),
+        _ => config,
+    };
     let mut rng = Rng::new(baseline.seed());
-    let mut choose = |mask: ActionMask, _position: i8| baseline.choose(mask, &mut rng);
+    let mut choose = |mask: ActionMask, position: i8| baseline.choose(mask, position, &mut rng);
     let mut run = replay_inner(
         baseline.name(),
         "baseline",
@@ -385,13 +387,13 @@ pub enum Baseline {
     Flat,
     /// A uniform draw among the allowed actions, seeded.
     Random { seed: u64 },
-    /// Each trading day, long one contract from the first RTH trade (09:30
-    /// New York; the first RTH bar's open with bars) to the last before
-    /// 16:00 (the last RTH bar's close), with no stop or target and the
-    /// policy's slippage and commission: one round trip a day, whatever
-    /// session the checkpoint trades. Its rows are at the same bar closes
-    /// as the other runs', its decisions HOLDs with no bracket (RTH bars
-    /// only: outside RTH it has no decision).
+    /// Each trading day, long one contract from the first decision of the
+    /// RTH session (the close of its first bar, 09:31 New York, once the
+    /// features are warm) to the session end, with no stop or target and
+    /// the policy's slippage, commission and drawdown limit: one round trip
+    /// a day, whatever session the checkpoint trades. It runs through the
+    /// same engine as the policy (its fills, session end and drawdown), over
+    /// RTH; see [`buy_and_hold`].
     BuyAndHold,
 }
 
@@ -418,10 +420,13 @@ impl Baseline {
         }
     }
 
-    fn choose(self, mask: ActionMask, rng: &mut Rng) -> Action {
+    fn choose(self, mask: ActionMask, position: i8, rng: &mut Rng) -> Action {
         match self {
-            // Buy and hold trades outside the engine's decisions (its own replay).
-            Baseline::Flat | Baseline::BuyAndHold => Action::Hold,
+            Baseline::Flat => Action::Hold,
+            // Its entries carry no bracket, so only the session end (or a
+            // breach) ends a position: one round trip a day.
+            Baseline::BuyAndHold if position == 0 && mask.allows(Action::Buy) => Action::Buy,
+            Baseline::BuyAndHold => Action::Hold,
             Baseline::Random { .. } => {
                 let n = u64::from(mask.count().max(1));
                 Action::ALL
@@ -456,7 +461,7 @@ fn replay_inner(
     kind: &'static str,
     checkpoint: &CheckpointFile,
     config: Option<EngineConfig>,
-    data: &MarketReader,
+    data: Source<'_>,
     range: DateRange,
     mut choose: Option<&mut dyn FnMut(ActionMask, i8) -> Action>,
     progress: &mut dyn FnMut(u64),
@@ -468,81 +473,75 @@ fn replay_inner(
     let sim = *engine.simulator().config();
     let mut run = Run::new(name, kind, sim);
     let mut peak = sim.starting_balance;
-    match data.kind() {
-        DataKind::Ticks => data.for_each_tick_chunk(|ticks| {
-            for tick in ticks {
-                match gate.tick(tick.ts_ns) {
-                    Feed::Skip => continue,
-                    Feed::WarmUp => {
-                        let _ = engine.on_tick_with(tick, &mut hold);
-                        continue;
-                    }
-                    Feed::Replay { row } => {
-                        last_ts = tick.ts_ns;
-                        if !row {
-                            let _ = engine.on_tick_with(tick, &mut hold);
-                            continue;
+    let mut on_bars = |bars: &[Bar]| -> Result<()> {
+        for bar in bars {
+            let replayed = match gate.bar(bar.ts_ns) {
+                Gate::Skip => continue,
+                Gate::WarmUp => false,
+                Gate::Replay { .. } => {
+                    last_ts = bar.ts_ns;
+                    true
+                }
+            };
+            spacing.observe(bar.ts_ns);
+            let step = match (replayed, choose.as_deref_mut()) {
+                (false, _) => engine.on_bar_with(bar, &mut hold),
+                (true, Some(f)) => engine.on_bar_with(bar, f),
+                (true, None) => engine.on_bar(bar),
+            };
+            if let (true, Ok(step)) = (replayed, step) {
+                run.book(&step, &mut peak)?;
+            }
+        }
+        run.records += bars.len() as u64;
+        progress(run.records);
+        Ok(())
+    };
+    let files = match data {
+        Source::Bars(bars) => {
+            on_bars(bars)?;
+            None
+        }
+        Source::Files(files) => {
+            match files.kind() {
+                DataKind::Bars => files.for_each_bar_chunk(on_bars)?,
+                DataKind::Ticks => files.for_each_tick_chunk(|ticks| {
+                    for tick in ticks {
+                        let replayed = match gate.tick(tick.ts_ns) {
+                            Gate::Skip => continue,
+                            Gate::WarmUp => false,
+                            Gate::Replay { row } => {
+                                last_ts = tick.ts_ns;
+                                row
+                            }
+                        };
+                        // The reader validated every tick, so a refusal cannot
+                        // happen; were it to, skipping it is what live
+                        // execution would do.
+                        let step = match (replayed, choose.as_deref_mut()) {
+                            (false, _) => engine.on_tick_with(tick, &mut hold),
+                            (true, Some(f)) => engine.on_tick_with(tick, f),
+                            (true, None) => engine.on_tick(tick),
+                        };
+                        if let (true, Ok(step)) = (replayed, step) {
+                            run.book(&step, &mut peak)?;
                         }
                     }
-                }
-                let bars_before = engine.features().bars_seen();
-                // The reader validated every tick, so a refusal cannot happen;
-                // were it to, skipping it is what live execution would do.
-                let decision = match choose.as_deref_mut() {
-                    Some(f) => engine.on_tick_with(tick, f),
-                    None => engine.on_tick(tick),
-                };
-                let decision = decision.ok().flatten();
-                collect(
-                    &engine,
-                    tick.ts_ns,
-                    bars_before,
-                    decision,
-                    &mut run,
-                    &mut peak,
-                )?;
+                    run.records += ticks.len() as u64;
+                    progress(run.records);
+                    Ok(())
+                })?,
             }
-            run.records += ticks.len() as u64;
-            progress(run.records);
-            Ok(())
-        })?,
-        DataKind::Bars => data.for_each_bar_chunk(|bars| {
-            for bar in bars {
-                let feed = gate.bar(bar.ts_ns);
-                if feed == Feed::Skip {
-                    continue;
-                }
-                spacing.observe(bar.ts_ns);
-                if feed == Feed::WarmUp {
-                    engine.on_bar_with(bar, &mut hold);
-                    continue;
-                }
-                last_ts = bar.ts_ns;
-                let bars_before = engine.features().bars_seen();
-                let decision = match choose.as_deref_mut() {
-                    Some(f) => engine.on_bar_with(bar, f),
-                    None => engine.on_bar(bar),
-                };
-                collect(
-                    &engine,
-                    bar.ts_ns,
-                    bars_before,
-                    decision,
-                    &mut run,
-                    &mut peak,
-                )?;
-            }
-            run.records += bars.len() as u64;
-            progress(run.records);
-            Ok(())
-        })?,
+            Some(files)
+        }
+    };
+    if let Some(files) = files {
+        spacing.check(files, sim.bar_seconds, &format!("the checkpoint {name:?}"))?;
     }
-    spacing.check(data, sim.bar_seconds, &format!("the checkpoint {name:?}"))?;
-    run.open_at_end = engine.simulator().position_side();
-    if let Some(trade) = engine.end_of_data(last_ts) {
-        run.trades.push(trade);
-    }
-    run.breached |= engine.simulator().is_breached();
+    let end = engine.end_of_data(last_ts);
+    run.open_at_end = end.exits().next().map_or(0, |t| t.side);
+    run.trades.extend(end.exits().copied());
+    run.breached |= end.breached || end.account.breached;
     Ok(run)
 }
 
@@ -594,45 +593,6 @@ impl BarSpacing {
     }
 }
 
-/// Books what the engine call for the record at `record_ts_ns` (since
-/// `bars_before`) did: the exit and breach it caused, and the row of the bar
-/// it closed, if any.
-fn collect(
-    engine: &Engine<'_>,
-    record_ts_ns: i64,
-    bars_before: u64,
-    decision: Option<Decision>,
-    run: &mut Run,
-    peak: &mut f64,
-) -> Result<()> {
-    let sim = engine.simulator();
-    run.mark_equity(sim.equity_at_last(), peak);
-    let events = engine.events();
-    if let Some(trade) = events.exit {
-        run.trades.push(trade);
-        // Every other exit fills at this record. One dated before it is the
-        // close-out of a session that ended before this record came; it is
-        // the first thing the call does, and nothing fills after it.
-        if trade.exit_ts_ns < record_ts_ns && sim.position_side() == 0 {
-            run.settle_backdated_exit(trade.exit_ts_ns, sim.balance());
-        }
-    }
-    run.breached |= events.breached;
-    match decision {
-        Some(d) => run.push_decision(
-            EquityRow::of_decision(&d, sim.balance()),
-            DecisionRow::of(&d),
-        ),
-        // No decision means nothing was held or pending at the close, so the
-        // closing tick changed nothing in the account: it is as at the close.
-        None if closed_a_bar(engine, bars_before) => {
-            run.equity.push(EquityRow::without_decision(engine, sim)?)
-        }
-        None => {}
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,7 +603,7 @@ mod tests {
         let mut rng = Rng::new(7);
         let mut seen = [0usize; MAX_ACTIONS];
         for _ in 0..1000 {
-            let a = Baseline::Random { seed: 7 }.choose(mask, &mut rng);
+            let a = Baseline::Random { seed: 7 }.choose(mask, 0, &mut rng);
             assert!(mask.allows(a), "{a:?}");
             seen[a.code() as usize] += 1;
         }
@@ -660,28 +620,12 @@ mod tests {
     }
 
     #[test]
-    fn a_bar_without_decision_says_why() {
-        let bar = |ready, in_session| BarInfo {
-            ready,
-            in_session,
-            ..BarInfo::default()
-        };
-        assert_eq!(
-            RowKind::without_decision(&bar(false, true)),
-            Some(RowKind::Warmup)
-        );
-        assert_eq!(
-            RowKind::without_decision(&bar(false, false)),
-            Some(RowKind::Warmup)
-        );
-        assert_eq!(
-            RowKind::without_decision(&bar(true, false)),
-            Some(RowKind::OutsideSession)
-        );
-        assert_eq!(RowKind::without_decision(&bar(true, true)), None);
+    fn the_kind_column_names_the_runtimes_bar_kinds() {
+        use nq_runtime::engine::DecisionKind;
         assert_eq!(RowKind::OutsideSession.name(), "outside_session");
+        assert_eq!(RowKind::Warmup.name(), "warmup");
         assert_eq!(
-            RowKind::Decision(DecisionKind::SessionEnd).name(),
+            RowKind::Decided(DecisionKind::SessionEnd).name(),
             "session_end"
         );
     }

@@ -273,7 +273,7 @@ mod tests {
                 close: 18_000.0,
                 atr: 5.0,
                 position,
-                kind: RowKind::Decision(DecisionKind::Policy),
+                kind: RowKind::Decided(DecisionKind::Policy),
             };
             let decision = DecisionRow {
                 action: Action::Hold,

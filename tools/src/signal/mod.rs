@@ -22,7 +22,8 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use nq_runtime::bars::TickRejected;
-use nq_runtime::engine::{Decision, DecisionKind, Engine};
+use nq_runtime::engine::{Decision, DecisionKind, Engine, Step};
+use nq_runtime::sim::TradeRecord;
 
 use crate::eval::BarSpacing;
 use crate::market_data::{DataKind, MarketReader};
@@ -150,7 +151,7 @@ impl<'a> Signal<'a> {
                 for tick in ticks {
                     // The reader validated the ticks; a refusal is a tick the
                     // replay in nq-eval would skip too.
-                    let decision = self.engine.on_tick(tick).ok().flatten();
+                    let decision = self.engine.on_tick(tick).ok().and_then(|s| s.decision);
                     self.warmup_decision(decision, out)?;
                 }
                 self.stats.warmup_records += ticks.len() as u64;
@@ -159,7 +160,7 @@ impl<'a> Signal<'a> {
             DataKind::Bars => reader.for_each_bar_chunk(|bars| {
                 for bar in bars {
                     spacing.observe(bar.ts_ns);
-                    let decision = self.engine.on_bar(bar);
+                    let decision = self.engine.on_bar(bar).ok().and_then(|s| s.decision);
                     self.floor_ns = self.floor_ns.max(bar.ts_ns.saturating_add(bar_ns));
                     self.warmup_decision(decision, out)?;
                 }
@@ -256,10 +257,10 @@ impl<'a> Signal<'a> {
                     return self.late(line_no, "timestamp inside the warm-up data", raw, out);
                 }
                 match self.engine.on_tick(&tick) {
-                    Ok(decision) => {
+                    Ok(step) => {
                         self.stats.ticks += 1;
-                        self.decision(decision, out)?;
-                        self.sim_events(tick.ts_ns, out)
+                        self.decision(step.decision, out)?;
+                        self.sim_events(tick.ts_ns, &step, out)
                     }
                     Err(
                         why @ (TickRejected::TimeWentBackwards | TickRejected::BarAlreadyClosed),
@@ -269,14 +270,17 @@ impl<'a> Signal<'a> {
             }
             Message::Clock(now) => {
                 self.stats.clocks += 1;
-                let decision = self.engine.flush(now);
-                self.decision(decision, out)?;
-                self.sim_events(now, out)
+                let step = self.engine.flush(now);
+                self.decision(step.decision, out)?;
+                self.sim_events(now, &step, out)
             }
             Message::Fill(fill) => {
                 self.stats.fills += 1;
                 match self.engine.on_fill(&fill) {
-                    Ok(()) => {
+                    Ok(step) => {
+                        // A report of a position the simulation no longer
+                        // matches closes the simulated one (EXTERNAL).
+                        self.sim_events(fill.ts_ns, &step, out)?;
                         // What the engine now holds, not an echo: a stop or
                         // target left out is the engine's own (from the ATR),
                         // and prices are on the tick grid.
@@ -306,22 +310,16 @@ impl<'a> Signal<'a> {
     /// stop or target, the session end, a breach), a drawdown breach. The
     /// real account should have done the same; a line here that your
     /// fills do not match means the two have parted (send a `position`).
-    fn sim_events(&mut self, now_ns: i64, out: &mut impl Write) -> Result<()> {
-        let events = *self.engine.events();
-        let position = i64::from(self.engine.simulator().position_side());
-        if let Some(trade) = events.exit {
-            self.out
-                .begin("sim_exit")
-                .int("ts_utc_ns", trade.exit_ts_ns)
-                .str("reason", trade.exit_reason.name())
-                .int("side", i64::from(trade.side))
-                .num("entry_price", trade.entry_price)
-                .num("exit_price", trade.exit_price)
-                .num("net_pnl", trade.net_pnl)
-                .int("position", position);
-            emit(out, self.out.finish())?;
+    fn sim_events(&mut self, now_ns: i64, step: &Step, out: &mut impl Write) -> Result<()> {
+        let position = i64::from(step.account.position);
+        // In the order they happened: a session's close-out (dated before
+        // this input) comes before the entry this input filled, which comes
+        // before any exit that followed it.
+        let before_entry = usize::from(step.closed_out);
+        for trade in step.exits().take(before_entry) {
+            self.sim_exit(trade, position, out)?;
         }
-        if let Some(entry) = events.entry {
+        if let Some(entry) = step.entry {
             self.out
                 .begin("sim_entry")
                 .int("ts_utc_ns", entry.ts_ns)
@@ -335,15 +333,31 @@ impl<'a> Signal<'a> {
                 .int("position", position);
             emit(out, self.out.finish())?;
         }
-        if events.breached {
+        for trade in step.exits().skip(before_entry) {
+            self.sim_exit(trade, position, out)?;
+        }
+        if step.breached {
             self.out
                 .begin("sim_drawdown_breached")
                 .int("ts_utc_ns", now_ns)
-                .num("equity", self.engine.simulator().equity_at_last())
+                .num("equity", step.account.equity)
                 .int("position", position);
             emit(out, self.out.finish())?;
         }
         Ok(())
+    }
+
+    fn sim_exit(&mut self, trade: &TradeRecord, position: i64, out: &mut impl Write) -> Result<()> {
+        self.out
+            .begin("sim_exit")
+            .int("ts_utc_ns", trade.exit_ts_ns)
+            .str("reason", trade.exit_reason.name())
+            .int("side", i64::from(trade.side))
+            .num("entry_price", trade.entry_price)
+            .num("exit_price", trade.exit_price)
+            .num("net_pnl", trade.net_pnl)
+            .int("position", position);
+        emit(out, self.out.finish())
     }
 
     fn decision(&mut self, decision: Option<Decision>, out: &mut impl Write) -> Result<()> {
