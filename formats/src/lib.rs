@@ -11,6 +11,7 @@
 
 pub mod action;
 pub mod checkpoint;
+pub mod hash;
 pub mod instrument;
 pub mod market;
 pub mod obs;

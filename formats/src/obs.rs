@@ -181,7 +181,7 @@ impl ObsLayout {
     /// the numbers mean: name, window, bar length, indicator periods, clip and
     /// every feature name in order. Stable across platforms and releases.
     pub fn hash(&self) -> u64 {
-        let mut h = Fnv1a::new();
+        let mut h = crate::hash::Fnv1a::new();
         h.str(self.name);
         h.u64(self.window as u64);
         h.u64(self.bar_seconds as u64);
@@ -253,32 +253,6 @@ impl core::fmt::Display for HashHex {
 impl core::fmt::Debug for HashHex {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-struct Fnv1a(u64);
-
-impl Fnv1a {
-    const fn new() -> Fnv1a {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-    fn byte(&mut self, b: u8) {
-        self.0 ^= b as u64;
-        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    fn u64(&mut self, v: u64) {
-        for b in v.to_le_bytes() {
-            self.byte(b);
-        }
-    }
-    fn str(&mut self, s: &str) {
-        self.u64(s.len() as u64);
-        for b in s.bytes() {
-            self.byte(b);
-        }
-    }
-    const fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -16,6 +16,7 @@ pub mod features;
 pub mod mask;
 pub mod policy;
 pub mod position;
+pub mod rng;
 pub mod sim;
 pub mod step;
 

@@ -24,6 +24,11 @@ impl ActionMask {
         self.0 & (1 << action as u8) != 0
     }
 
+    /// Whether action code `code` (0..6) is allowed; `false` past the codes.
+    pub const fn allows_code(self, code: usize) -> bool {
+        code < 8 && self.0 & (1 << code) != 0
+    }
+
     pub const fn with(self, action: Action) -> ActionMask {
         ActionMask(self.0 | (1 << action as u8))
     }

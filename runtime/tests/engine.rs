@@ -470,12 +470,20 @@ fn a_drawdown_breach_ends_the_session_and_the_next_one_trades_again() {
         "the sessions after the breach trade: {later_policy}"
     );
     // The account carries on: equity on the next day starts where the
-    // breach left it, not at the starting balance.
+    // breach left it (flat, nothing traded after it), not at the starting
+    // balance.
+    let left = decisions
+        .iter()
+        .rfind(|(d, _)| ny_day(d.ts_ns) == first)
+        .unwrap()
+        .0
+        .equity;
     let next = decisions
         .iter()
         .find(|(d, _)| ny_day(d.ts_ns) > first && d.kind == DecisionKind::Policy)
         .unwrap();
-    assert!(next.0.equity < 50_000.0 - 2_000.0, "{:?}", next.0);
+    assert_eq!(next.0.equity, left, "{:?}", next.0);
+    assert!(left < 50_000.0 - 1_000.0, "{left}");
 }
 
 #[test]

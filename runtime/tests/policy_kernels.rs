@@ -66,9 +66,9 @@ fn tanh_fast_is_within_a_few_ulps() {
 mod policy_common;
 
 use nq_formats::checkpoint::Activation;
-use nq_runtime::policy::{Checkpoint, FirstLayerPrefix, Policy, PolicyScratch, Rng};
+use nq_runtime::policy::{Checkpoint, FirstLayerPrefix, Policy, PolicyScratch};
 use nq_runtime::ActionMask;
-use policy_common::{file, metadata, metadata_pairs, random_tensors, Buffer};
+use policy_common::{file, metadata, metadata_pairs, random_tensors, Buffer, Rng};
 
 /// FNV-1a over the bits of every logit of a production-sized policy
 /// (231->256->256->6, both activations), weights in place and decoded; with

@@ -6,9 +6,9 @@ mod policy_common;
 
 use nq_formats::checkpoint::Activation;
 use nq_runtime::policy::mlp::{matvec, matvec_from, prefix_lane_sums, LaneSums, LANES};
-use nq_runtime::policy::{Checkpoint, FirstLayerPrefix, Policy, PolicyScratch, Rng};
+use nq_runtime::policy::{Checkpoint, FirstLayerPrefix, Policy, PolicyScratch};
 use nq_runtime::ActionMask;
-use policy_common::{file, metadata, metadata_pairs, random_tensors, Buffer};
+use policy_common::{file, metadata, metadata_pairs, random_tensors, Buffer, Rng};
 use proptest::prelude::*;
 
 /// Values that stress the kernels' lanes: signed zeros, tiny and large

@@ -70,3 +70,44 @@ pub fn nq_1min_bars() -> Vec<nq_formats::Bar> {
 pub fn es_1min_bars() -> Vec<nq_formats::Bar> {
     read_bars_csv(&real_data("es_firstrate_2023_03/es_1min_bars_utc.csv"))
 }
+
+/// Random test fixtures (policy weights, observations) from a generator of
+/// the tests' own: xoshiro256++, the engine's sampler when the fixtures and
+/// the digests pinned from them were made, so that a change to the
+/// project's generator cannot move the goldens that pin the kernels' bits.
+pub struct FixtureRng {
+    s: [u64; 4],
+}
+
+impl FixtureRng {
+    pub fn new(seed: u64) -> FixtureRng {
+        let mut sm = seed;
+        let mut s = [0u64; 4];
+        for x in &mut s {
+            sm = sm.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = sm;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            *x = z ^ (z >> 31);
+        }
+        FixtureRng { s }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let s = &mut self.s;
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    /// Uniform in `[0, 1)` with 24 bits.
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+    }
+}

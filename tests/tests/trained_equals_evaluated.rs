@@ -135,7 +135,7 @@ fn trained(
     actions: Actions,
     forced: bool,
 ) -> Game {
-    let mut env = MarketEnv::new(data.clone(), *sim, phase, false, 0, Rng::new(1, 0)).unwrap();
+    let mut env = MarketEnv::new(data.clone(), *sim, phase, false, 0, Rng::stream(1, 0)).unwrap();
     env.set_schedule(EnvSchedule {
         commission: sim.commission_per_side,
         ..EnvSchedule::default()
@@ -157,7 +157,7 @@ fn trained(
             _ => 0,
         };
         let state = EnvState {
-            rng: 0,
+            rng: [1, 2, 3, 4],
             episode: EpisodeLog {
                 session: k,
                 start: span.first_decision,
@@ -179,7 +179,7 @@ fn trained(
                 .insert(data.bars[span.first_decision].ts_ns, side);
         }
         loop {
-            let allowed = ActionMask::from_bits(mask);
+            let allowed = mask;
             let action = match actions {
                 Actions::Policy => policy
                     .forward(&obs, allowed, &mut scratch)

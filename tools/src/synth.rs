@@ -24,19 +24,19 @@
 //!   last trade and with the previous aggressor, so upticks are mostly buys and
 //!   downticks mostly sells. Sizes are mostly 1-3 contracts with a Pareto tail.
 //!
-//! Determinism: the random source is a hand-written xoshiro256**
-//! ([`Xoshiro256StarStar`]) and every transcendental function is the pure-Rust
-//! `libm`, so a configuration gives the same ticks on every platform and release.
+//! Determinism: the random source is the runtime's xoshiro256**
+//! ([`nq_runtime::rng::Rng`]) and every transcendental function is the
+//! pure-Rust `libm`, so a configuration gives the same ticks on every
+//! platform and release.
 
 mod profile;
-mod rng;
 
 use chrono::{Datelike, Days, NaiveDate, NaiveTime, TimeZone, Weekday};
 use chrono_tz::America::New_York;
 use nq_formats::{Instrument, InstrumentSpec, Side, Tick};
 
+use nq_runtime::rng::Rng;
 pub use profile::IntradayProfile;
-pub use rng::Xoshiro256StarStar;
 
 use profile::{DAY_MINUTES, GLOBEX_CLOSE, GLOBEX_OPEN};
 
@@ -237,7 +237,7 @@ pub struct SynthGenerator {
     cfg: SynthConfig,
     spec: InstrumentSpec,
     profile: Box<IntradayProfile>,
-    rng: Xoshiro256StarStar,
+    rng: Rng,
     /// The next trading day to open, and how many remain including it.
     next_day: NaiveDate,
     days_left: u32,
@@ -256,7 +256,7 @@ impl SynthGenerator {
     pub fn new(cfg: SynthConfig) -> Result<Self, SynthConfigError> {
         cfg.validate()?;
         let spec = cfg.instrument.spec();
-        let mut rng = Xoshiro256StarStar::seed_from_u64(cfg.seed);
+        let mut rng = Rng::new(cfg.seed);
         let start_ticks = spec.to_ticks(cfg.start_price);
         let mid = start_ticks as f64 + 0.5;
         let base_sigma =
@@ -431,7 +431,7 @@ impl SynthGenerator {
     }
 }
 
-fn random_regime(rng: &mut Xoshiro256StarStar, mid: f64) -> Regime {
+fn random_regime(rng: &mut Rng, mid: f64) -> Regime {
     if rng.chance(0.5) {
         let direction = if rng.chance(0.5) { 1.0 } else { -1.0 };
         let strength = 0.5 + rng.uniform();

@@ -409,19 +409,18 @@ proptest! {
 
 /// FNV-1a over every field of every tick.
 fn digest(ticks: &[Tick]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = nq_formats::hash::Fnv1a::new();
     for t in ticks {
-        let fields = [
+        for field in [
             t.ts_ns as u64,
             t.price.to_bits(),
             t.size.to_bits(),
             t.side as u64,
-        ];
-        for byte in fields.iter().flat_map(|f| f.to_le_bytes()) {
-            h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        ] {
+            h.u64(field);
         }
     }
-    h
+    h.finish()
 }
 
 #[test]

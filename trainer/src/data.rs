@@ -13,7 +13,6 @@ use nq_tools::time::format_ts;
 
 use crate::env::MarketData;
 use crate::error::UserError;
-use crate::train::fnv1a64;
 
 /// Bars read from `paths`, with each file and its fingerprint.
 pub struct LoadedBars {
@@ -189,6 +188,12 @@ pub fn default_data_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
     // Printed in the nq-eval command at the end: `/repo/data`, not `/repo/trainer/../data`.
     std::fs::canonicalize(&dir).unwrap_or(dir)
+}
+
+/// FNV-1a, 64 bits, as 16 hex digits: a fingerprint of each data file (and
+/// of an `--init` checkpoint) for `metadata.json`.
+pub fn fnv1a64(bytes: &[u8]) -> String {
+    format!("{:016x}", nq_formats::hash::fnv1a64(bytes))
 }
 
 #[cfg(test)]

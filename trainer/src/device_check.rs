@@ -87,7 +87,7 @@ pub struct CheckCase {
 impl CheckCase {
     /// `shape`: an agent of the run's shapes (its weights are not used).
     pub fn new(shape: &HostAgent, seed: u64) -> CheckCase {
-        let mut rng = Rng::new(seed, 0xdc);
+        let mut rng = Rng::stream(seed, 0xdc);
         let mut agent = shape.clone();
         for mlp in [&mut agent.actor, &mut agent.critic] {
             for layer in &mut mlp.layers {
@@ -242,7 +242,7 @@ pub fn check_run_device<B: AutodiffBackend>(
         d.num_actions,
         d.activation,
         cfg.shared_trunk,
-        &mut Rng::new(0, 0),
+        &mut Rng::stream(0, 0),
     );
     Ok(check_device::<B>(&shape, device))
 }
@@ -267,7 +267,7 @@ mod tests {
             3,
             activation,
             shared_trunk,
-            &mut Rng::new(1, 1),
+            &mut Rng::stream(1, 1),
         )
     }
 

@@ -253,7 +253,7 @@ pub struct EpisodeLog {
 /// Saved state of one environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvState {
-    pub rng: u64,
+    pub rng: [u64; 4],
     pub episode: EpisodeLog,
     /// Bonuses paid so far in this episode (f64 bits). Not replayed: the
     /// curriculum's bonus may have changed since they were paid.
@@ -265,7 +265,7 @@ pub struct EnvState {
 #[derive(Debug, Clone)]
 pub struct StepBuffers {
     pub obs: Vec<f32>,
-    pub masks: Vec<u8>,
+    pub masks: Vec<ActionMask>,
     /// Reward in dollars, bonuses included (scaled later).
     pub rewards: Vec<f32>,
     pub terminated: Vec<u8>,
@@ -278,7 +278,7 @@ impl StepBuffers {
     pub fn new(num_envs: usize, obs_dim: usize) -> StepBuffers {
         StepBuffers {
             obs: vec![0.0; num_envs * obs_dim],
-            masks: vec![1; num_envs],
+            masks: vec![ActionMask::HOLD_ONLY; num_envs],
             rewards: vec![0.0; num_envs],
             terminated: vec![0; num_envs],
             truncated: vec![0; num_envs],
@@ -407,7 +407,7 @@ impl MarketEnv {
     }
 
     /// Starts a new episode (random session, start and forced position).
-    pub fn reset(&mut self, obs: &mut [f32]) -> u8 {
+    pub fn reset(&mut self, obs: &mut [f32]) -> ActionMask {
         let session = self.rng.below(self.data.sessions.len());
         let span = self.data.sessions[session];
         // Leave at least a few decisions in a randomly started episode.
@@ -445,7 +445,7 @@ impl MarketEnv {
 
     /// Starts an episode at the first decision of `session`, without a forced
     /// position, at the schedule's commission.
-    pub fn start_session(&mut self, session: usize, obs: &mut [f32]) -> u8 {
+    pub fn start_session(&mut self, session: usize, obs: &mut [f32]) -> ActionMask {
         let mut actions = std::mem::take(&mut self.log.actions);
         actions.clear();
         self.log = EpisodeLog {
@@ -461,10 +461,10 @@ impl MarketEnv {
     }
 
     /// The observation and mask of the decision at `cursor`.
-    fn observe(&self, obs: &mut [f32]) -> u8 {
+    fn observe(&self, obs: &mut [f32]) -> ActionMask {
         self.data
             .observation(self.cursor, &self.stepper, self.mask, self.phase, obs);
-        self.mask.bits()
+        self.mask
     }
 
     /// Runs the fresh stepper (`self.stepper`) up to the episode's first
@@ -579,7 +579,7 @@ impl MarketEnv {
         action: u8,
         obs: &mut [f32],
         final_obs: &mut [f32],
-    ) -> (f64, bool, bool, u8) {
+    ) -> (f64, bool, bool, ActionMask) {
         let (reward, terminated, truncated) = self.advance(action);
         self.log.actions.push(action);
         if terminated || truncated {
@@ -643,7 +643,7 @@ impl MarketEnv {
     }
 
     /// Rebuilds the exact stepper state by replaying the saved episode.
-    pub fn restore(&mut self, state: &EnvState, obs: &mut [f32]) -> Result<u8, UserError> {
+    pub fn restore(&mut self, state: &EnvState, obs: &mut [f32]) -> Result<ActionMask, UserError> {
         let e = &state.episode;
         let bad = || {
             UserError::new("resume: environment state does not fit the data (different data set?)")
@@ -704,7 +704,7 @@ impl VecEnv {
                     phase,
                     random_start,
                     max_steps,
-                    Rng::new(seed, 1000 + e as u64),
+                    Rng::stream(seed, 1000 + e as u64),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn adam_over_one_buffer_is_adam_with_a_global_norm_clip_per_parameter() {
         let shapes = [(3usize, 2usize), (1, 2), (2, 1)];
-        let mut rng = Rng::new(7, 0);
+        let mut rng = Rng::stream(7, 0);
         let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
         let start: Vec<Vec<f32>> = shapes.iter().map(|&(r, c)| draw(r * c)).collect();
         // Large gradients first (the clip scales them), then small ones.

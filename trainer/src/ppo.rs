@@ -5,6 +5,7 @@
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{activation::log_softmax, Tensor, TensorData};
 use nq_formats::checkpoint::Activation;
+use nq_runtime::ActionMask;
 
 use crate::net::{tensor_to_vec, Adam, HostMlp, Mlp};
 use crate::rng::Rng;
@@ -187,22 +188,22 @@ impl<B: Backend> Agent<B> {
 }
 
 /// Masked log-softmax of one row of logits, written into `logp` (masked = -inf).
-pub fn masked_log_softmax(logits: &[f32], mask: u8, logp: &mut [f32]) {
+pub fn masked_log_softmax(logits: &[f32], mask: ActionMask, logp: &mut [f32]) {
     let mut max = f32::NEG_INFINITY;
     for (a, &l) in logits.iter().enumerate() {
-        if mask & (1 << a) != 0 {
+        if mask.allows_code(a) {
             max = max.max(l);
         }
     }
     let mut sum = 0.0f32;
     for (a, &l) in logits.iter().enumerate() {
-        if mask & (1 << a) != 0 {
+        if mask.allows_code(a) {
             sum += (l - max).exp();
         }
     }
     let lse = max + sum.ln();
     for (a, (&l, lp)) in logits.iter().zip(logp.iter_mut()).enumerate() {
-        *lp = if mask & (1 << a) != 0 {
+        *lp = if mask.allows_code(a) {
             l - lse
         } else {
             f32::NEG_INFINITY
@@ -217,19 +218,19 @@ pub fn masked_log_softmax(logits: &[f32], mask: u8, logp: &mut [f32]) {
 /// decays to zero early in training).
 pub fn sample_action(
     logits: &[f32],
-    mask: u8,
+    mask: ActionMask,
     floor: f32,
     rng: &mut Rng,
     logp: &mut [f32],
 ) -> (u8, f32) {
     masked_log_softmax(logits, mask, logp);
-    let valid = mask.count_ones() as f32;
+    let valid = mask.count() as f32;
     let floor = floor.min(1.0 / valid);
     let u = rng.uniform() as f32;
     let mut acc = 0.0f32;
     let mut chosen = 0usize;
     for (a, &lp) in logp.iter().enumerate() {
-        if mask & (1 << a) == 0 {
+        if !mask.allows_code(a) {
             continue;
         }
         chosen = a;
@@ -247,7 +248,7 @@ pub struct Batch<'a> {
     pub obs_dim: usize,
     pub num_actions: usize,
     pub actions: &'a [u8],
-    pub masks: &'a [u8],
+    pub masks: &'a [ActionMask],
     pub logp: &'a [f32],
     pub values: &'a [f32],
     pub advantages: &'a [f32],
@@ -336,7 +337,7 @@ pub fn update<B: AutodiffBackend>(
                 s.obs.extend_from_slice(&batch.obs[i * d..(i + 1) * d]);
                 s.onehot[r * a_n + batch.actions[i] as usize] = 1.0;
                 for a in 0..a_n {
-                    if batch.masks[i] & (1 << a) == 0 {
+                    if !batch.masks[i].allows_code(a) {
                         s.penalty[r * a_n + a] = MASKED_LOGIT;
                     }
                 }
@@ -595,7 +596,7 @@ mod tests {
 
     fn update_does_not_depend_on_the_thread_count_with(shared_trunk: bool) {
         let (obs_dim, num_actions, rows) = (9, 3, 64);
-        let mut rng = Rng::new(11, 0);
+        let mut rng = Rng::stream(11, 0);
         let host = HostAgent::init(
             obs_dim,
             &[16, 16],
@@ -606,7 +607,10 @@ mod tests {
         );
         let obs: Vec<f32> = (0..rows * obs_dim).map(|_| rng.normal() as f32).collect();
         let actions: Vec<u8> = (0..rows).map(|_| rng.below(num_actions) as u8).collect();
-        let masks: Vec<u8> = actions.iter().map(|&a| (1 << a) | 0b001).collect();
+        let masks: Vec<ActionMask> = actions
+            .iter()
+            .map(|&a| ActionMask::from_bits(1 << a))
+            .collect();
         let column =
             |rng: &mut Rng| -> Vec<f32> { (0..rows).map(|_| rng.normal() as f32).collect() };
         let (values, advantages, returns) = (column(&mut rng), column(&mut rng), column(&mut rng));
@@ -647,7 +651,7 @@ mod tests {
                     &mut adam,
                     &batch,
                     &params,
-                    &mut Rng::new(3, 1),
+                    &mut Rng::stream(3, 1),
                     &mut MinibatchScratch::default(),
                     &device,
                 );
@@ -697,7 +701,7 @@ mod tests {
     #[test]
     fn a_shared_trunks_gradient_is_the_sum_of_both_heads_contributions() {
         let (obs_dim, num_actions, rows) = (7, 3, 24);
-        let mut rng = Rng::new(4, 0);
+        let mut rng = Rng::stream(4, 0);
         let shared = HostAgent::init(
             obs_dim,
             &[10, 6],

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, Checkpoint, OptimState};
 use crate::config::{Derived, TrainConfig};
 use crate::curriculum::{stage, Stage};
+use crate::data::fnv1a64;
 use crate::device_check::DeviceCheck;
 use crate::env::{EnvState, EnvStats, MarketData, StepBuffers, VecEnv};
 use crate::error::{IoContext, IoError, UserError};
@@ -30,6 +31,7 @@ use crate::ppo::{
     sample_action, update, Agent, Batch, HostAgent, MinibatchScratch, UpdateParams, UpdateStats,
 };
 use crate::rng::Rng;
+use nq_runtime::ActionMask;
 
 /// Why a run stopped early or failed.
 #[derive(Debug)]
@@ -175,8 +177,8 @@ struct TrainerState {
     global_step: u64,
     ent_coef_bits: u32,
     adam_step: u64,
-    sample_rng: u64,
-    shuffle_rng: u64,
+    sample_rng: [u64; 4],
+    shuffle_rng: [u64; 4],
     obs_rms: RmsState,
     ret_rms: RmsState,
     ret_returns: Vec<u64>,
@@ -217,16 +219,6 @@ impl WindowState {
             episodes: self.episodes,
         }
     }
-}
-
-/// FNV-1a, 64 bits: a fingerprint of each data file for `metadata.json`.
-pub fn fnv1a64(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
 }
 
 fn checkpoint_name(update: u64) -> String {
@@ -339,9 +331,9 @@ pub fn train<B: AutodiffBackend>(
         cfg.env_threads,
     )?;
     let mut buf = StepBuffers::new(n, dim);
-    let mut init_rng = Rng::new(cfg.seed, 0);
-    let mut sample_rng = Rng::new(cfg.seed, 1);
-    let mut shuffle_rng = Rng::new(cfg.seed, 2);
+    let mut init_rng = Rng::stream(cfg.seed, 0);
+    let mut sample_rng = Rng::stream(cfg.seed, 1);
+    let mut shuffle_rng = Rng::stream(cfg.seed, 2);
     let fresh = HostAgent::init(
         dim,
         &cfg.hidden,
@@ -483,7 +475,7 @@ pub fn train<B: AutodiffBackend>(
     // Rollout storage, time-major [t * n + e].
     let mut r_obs = vec![0.0f32; t * n * dim];
     let mut r_actions = vec![0u8; t * n];
-    let mut r_masks = vec![0u8; t * n];
+    let mut r_masks = vec![ActionMask::HOLD_ONLY; t * n];
     let mut r_logp = vec![0.0f32; t * n];
     let mut r_values = vec![0.0f32; t * n];
     let mut r_rewards = vec![0.0f32; t * n];

@@ -22,23 +22,24 @@ use nq_trainer::{CpuBackend, TrainConfig};
 type Inner = burn::backend::NdArray<f32>;
 
 /// Real observations (with positions opened along the way) and their masks.
-fn real_observations(count: usize) -> (Vec<f32>, Vec<u8>) {
+fn real_observations(count: usize) -> (Vec<f32>, Vec<nq_runtime::ActionMask>) {
     let data =
         Arc::new(MarketData::from_bars(common::real_bars(3000), &SimConfig::default()).unwrap());
     assert!(
         !data.sessions.is_empty(),
         "the real bars give a session after warm-up"
     );
-    let mut env = MarketEnv::new(data, SimConfig::default(), 1, false, 0, Rng::new(5, 0)).unwrap();
+    let mut env =
+        MarketEnv::new(data, SimConfig::default(), 1, false, 0, Rng::stream(5, 0)).unwrap();
     let mut obs = vec![0.0f32; 225];
     let mut fin = vec![0.0f32; 225];
     let mut mask = env.start_session(0, &mut obs);
     let (mut all, mut masks) = (Vec::new(), Vec::new());
-    let mut rng = Rng::new(9, 9);
+    let mut rng = Rng::stream(9, 9);
     for _ in 0..count {
         all.extend_from_slice(&obs);
         masks.push(mask);
-        let valid: Vec<u8> = (0..3).filter(|a| mask & (1 << a) != 0).collect();
+        let valid: Vec<u8> = (0..3).filter(|a| mask.allows_code(*a as usize)).collect();
         let a = valid[rng.below(valid.len())];
         mask = env.step(a, &mut obs, &mut fin).3;
     }
@@ -54,7 +55,7 @@ fn sample_checkpoint(obs: &[f32], activation: Activation, shared_trunk: bool) ->
         ..TrainConfig::default()
     };
     let d = cfg.validate().unwrap();
-    let mut rng = Rng::new(11, 0);
+    let mut rng = Rng::stream(11, 0);
     let mut agent = HostAgent::init(225, &[256, 256], 3, activation, shared_trunk, &mut rng);
     for w in &mut agent.actor.layers.last_mut().unwrap().weight {
         *w *= 100.0;
@@ -97,16 +98,14 @@ fn burn_logits(ck: &Checkpoint, obs: &[f32]) -> Vec<f32> {
     actor.forward(t).into_data().to_vec::<f32>().unwrap()
 }
 
-fn runtime_logits(bytes: &[u8], obs: &[f32], masks: &[u8]) -> Vec<f32> {
+fn runtime_logits(bytes: &[u8], obs: &[f32], masks: &[nq_runtime::ActionMask]) -> Vec<f32> {
     let ck = RtCheckpoint::parse(bytes).unwrap();
     let policy = Policy::from_checkpoint(&ck).unwrap();
     let mut scratch = PolicyScratch::new();
     obs.chunks(225)
         .zip(masks)
         .flat_map(|(o, &m)| {
-            let out = policy
-                .forward(o, nq_runtime::ActionMask::from_bits(m), &mut scratch)
-                .unwrap();
+            let out = policy.forward(o, m, &mut scratch).unwrap();
             out.logits()[..3].to_vec()
         })
         .collect()
@@ -118,7 +117,7 @@ fn runtime_activation(bytes: &[u8]) -> Activation {
     Policy::from_checkpoint(&ck).unwrap().metadata().activation
 }
 
-fn assert_parity(ck: &Checkpoint, bytes: &[u8], obs: &[f32], masks: &[u8]) {
+fn assert_parity(ck: &Checkpoint, bytes: &[u8], obs: &[f32], masks: &[nq_runtime::ActionMask]) {
     let ours = burn_logits(ck, obs);
     let theirs = runtime_logits(bytes, obs, masks);
     let spread = ours.iter().fold(0.0f32, |m, x| m.max(x.abs()));
@@ -190,7 +189,7 @@ fn a_relu_training_run_writes_a_checkpoint_the_runtime_runs() {
         3,
         Activation::Relu,
         false,
-        &mut Rng::new(5, 0),
+        &mut Rng::stream(5, 0),
     );
     assert_ne!(ck.agent.actor, fresh.actor, "training moved the weights");
     // The head is scaled up so the logits of the barely trained actor are not
@@ -240,7 +239,7 @@ fn phase1_checkpoint(hidden: &[u32], shared_trunk: bool) -> Checkpoint {
         ..TrainConfig::default()
     };
     let d = cfg.validate().unwrap();
-    let mut rng = Rng::new(1, 0);
+    let mut rng = Rng::stream(1, 0);
     Checkpoint {
         agent: HostAgent::init(225, hidden, 3, Activation::Tanh, shared_trunk, &mut rng),
         obs_mean: vec![0.0; 225],
@@ -264,7 +263,7 @@ fn phase2_transfer_keeps_the_phase1_weights() {
         6,
         Activation::Tanh,
         false,
-        &mut Rng::new(2, 0),
+        &mut Rng::stream(2, 0),
     );
     let path = std::path::Path::new("old.safetensors");
     let (agent, mean, var) = checkpoint::transfer(&old, &fresh, path).unwrap();
@@ -383,7 +382,7 @@ fn a_shared_trunk_run_writes_one_trunk_under_both_names_and_phase_2_keeps_it() {
         3,
         Activation::Tanh,
         true,
-        &mut Rng::new(6, 0),
+        &mut Rng::stream(6, 0),
     );
     for path in [&p1.checkpoint, &p2.checkpoint] {
         let (tensors, meta) = raw_tensors(path);
@@ -435,7 +434,7 @@ fn shared_and_separate_checkpoints_do_not_mix_and_a_split_trunk_is_refused() {
         6,
         Activation::Tanh,
         true,
-        &mut Rng::new(2, 0),
+        &mut Rng::stream(2, 0),
     );
     let (agent, _, _) = checkpoint::transfer(&old, &fresh, path).unwrap();
     assert!(agent.shared_trunk);
@@ -448,7 +447,7 @@ fn shared_and_separate_checkpoints_do_not_mix_and_a_split_trunk_is_refused() {
         6,
         Activation::Tanh,
         false,
-        &mut Rng::new(2, 0),
+        &mut Rng::stream(2, 0),
     );
     let e = checkpoint::transfer(&old, &separate, path).unwrap_err();
     assert!(

@@ -8,7 +8,7 @@ use nq_trainer::rng::Rng;
 #[test]
 fn vectorised_gae_equals_the_plain_loop_exactly() {
     for seed in 0..20u64 {
-        let mut rng = Rng::new(seed, 9);
+        let mut rng = Rng::stream(seed, 9);
         let (steps, envs) = (1 + rng.below(64), 1 + rng.below(33));
         let n = steps * envs;
         let mut uni = |lo: f32, hi: f32| lo + (hi - lo) * rng.uniform() as f32;
@@ -16,7 +16,7 @@ fn vectorised_gae_equals_the_plain_loop_exactly() {
         let values: Vec<f32> = (0..n).map(|_| uni(-10.0, 10.0)).collect();
         let trunc_values: Vec<f32> = (0..n).map(|_| uni(-10.0, 10.0)).collect();
         let bootstrap: Vec<f32> = (0..envs).map(|_| uni(-10.0, 10.0)).collect();
-        let mut rng = Rng::new(seed, 10);
+        let mut rng = Rng::stream(seed, 10);
         let terminated: Vec<u8> = (0..n).map(|_| (rng.uniform() < 0.05) as u8).collect();
         let truncated: Vec<u8> = terminated
             .iter()

@@ -15,7 +15,7 @@ fn trained_policy_beats_random_out_of_sample() {
         let data = common::market(14, 100 + seed);
         let (train_data, test_data) = data.split_last(4).unwrap();
         let mut cfg = common::tiny_config(seed);
-        cfg.updates = 20;
+        cfg.updates = 40;
         cfg.num_envs = 24;
         cfg.checkpoint_every = 1000;
         cfg.curriculum.p1_bonus_decay_steps = 12_000;

@@ -94,7 +94,7 @@ fn bonuses_are_rewards_only_never_pnl() {
             2,
             true,
             0,
-            Rng::new(1, 1),
+            Rng::stream(1, 1),
         )
         .unwrap();
         env.set_schedule(EnvSchedule {
@@ -107,11 +107,11 @@ fn bonuses_are_rewards_only_never_pnl() {
         let mut obs = vec![0.0f32; 231];
         let mut fin = vec![0.0f32; 231];
         let mut mask = env.reset(&mut obs);
-        let mut rng = Rng::new(2, 2);
+        let mut rng = Rng::stream(2, 2);
         let mut reward = 0.0;
         for _ in 0..3000 {
             // Prefer position management and entries so both bonuses are paid.
-            let valid: Vec<u8> = (0..6).filter(|a| mask & (1 << a) != 0).collect();
+            let valid: Vec<u8> = (0..6).filter(|a| mask.allows_code(*a as usize)).collect();
             let a = valid[rng.below(valid.len())];
             let (r, _, _, m) = env.step(a, &mut obs, &mut fin);
             reward += r;
@@ -459,7 +459,7 @@ fn init_refuses_another_instrument_bar_length_layout_or_activation_and_phase_2_f
     );
     assert_eq!(
         meta["init_fnv1a64"],
-        nq_trainer::train::fnv1a64(&std::fs::read(&p1).unwrap())
+        nq_trainer::data::fnv1a64(&std::fs::read(&p1).unwrap())
     );
 
     let good = nq_trainer::checkpoint::load(&p1).unwrap();
@@ -878,7 +878,8 @@ fn the_final_message_counts_every_action_and_gives_nq_eval_the_held_out_dates() 
 #[test]
 fn mean_return_is_over_finished_episodes_with_their_own_bonuses() {
     let data = common::shared_train(3, 5);
-    let mut env = MarketEnv::new(data, SimConfig::default(), 2, true, 0, Rng::new(1, 1)).unwrap();
+    let mut env =
+        MarketEnv::new(data, SimConfig::default(), 2, true, 0, Rng::stream(1, 1)).unwrap();
     env.set_schedule(EnvSchedule {
         entry_bonus: 300.0,
         pm_bonus: 400.0,
@@ -889,10 +890,10 @@ fn mean_return_is_over_finished_episodes_with_their_own_bonuses() {
     let mut obs = vec![0.0f32; 231];
     let mut fin = vec![0.0f32; 231];
     let mut mask = env.reset(&mut obs);
-    let mut rng = Rng::new(2, 2);
+    let mut rng = Rng::stream(2, 2);
     let (mut running, mut finished) = (0.0f64, Vec::new());
     for _ in 0..2000 {
-        let valid: Vec<u8> = (0..6).filter(|a| mask & (1 << a) != 0).collect();
+        let valid: Vec<u8> = (0..6).filter(|a| mask.allows_code(*a as usize)).collect();
         let (reward, terminated, truncated, m) =
             env.step(valid[rng.below(valid.len())], &mut obs, &mut fin);
         running += reward;

@@ -19,7 +19,6 @@
 //! which one is in use).
 
 pub mod mlp;
-pub mod rng;
 pub mod safetensors;
 
 use core::fmt;
@@ -31,7 +30,7 @@ use nq_formats::checkpoint::{
 use nq_formats::obs::HashHex;
 use nq_formats::{Action, OBS_LAYOUT_V1};
 
-pub use rng::Rng;
+pub use crate::rng::Rng;
 pub use safetensors::{Checkpoint, SafetensorsError, Shape, ShortName, TensorView};
 
 use crate::ActionMask;

@@ -4,7 +4,8 @@
 
 use nq_formats::checkpoint::{Activation, PolicyMetadata, MAX_LAYERS};
 use nq_formats::{ActionSet, Instrument, SimConfig, OBS_LAYOUT_V1};
-use nq_runtime::policy::Rng;
+
+pub use nq_test_support::FixtureRng as Rng;
 
 pub struct TensorSpec {
     pub name: String,

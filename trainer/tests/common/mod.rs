@@ -21,7 +21,7 @@ const MIN_NS: i64 = 60_000_000_000;
 /// The impulse is visible in the last bar's features, so a policy can learn
 /// to enter after it with the drift, and reach the ATR target.
 pub fn planted_signal_bars(days: usize, seed: u64) -> Vec<Bar> {
-    let mut rng = Rng::new(seed, 4242);
+    let mut rng = Rng::stream(seed, 4242);
     let mut bars = Vec::new();
     let mut price = 16_000.0f64;
     let tick = 0.25;

@@ -9,9 +9,9 @@ use nq_formats::checkpoint::{
     safetensors_bytes, Activation, PolicyMetadata, TensorData, MAX_LAYERS,
 };
 use nq_formats::{ActionSet, Bar, Instrument, SessionHours, Side, SimConfig, Tick, OBS_LAYOUT_V1};
-use nq_runtime::policy::Rng;
 use nq_runtime::sim::{EntryFill, ExitReason, TradeRecord};
 use nq_runtime_ffi::{nq_decision, nq_engine, nq_engine_init, nq_engine_size, nq_error};
+use nq_test_support::FixtureRng as Rng;
 
 /// What a test checkpoint varies.
 #[derive(Clone, Copy)]
