@@ -568,3 +568,39 @@ fn clocks_after_a_print_past_the_end_say_session_end_once_and_close_that_day() {
     assert!(exits[0].exit_ts_ns < ny_time(day, 16, 1, 0));
     assert!(steps.iter().all(|s| s.account.position == 0));
 }
+
+/// An early close in bar data is known only when a bar past the session end
+/// comes: that step's first exit is the close-out, dated at the last bar's
+/// end (before the bar that brought it), and the step says so, so a report
+/// can book it on that day without asking the engine what happened.
+#[test]
+fn the_close_out_of_an_early_close_says_it_is_one() {
+    let bars = rth_bars();
+    let last_bars = last_bar_of_each_day(&bars);
+    let buffer = checkpoint();
+    let mut engine = engine(&buffer);
+    let mut closed_out = Vec::new();
+    for bar in &bars {
+        let step = engine.on_bar_with(bar, &mut always_long).unwrap();
+        let first = step.exits().next().copied();
+        if step.closed_out {
+            let t = first.expect("a close-out is an exit");
+            assert!(
+                t.exit_ts_ns <= bar.ts_ns,
+                "{t:?} dated before {}",
+                bar.ts_ns
+            );
+            assert_eq!(t.exit_reason, ExitReason::SessionEnd);
+            closed_out.push(t);
+        } else if let Some(t) = first {
+            assert!(t.exit_ts_ns >= bar.ts_ns, "an exit of this bar: {t:?}");
+        }
+    }
+    // Thanksgiving and the day after, each at its last bar's end.
+    assert_eq!(closed_out.len(), 2, "{closed_out:?}");
+    for t in &closed_out {
+        assert!(last_bars
+            .iter()
+            .any(|b| b.ts_ns + MINUTE_NS == t.exit_ts_ns));
+    }
+}

@@ -279,6 +279,8 @@ pub struct Derived {
     pub num_updates: u64,
     pub obs_dim: usize,
     pub num_actions: usize,
+    /// The phase's action set (the checkpoint's `actions`).
+    pub action_set: nq_formats::ActionSet,
     /// `activation`, parsed.
     pub activation: Activation,
 }
@@ -417,12 +419,15 @@ impl TrainConfig {
             self.total_timesteps.div_ceil(batch_size as u64).max(1)
         };
         let layout = nq_formats::OBS_LAYOUT_V1;
+        let action_set = nq_formats::ActionSet::from_phase(self.phase)
+            .ok_or_else(|| UserError::new("config: phase must be 1 or 2"))?;
         Ok(Derived {
             batch_size,
             minibatch_size: batch_size / self.num_minibatches,
             num_updates,
             obs_dim: layout.obs_dim(self.phase),
-            num_actions: nq_formats::ActionSet::from_phase(self.phase).map_or(3, |s| s.len()),
+            num_actions: action_set.len(),
+            action_set,
             activation,
         })
     }

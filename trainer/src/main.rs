@@ -314,8 +314,7 @@ fn run(cli: Cli) -> Result<Finished, TrainError> {
             test.sessions.len(),
             sim.commission_per_side
         );
-        let action_set = nq_formats::ActionSet::from_phase(cfg.phase)
-            .ok_or_else(|| UserError::new(format!("phase {}: expected 1 or 2", cfg.phase)))?;
+        let action_set = cfg.validate()?.action_set;
         for (name, s) in [
             ("policy", &held_out.policy),
             ("random valid", &held_out.random),

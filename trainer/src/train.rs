@@ -13,7 +13,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use nq_formats::checkpoint::{PolicyMetadata, FORMAT_VERSION, MAX_LAYERS};
 use nq_formats::obs::HashHex;
-use nq_formats::{ActionSet, OBS_LAYOUT_V1};
+use nq_formats::OBS_LAYOUT_V1;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Checkpoint, OptimState};
@@ -264,7 +264,7 @@ pub fn policy_metadata(
         format_version: FORMAT_VERSION,
         obs_layout_hash: OBS_LAYOUT_V1.with_bar_seconds(sim.bar_seconds).hash(),
         obs_dim: d.obs_dim,
-        actions: ActionSet::from_phase(cfg.phase).unwrap_or(ActionSet::Phase1),
+        actions: d.action_set,
         hidden,
         hidden_len: cfg.hidden.len(),
         activation: d.activation,
@@ -697,9 +697,7 @@ pub fn train<B: AutodiffBackend>(
             );
         }
         line += &format!("Comm ${:.2}", st.env.commission);
-        let names = ActionSet::from_phase(cfg.phase)
-            .unwrap_or(ActionSet::Phase1)
-            .actions();
+        let names = d.action_set.actions();
         let dist: Vec<String> = names
             .iter()
             .map(|a| format!("{} {:.1}%", a.name(), share(*a as usize)))
