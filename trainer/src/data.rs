@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use nq_formats::{Bar, SimConfig};
-use nq_runtime::bars::BarBuilder;
 use nq_runtime::features::FeatureConfig;
-use nq_tools::eval::BarSpacing;
-use nq_tools::market_data::{DataKind, MarketReader};
+use nq_tools::market_data::read_as_bars;
 use nq_tools::time::format_ts;
 
 use crate::env::MarketData;
@@ -20,9 +18,12 @@ pub struct LoadedBars {
     pub files: Vec<(String, String)>,
 }
 
-/// Reads every path (file or folder of Parquet files), in time order.
+/// Reads every path (file or folder of Parquet files), in time order, as
+/// bars of `sim.bar_seconds` (`nq_tools::market_data::read_as_bars`), with
+/// each file's fingerprint.
 pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserError> {
-    let reader = MarketReader::open_many(paths).map_err(|e| UserError::new(e.to_string()))?;
+    let (bars, reader) =
+        read_as_bars(paths, sim.bar_seconds).map_err(|e| UserError::new(e.to_string()))?;
     let mut files = Vec::new();
     for f in reader.files() {
         let bytes =
@@ -30,45 +31,6 @@ pub fn load_bars(paths: &[PathBuf], sim: &SimConfig) -> Result<LoadedBars, UserE
         // Absolute, so that a resume from another directory finds them.
         let absolute = std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf());
         files.push((absolute.display().to_string(), fnv1a64(&bytes)));
-    }
-    let bars = match reader.kind() {
-        DataKind::Bars => {
-            check_bar_length(&reader, sim.bar_seconds)?;
-            reader
-                .read_all_bars()
-                .map_err(|e| UserError::new(e.to_string()))?
-        }
-        DataKind::Ticks => {
-            let mut builder = BarBuilder::new(sim.bar_seconds);
-            let mut bars = Vec::new();
-            let mut last_ts = i64::MIN;
-            reader
-                .for_each_tick_chunk(|ticks| {
-                    for t in ticks {
-                        // The reader already refused bad and out-of-order rows.
-                        if let Ok(Some(bar)) = builder.push(t) {
-                            bars.push(bar);
-                        }
-                        last_ts = t.ts_ns;
-                    }
-                    Ok(())
-                })
-                .map_err(|e| UserError::new(e.to_string()))?;
-            if let Some(bar) = builder.flush(last_ts.saturating_add(builder.bar_ns())) {
-                bars.push(bar);
-            }
-            bars
-        }
-    };
-    if bars.is_empty() {
-        return Err(UserError::new(format!(
-            "{}: no bars in the data",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
     }
     Ok(LoadedBars { bars, files })
 }
@@ -105,23 +67,6 @@ pub fn check_sessions(market: &MarketData, sim: &SimConfig) -> Result<(), UserEr
         format_ts(first.ts_ns),
         format_ts(last.ts_ns),
     )))
-}
-
-/// Bars of another length would train a checkpoint labelled with the
-/// configured one. Checked file by file, with nq-eval's check, so the message
-/// names the file that differs.
-fn check_bar_length(reader: &MarketReader, bar_seconds: u32) -> Result<(), UserError> {
-    for file in reader.files() {
-        let one = MarketReader::open(file).map_err(|e| UserError::new(e.to_string()))?;
-        let mut spacing = BarSpacing::default();
-        one.for_each_bar_chunk(|bars| {
-            bars.iter().for_each(|b| spacing.observe(b.ts_ns));
-            Ok(())
-        })
-        .and_then(|()| spacing.check(&one, bar_seconds, "the training config (sim.bar_seconds)"))
-        .map_err(|e| UserError::new(e.to_string()))?;
-    }
-    Ok(())
 }
 
 /// The (path, fnv1a64 hash) of each data file a run recorded in its

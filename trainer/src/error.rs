@@ -21,6 +21,12 @@ impl fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
+impl From<nq_env::EnvError> for UserError {
+    fn from(e: nq_env::EnvError) -> Self {
+        UserError(e.0)
+    }
+}
+
 /// An I/O failure on a path the run itself chose (a file in the run folder,
 /// a checkpoint it just wrote): not the user's doing, so exit code 1, but
 /// with the path and what was being done so it can be looked into.

@@ -8,7 +8,11 @@ pub mod config;
 pub mod curriculum;
 pub mod data;
 pub mod device_check;
-pub mod env;
+/// The environments live in their own crate (`nq-env`), shared with the
+/// Python package; the trainer steps them.
+pub mod env {
+    pub use nq_env::*;
+}
 pub mod error;
 pub mod eval;
 pub mod gae;

@@ -61,6 +61,12 @@ impl From<UserError> for TrainError {
     }
 }
 
+impl From<nq_env::EnvError> for TrainError {
+    fn from(e: nq_env::EnvError) -> Self {
+        TrainError::User(e.into())
+    }
+}
+
 impl From<IoError> for TrainError {
     fn from(e: IoError) -> Self {
         TrainError::Io(e)

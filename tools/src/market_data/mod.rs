@@ -1,10 +1,12 @@
 //! Ticks and bars in Parquet: a streaming reader that accepts every variant of
 //! SPEC section 3, and writers that produce the `nq_formats::schema` tables.
 
+mod as_bars;
 mod columns;
 mod reader;
 mod writer;
 
+pub use as_bars::read_as_bars;
 pub use columns::{
     BAR_PRICE_COLUMNS, PRICE_ALIASES, PRICE_SCALE_KEY, SIDE_ALIASES, SIZE_ALIASES, TIME_ALIASES,
 };

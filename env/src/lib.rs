@@ -29,8 +29,28 @@ use nq_runtime::ActionMask;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::UserError;
-use crate::rng::Rng;
+use nq_runtime::rng::Rng;
+
+/// Why an environment cannot be built or restored: a message for the user
+/// (the trainer reports it with exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvError(pub String);
+
+impl EnvError {
+    pub fn new(message: impl Into<String>) -> EnvError {
+        EnvError(message.into())
+    }
+}
+
+impl std::fmt::Display for EnvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+type UserError = EnvError;
 
 /// Bars with their features, split into sessions.
 #[derive(Debug)]
