@@ -131,6 +131,26 @@ pub fn summary() -> SchemaRef {
     // Last, so readers of the earlier columns by position are unaffected: the
     // row of the best policy by the comparison's metric.
     fields.push(Field::new("best", DataType::Boolean, false));
+    // After `best`: whether the days were seen in training (IN-SAMPLE,
+    // OUT-OF-SAMPLE, MIXED, UNKNOWN; empty for baselines), and the
+    // significance figures (null for baselines).
+    fields.push(Field::new("sample", DataType::Utf8, false));
+    for name in [
+        "mean_daily_pnl_usd",
+        "mean_daily_pnl_ci_lo_usd",
+        "mean_daily_pnl_ci_hi_usd",
+        "sharpe_ci_lo",
+        "sharpe_ci_hi",
+        "null_percentile",
+        "null_p_value",
+        "deflated_sharpe",
+    ] {
+        fields.push(Field::new(name, DataType::Float64, true));
+    }
+    fields.push(Field::new("null_seeds", DataType::Int64, true));
+    fields.push(Field::new("trials", DataType::Int64, true));
+    fields.push(Field::new("edge_detected", DataType::Boolean, true));
+    fields.push(Field::new("verdict", DataType::Utf8, true));
     Arc::new(Schema::new(fields))
 }
 

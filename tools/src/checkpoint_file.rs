@@ -12,6 +12,7 @@ use nq_runtime::engine::{Engine, EngineConfig};
 use nq_runtime::policy::{Checkpoint, Policy};
 use serde::Serialize;
 
+use crate::eval::sample::SeenDates;
 use crate::{Error, Result};
 
 /// A checkpoint file held in 8-byte-aligned memory. The runtime borrows from
@@ -72,6 +73,19 @@ impl CheckpointFile {
         let policy = self.policy()?;
         let config = config.unwrap_or_else(|| EngineConfig::from_policy(&policy));
         Engine::new(policy, config).map_err(|e| self.bad(e))
+    }
+
+    /// The trading dates the checkpoint was trained and validated on, and
+    /// how it was selected (nq-train's metadata); `None` when it records
+    /// none. A malformed list is a bad file.
+    pub fn seen_dates(&self) -> Result<Option<SeenDates>> {
+        let checkpoint = Checkpoint::parse(self.bytes()).map_err(|e| self.bad(e))?;
+        let entries: Vec<(String, String)> = checkpoint
+            .metadata_entries()
+            .map(|(k, v)| (k.chars().collect(), v.chars().collect()))
+            .collect();
+        SeenDates::from_metadata(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| self.bad(e))
     }
 
     /// What the file holds and whether this runtime accepts it, for

@@ -42,8 +42,12 @@ fn run(bin: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     cmd.output().expect("the binary runs")
 }
 
+/// nq-eval with a small random-action null (the default 100 replays would
+/// make every test slow; the null is tested on its own).
 fn eval(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    run(NQ_EVAL, args)
+    let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = args.to_vec();
+    all.extend([&"--null-seeds" as &dyn AsRef<std::ffi::OsStr>, &"4"]);
+    run(NQ_EVAL, &all)
 }
 
 fn stderr(out: &Output) -> String {

@@ -69,6 +69,7 @@ struct EvalRow {
 fn eval_decisions(dir: &Path, data: &[&Path], args: &[&str]) -> Vec<EvalRow> {
     let report = dir.join("report");
     let out = Command::new(NQ_EVAL)
+        .args(["--null-seeds", "0"])
         .arg(P1)
         .args(data)
         .args(args)

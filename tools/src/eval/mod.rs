@@ -14,14 +14,17 @@
 //! # Ok::<(), nq_tools::Error>(())
 //! ```
 
+pub mod assess;
 mod buy_and_hold;
 mod overrides;
 pub mod picture;
 pub mod report;
+pub mod sample;
+pub mod significance;
 mod summary;
 
 pub use overrides::SimOverrides;
-pub use summary::{Comparison, Summary, ANNUALISATION_DAYS, SORT_METRICS};
+pub use summary::{daily_pnl_by_date, Comparison, Summary, ANNUALISATION_DAYS, SORT_METRICS};
 
 use nq_formats::{Action, Bar, SimConfig};
 use nq_runtime::engine::{Decision, EngineConfig, Step};

@@ -21,6 +21,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::picture::{equity_svg, report_html};
+use super::significance::Significance;
 use super::{Comparison, DecisionRow, EquityRow, Run, Summary};
 use crate::market_data::temp_path;
 use crate::{Error, Result};
@@ -271,6 +272,45 @@ fn summary_batch(summaries: &[Summary]) -> Result<RecordBatch> {
     }
     columns.push(Arc::new(BooleanArray::from_iter(
         summaries.iter().map(|s| Some(s.best)),
+    )));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        summaries.iter().map(|s| s.sample.as_str()),
+    )));
+    type Figure = fn(&Significance) -> Option<f64>;
+    let figures: [Figure; 8] = [
+        |g| Some(g.mean_daily_pnl_usd),
+        |g| g.mean_daily_pnl_ci_usd.map(|c| c.0),
+        |g| g.mean_daily_pnl_ci_usd.map(|c| c.1),
+        |g| g.sharpe_ci.map(|c| c.0),
+        |g| g.sharpe_ci.map(|c| c.1),
+        |g| g.null_percentile,
+        |g| g.null_p_value,
+        |g| g.deflated_sharpe,
+    ];
+    for f in figures {
+        columns.push(Arc::new(Float64Array::from_iter(
+            summaries
+                .iter()
+                .map(|s| s.significance.as_ref().and_then(f)),
+        )));
+    }
+    let counts: [fn(&Significance) -> usize; 2] = [|g| g.null_seeds, |g| g.trials];
+    for f in counts {
+        columns.push(Arc::new(Int64Array::from_iter(
+            summaries
+                .iter()
+                .map(|s| s.significance.as_ref().map(|g| f(g) as i64)),
+        )));
+    }
+    columns.push(Arc::new(BooleanArray::from_iter(
+        summaries
+            .iter()
+            .map(|s| s.significance.as_ref().map(|g| g.edge_detected)),
+    )));
+    columns.push(Arc::new(StringArray::from_iter(
+        summaries
+            .iter()
+            .map(|s| s.significance.as_ref().map(|g| g.verdict.as_str())),
     )));
     batch(schema::summary(), columns)
 }

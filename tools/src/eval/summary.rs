@@ -4,6 +4,7 @@
 use nq_formats::Action;
 use serde::Serialize;
 
+use super::significance::Significance;
 use super::Run;
 use crate::time::NewYorkClock;
 
@@ -44,6 +45,13 @@ pub struct Summary {
     /// The best policy by the comparison's metric (see [`Comparison`]);
     /// never a baseline.
     pub best: bool,
+    /// Whether the checkpoint saw these days in training or validation:
+    /// `IN-SAMPLE`, `OUT-OF-SAMPLE`, `MIXED` or `UNKNOWN`; empty for a
+    /// baseline.
+    pub sample: String,
+    /// Could it be luck: intervals, the random-action null, the deflated
+    /// Sharpe ratio and the verdict (policies only).
+    pub significance: Option<Significance>,
 }
 
 /// What `summary.json` and `nq-eval --json` hold: the metric the policies
@@ -118,6 +126,8 @@ impl Summary {
             drawdown_breach: run.breached,
             actions,
             best: false,
+            sample: String::new(),
+            significance: None,
         }
     }
 
@@ -169,6 +179,11 @@ pub const SORT_METRICS: &[&str] = &[
 /// so only the bar rows after it carry its price and commission into the day
 /// it belongs to.
 pub(crate) fn daily_pnl(run: &Run) -> Vec<f64> {
+    daily_pnl_by_date(run).into_iter().map(|(_, p)| p).collect()
+}
+
+/// [`daily_pnl`] with each day's CME trading date.
+pub fn daily_pnl_by_date(run: &Run) -> Vec<(chrono::NaiveDate, f64)> {
     let mut clock = NewYorkClock::new();
     let mut out = Vec::new();
     let mut previous_close = run.sim.starting_balance;
@@ -178,7 +193,7 @@ pub(crate) fn daily_pnl(run: &Run) -> Vec<f64> {
         let day = clock.trading_date(row.ts_ns);
         match current {
             Some((d, last)) if d != day => {
-                out.push(last - previous_close);
+                out.push((d, last - previous_close));
                 previous_close = last;
                 current = Some((day, row.equity));
             }
@@ -186,8 +201,8 @@ pub(crate) fn daily_pnl(run: &Run) -> Vec<f64> {
             None => current = Some((day, row.equity)),
         }
     }
-    if let Some((_, last)) = current {
-        out.push(last - previous_close);
+    if let Some((d, last)) = current {
+        out.push((d, last - previous_close));
     }
     out
 }

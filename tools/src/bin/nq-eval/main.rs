@@ -8,10 +8,12 @@ use chrono::NaiveDate;
 use clap::Parser;
 use nq_formats::Action;
 use nq_tools::checkpoint_file::CheckpointFile;
+use nq_tools::eval::assess::{judged_summary, label, NullRuns, DEFAULT_NULL_SEEDS};
 use nq_tools::eval::report::{check_report_dir, write_report};
+use nq_tools::eval::significance::Trials;
 use nq_tools::eval::{
-    replay, replay_baseline, Baseline, Comparison, DateRange, Run, SimOverrides, Summary,
-    SORT_METRICS,
+    daily_pnl_by_date, replay, replay_baseline, Baseline, Comparison, DateRange, Run, SimOverrides,
+    Summary, SORT_METRICS,
 };
 use nq_tools::market_data::MarketReader;
 use nq_tools::stdout::Stdout;
@@ -60,6 +62,11 @@ struct Cli {
     /// Last session (CME trading date) to replay, YYYY-MM-DD.
     #[arg(long, value_parser = parse_date)]
     to: Option<NaiveDate>,
+    /// Random-valid-action seeds replayed as the null a policy must beat (its
+    /// percentile is in every summary, and the verdict needs it); 0 skips
+    /// it. Each is one more replay of the data, spread over the cores.
+    #[arg(long, default_value_t = DEFAULT_NULL_SEEDS, value_name = "N")]
+    null_seeds: usize,
 }
 
 fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
@@ -120,21 +127,21 @@ fn run(cli: &Cli) -> Result<()> {
         from: cli.from,
         to: cli.to,
     };
-    let mut runs: Vec<Run> = Vec::new();
+    let mut runs: Vec<(Run, Option<nq_tools::eval::sample::SeenDates>)> = Vec::new();
     let mut baselines: Vec<Run> = Vec::new();
+    let mut null = NullRuns::default();
     let names = labels(&checkpoints);
     for (i, (path, name)) in checkpoints.iter().zip(names).enumerate() {
         let ckpt = CheckpointFile::read(path)?;
+        let seen = ckpt.seen_dates()?;
         let config = cli.overrides.engine_config(&ckpt)?;
         let mut bar = ProgressBar::new(&name, reader.num_rows(), cli.json);
-        runs.push(replay(
-            &name,
-            &ckpt,
-            Some(config),
-            &reader,
-            range,
-            &mut |n| bar.show(n),
-        )?);
+        runs.push((
+            replay(&name, &ckpt, Some(config), &reader, range, &mut |n| {
+                bar.show(n)
+            })?,
+            seen,
+        ));
         bar.done();
         // The first checkpoint's engine settings define the baselines' market.
         if i == 0 {
@@ -145,23 +152,50 @@ fn run(cli: &Cli) -> Result<()> {
                 bar.done();
                 baselines.push(run);
             }
+            if cli.null_seeds > 0 {
+                null =
+                    NullRuns::replay(&ckpt, Some(config), (&reader).into(), range, cli.null_seeds)?;
+            }
         }
     }
-    let mut policies: Vec<(Run, Summary)> = runs
+    // Every checkpoint is a candidate: picking the best of several is a
+    // multiple test, which the deflated Sharpe ratio accounts for.
+    let dailies: Vec<Vec<f64>> = runs
+        .iter()
+        .map(|(r, _)| daily_pnl_by_date(r).into_iter().map(|(_, p)| p).collect())
+        .collect();
+    let trials = Trials::of(&dailies.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    // Each policy's run and summary, with a mixed run's two parts.
+    type Judged = (Run, Summary, Vec<(Run, Summary)>);
+    let mut policies: Vec<Judged> = runs
         .into_iter()
-        .map(|r| {
-            let s = Summary::of(&r);
-            (r, s)
+        .map(|(r, seen)| {
+            let labelled = label(&r, seen.as_ref());
+            let s = judged_summary(&r, labelled.sample, &null, trials);
+            let parts = labelled
+                .parts
+                .into_iter()
+                .map(|(sample, part)| {
+                    let s = judged_summary(&part, sample, &null, trials);
+                    (part, s)
+                })
+                .collect();
+            (r, s, parts)
         })
         .collect();
     let key = |s: &Summary| s.metric(&cli.sort_by).unwrap_or(f64::NEG_INFINITY);
     // Stable: ties keep the command line's order.
     policies.sort_by(|a, b| key(&b.1).total_cmp(&key(&a.1)));
-    let (mut all_runs, mut summaries): (Vec<Run>, Vec<Summary>) = policies.into_iter().unzip();
+    // A mixed run's parts follow it: their own rows, trades and equity.
+    let (mut all_runs, mut summaries): (Vec<Run>, Vec<Summary>) = policies
+        .into_iter()
+        .flat_map(|(r, s, parts)| std::iter::once((r, s)).chain(parts))
+        .unzip();
     summaries.extend(baselines.iter().map(Summary::of));
     all_runs.extend(baselines);
     let n_policies = checkpoints.len();
     let comparison = Comparison::new(&cli.sort_by, summaries);
+    let verdicts = verdict_lines(&comparison.summaries);
     // A reader that went away (`| head`) stops the printing, not the report.
     let mut out = Stdout::new();
     if cli.json {
@@ -171,6 +205,7 @@ fn run(cli: &Cli) -> Result<()> {
         )?;
     } else {
         out.print(&table(&comparison.summaries, n_policies, &cli.sort_by))?;
+        out.print(&verdicts)?;
     }
     if let Some(dir) = &cli.report {
         write_report(dir, &all_runs, &comparison)?;
@@ -179,6 +214,34 @@ fn run(cli: &Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Below the table: for each policy what its figures are (in or out of
+/// sample) and the verdict, with the warnings a reader must not miss.
+fn verdict_lines(summaries: &[Summary]) -> String {
+    let mut out = String::new();
+    for s in summaries.iter().filter(|s| s.kind == "policy") {
+        let Some(g) = &s.significance else { continue };
+        out.push_str(&format!(
+            "{} ({}, {} days): {}\n",
+            s.policy, s.sample, s.days, g.verdict
+        ));
+        if s.sample == "MIXED" {
+            out.push_str(&format!(
+                "  {}: some of these days were trained or validated on, so this is not an out-of-sample result; its in-sample and out-of-sample parts are reported apart\n",
+                s.policy
+            ));
+        } else if s.sample == "UNKNOWN" {
+            out.push_str(&format!(
+                "  {}: the checkpoint records no training dates, so whether these days were seen in training is unknown\n",
+                s.policy
+            ));
+        }
+        for w in &g.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
+    }
+    out
 }
 
 /// One label per checkpoint, all different, and none a baseline's name (a
@@ -290,6 +353,13 @@ impl<'a> ProgressBar<'a> {
     }
 }
 
+/// `lo .. hi` with `digits` decimals, `-` when undefined.
+fn interval(c: Option<(f64, f64)>, digits: usize) -> String {
+    c.map_or("-".into(), |(lo, hi)| {
+        format!("{lo:.digits$} .. {hi:.digits$}")
+    })
+}
+
 fn money(x: f64) -> String {
     format!("{x:.2}")
 }
@@ -309,8 +379,21 @@ fn table(summaries: &[Summary], n_policies: usize, sort_by: &str) -> String {
         let mark = if i == 0 && n_policies > 1 { " *" } else { "" };
         header.push(format!("{}{mark}", s.policy));
     }
+    let sig = |f: fn(&nq_tools::eval::significance::Significance) -> String| -> Cell {
+        Box::new(move |s: &Summary| s.significance.as_ref().map_or("-".into(), f))
+    };
     let rows: Vec<(&str, Cell)> = vec![
         ("kind", Box::new(|s| s.kind.clone())),
+        (
+            "sample",
+            Box::new(|s| {
+                if s.sample.is_empty() {
+                    "-".into()
+                } else {
+                    s.sample.clone()
+                }
+            }),
+        ),
         ("trades", Box::new(|s| s.trades.to_string())),
         (
             "win rate",
@@ -333,6 +416,24 @@ fn table(summaries: &[Summary], n_policies: usize, sort_by: &str) -> String {
             Box::new(|s| format!("{:.1}%", s.exposure * 100.0)),
         ),
         ("days", Box::new(|s| s.days.to_string())),
+        (
+            "mean daily $ (95% CI)",
+            sig(|g| interval(g.mean_daily_pnl_ci_usd, 0)),
+        ),
+        ("Sharpe 95% CI", sig(|g| interval(g.sharpe_ci, 2))),
+        (
+            "beats random (of N)",
+            sig(|g| {
+                g.null_percentile.map_or("-".into(), |p| {
+                    format!("{:.0}% of {}", p * 100.0, g.null_seeds)
+                })
+            }),
+        ),
+        ("deflated Sharpe p", sig(|g| opt(g.deflated_sharpe, 2))),
+        (
+            "edge at 95%",
+            sig(|g| if g.edge_detected { "YES" } else { "no" }.into()),
+        ),
         (
             "drawdown breach",
             Box::new(|s| if s.drawdown_breach { "YES" } else { "no" }.into()),
